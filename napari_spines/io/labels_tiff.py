@@ -1,0 +1,58 @@
+"""Label volumes to TIFF with their voxel size, readable in Fiji with µm units."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from napari_spines.io.atomic import atomic_path
+
+
+def write_labels_tiff(
+    path: str | Path,
+    labels: np.ndarray,
+    voxel_size_um: Sequence[float],
+    axes: str | None = None,
+) -> Path:
+    """Write labels atomically as an ImageJ TIFF (uint8/uint16) or an OME-TIFF (larger ids).
+
+    ImageJ TIFF stores only 8- and 16-bit integers, so label volumes with ids above 65535 are
+    written as uint32 OME-TIFF, which Fiji opens through Bio-Formats with the same µm scale.
+
+    Parameters
+    ----------
+    path
+        Destination ``.tif``.
+    labels
+        Integer array, ``(Y, X)``, ``(Z, Y, X)`` or ``(T, Z, Y, X)``.
+    voxel_size_um
+        Voxel size of the spatial axes (last two or three), in µm.
+    axes
+        Axis letters; default ``YX``, ``ZYX`` or ``TZYX`` by dimension.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"labels must be integers, not {labels.dtype}")
+    if labels.min(initial=0) < 0:
+        raise ValueError("labels must not be negative")
+    axes = axes or "TZYX"[-labels.ndim:]
+    if len(axes) != labels.ndim:
+        raise ValueError(f"axes {axes!r} do not fit a {labels.ndim}D array")
+    sizes = dict(zip("ZYX"[-len(voxel_size_um):], map(float, voxel_size_um), strict=True))
+    resolution = (1.0 / sizes["X"], 1.0 / sizes["Y"])
+    high = int(labels.max(initial=0))
+    with atomic_path(path) as tmp:
+        if high <= np.iinfo(np.uint16).max:
+            dtype = np.uint8 if high <= 255 else np.uint16
+            tifffile.imwrite(tmp, labels.astype(dtype, copy=False), imagej=True,
+                             resolution=resolution, compression="zlib",
+                             metadata={"axes": axes, "unit": "um", "spacing": sizes.get("Z", 1.0)})
+        else:
+            metadata = {"axes": axes, **{f"PhysicalSize{a}": s for a, s in sizes.items()},
+                        **{f"PhysicalSize{a}Unit": "µm" for a in sizes}}
+            tifffile.imwrite(tmp, labels.astype(np.uint32, copy=False), ome=True,
+                             compression="zlib", metadata=metadata)
+    return Path(path)

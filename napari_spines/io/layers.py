@@ -1,0 +1,75 @@
+"""Volumes to napari layer-data tuples (plain data and dicts, no napari import)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_spines.io.volume import Volume
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: Points are drawn this many µm across.
+POINT_SIZE_UM = 1.5
+
+_AXIS_LABELS = {"T": "t", "Z": "z", "Y": "y", "X": "x"}
+
+
+def placement(axes: str, voxel_size_um: tuple[float, ...]) -> dict[str, tuple]:
+    """Layer ``scale``, ``units`` and ``axis_labels`` for ``axes`` (from ``TZYX``).
+
+    Spatial axes get the voxel size in µm; time gets 1 and no physical unit.
+    """
+    sizes = iter(voxel_size_um)
+    return {
+        "scale": tuple(1.0 if a == "T" else float(next(sizes)) for a in axes),
+        "units": tuple("pixel" if a == "T" else "micrometer" for a in axes),
+        "axis_labels": tuple(_AXIS_LABELS[a] for a in axes),
+    }
+
+
+def volume_to_layer_data(volume: Volume) -> list[LayerData]:
+    """One layer per channel (a ``C`` axis is split), scaled to µm, time kept as a dimension."""
+    axes_no_c = volume.axes.replace("C", "")
+    meta: dict[str, Any] = {
+        **placement(axes_no_c, volume.voxel_size_um),
+        "metadata": {
+            "axes": axes_no_c,
+            "voxel_size_um": volume.voxel_size_um,
+            "voxel_size_known": volume.voxel_size_known,
+        },
+    }
+    if volume.multiscale:
+        meta["multiscale"] = True
+    if "C" not in volume.axes:
+        layer_meta = {**meta, "name": volume.name}
+        if volume.kind == "image" and volume.lazy:
+            layer_meta["contrast_limits"] = _contrast_limits(volume.levels[-1], axes_no_c)
+        return [(volume.data, layer_meta, volume.kind)]
+    c = volume.axes.index("C")
+    n_channels = volume.shape[c]
+    names = volume.channel_names or tuple(f"{volume.name} [ch{i}]" for i in range(n_channels))
+    layers = []
+    for i, name in enumerate(names):
+        index = (slice(None),) * c + (i,)
+        levels = [level[index] for level in volume.levels]
+        data = levels if volume.multiscale else levels[0]
+        layer_meta = {**meta, "name": name, "blending": "additive"}
+        if volume.kind == "image":
+            level = data[-1] if volume.multiscale else data
+            layer_meta["contrast_limits"] = _contrast_limits(level, axes_no_c)
+        layers.append((data, layer_meta, volume.kind))
+    return layers
+
+
+def _contrast_limits(data: Any, axes: str) -> tuple[float, float]:
+    """0.1–99.9 percentile of the middle plane: cheap for lazy data, good for display."""
+    index = tuple(n // 2 for n in data.shape[:-2])
+    plane = data[index]
+    plane = np.asarray(plane.compute() if hasattr(plane, "compute") else plane, dtype=float)
+    plane = plane[np.isfinite(plane)]
+    if plane.size == 0:
+        return (0.0, 1.0)
+    low, high = np.percentile(plane, [0.1, 99.9])
+    return (float(low), float(high if high > low else low + 1))

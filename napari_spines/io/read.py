@@ -1,0 +1,85 @@
+"""One entry point for every supported file: format detection, reading and sanity checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from napari_spines.io.containers import HDF5_SUFFIXES, ZARR_SUFFIXES, read_hdf5, read_zarr
+from napari_spines.io.tiff import TIFF_SUFFIXES, read_tiff
+from napari_spines.io.volume import SPATIAL_AXES, Volume, VolumeReadError
+
+Reader = Callable[..., list[Volume]]
+
+
+def reader_for(path: str | Path) -> Reader | None:
+    """The reader function for ``path``, or None when the path is not a format we read."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(TIFF_SUFFIXES):
+        return read_tiff
+    if name.endswith(HDF5_SUFFIXES):
+        return read_hdf5
+    if name.endswith(ZARR_SUFFIXES) or (
+        path.is_dir() and any((path / f).exists() for f in (".zarray", ".zgroup", "zarr.json"))
+    ):
+        return read_zarr
+    return None
+
+
+def read_volumes(path: str | Path, lazy: bool | None = None) -> list[Volume]:
+    """Read an image file (TIFF, OME-TIFF, ImageJ, HDF5, Zarr, OME-Zarr) as volumes.
+
+    Parameters
+    ----------
+    path
+        File or Zarr folder.
+    lazy
+        Keep data on disk (dask) instead of reading it; ``None`` decides by size.
+
+    Returns
+    -------
+    list of Volume
+        The image first, then any label volumes found beside it.
+
+    Raises
+    ------
+    VolumeReadError
+        With a one-line message, for a missing, unsupported, empty or unusable file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise VolumeReadError(f"{path}: no such file")
+    reader = reader_for(path)
+    if reader is None:
+        raise VolumeReadError(f"{path.name}: not a supported format (TIFF, HDF5 or Zarr)")
+    if path.is_file() and path.stat().st_size == 0:
+        raise VolumeReadError(f"{path.name}: the file is empty")
+    volumes = reader(path, lazy=lazy)
+    for volume in volumes:
+        check_volume(volume)
+    return volumes
+
+
+def check_volume(volume: Volume) -> None:
+    """Raise `VolumeReadError` for data no viewer or model can use (1D, empty, all NaN)."""
+    sizes = zip(volume.axes, volume.shape, strict=True)
+    n_spatial = sum(axis in SPATIAL_AXES and n > 1 for axis, n in sizes)
+    if n_spatial < 2 and 0 not in volume.shape:
+        raise VolumeReadError(f"{volume.name}: {n_spatial}D data; need an image of 2D or more")
+    if 0 in volume.shape:
+        raise VolumeReadError(f"{volume.name}: the data is empty (shape {volume.shape})")
+    if volume.dtype.kind in "fc" and not np.isfinite(_sample(volume)).any():
+        raise VolumeReadError(f"{volume.name}: every value is NaN or infinite")
+
+
+def _sample(volume: Volume) -> np.ndarray:
+    """All of in-memory data; the middle plane of lazy data (reading it all would be slow)."""
+    data = volume.levels[-1] if volume.multiscale else volume.data
+    if isinstance(data, np.ndarray):
+        return data
+    index = (*(n // 2 for n in data.shape[:-2]), slice(None), slice(None))
+    plane = data[index]
+    return np.asarray(plane.compute() if hasattr(plane, "compute") else plane)

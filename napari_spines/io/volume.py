@@ -1,0 +1,95 @@
+"""The `Volume` every reader returns: an array with its axes and voxel size in micrometres."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+SPATIAL_AXES = "ZYX"
+KNOWN_AXES = "TCZYX"
+
+
+class VolumeReadError(ValueError):
+    """A file looks like ours but cannot be read; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """An image or label volume with the metadata napari needs to place it.
+
+    Parameters
+    ----------
+    data
+        Array-like (numpy, dask, zarr), or a list of them for a multiscale image, finest first.
+    axes
+        One letter per axis of ``data`` from ``"TCZYX"``, e.g. ``"ZYX"`` or ``"TCZYX"``.
+    voxel_size_um
+        Voxel size in micrometres for the spatial axes present, in the order of ``axes``.
+    name
+        Layer name.
+    kind
+        ``"image"`` or ``"labels"``.
+    voxel_size_known
+        False when the file carried no usable voxel size and 1 µm was assumed.
+    channel_names
+        Names of the channels when there is a ``C`` axis.
+    """
+
+    data: Any = field(repr=False)
+    axes: str
+    voxel_size_um: tuple[float, ...]
+    name: str
+    kind: Literal["image", "labels"] = "image"
+    voxel_size_known: bool = True
+    channel_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        levels = self.levels
+        if len(self.axes) != levels[0].ndim or set(self.axes) - set(KNOWN_AXES):
+            raise ValueError(f"axes {self.axes!r} do not describe data of shape {self.shape}")
+        n_spatial = sum(a in SPATIAL_AXES for a in self.axes)
+        if len(self.voxel_size_um) != n_spatial:
+            raise ValueError(f"need {n_spatial} voxel sizes for axes {self.axes!r}")
+
+    @property
+    def multiscale(self) -> bool:
+        """True when ``data`` is a list of resolution levels."""
+        return isinstance(self.data, list | tuple)
+
+    @property
+    def levels(self) -> list[Any]:
+        """The resolution levels, finest first (one level for a plain volume)."""
+        return list(self.data) if self.multiscale else [self.data]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the finest level."""
+        return tuple(self.levels[0].shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Data type of the finest level."""
+        return np.dtype(self.levels[0].dtype)
+
+    @property
+    def lazy(self) -> bool:
+        """True when the data stays on disk and is read on demand."""
+        return not isinstance(self.levels[0], np.ndarray)
+
+    @property
+    def scale(self) -> tuple[float, ...]:
+        """Napari layer scale for every axis except ``C`` (time gets 1)."""
+        sizes = iter(self.voxel_size_um)
+        return tuple(next(sizes) if a in SPATIAL_AXES else 1.0 for a in self.axes if a != "C")
+
+
+def guess_axes(shape: tuple[int, ...]) -> str:
+    """Axes for data that does not name them: YX, ZYX, CZYX (≤ 4 channels) or TZYX, TCZYX."""
+    ndim = len(shape)
+    if ndim == 4:
+        return "CZYX" if shape[0] <= 4 else "TZYX"
+    if not 2 <= ndim <= 5:
+        raise VolumeReadError(f"{ndim}D data: need 2 to 5 dimensions")
+    return {2: "YX", 3: "ZYX", 5: "TCZYX"}[ndim]
