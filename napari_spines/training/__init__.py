@@ -1,0 +1,1 @@
+"""Training utilities: synthetic data generators and (optional, torch-based) model training."""
