@@ -1,0 +1,1 @@
+"""napari dock widgets: thin Qt shells that gather parameters and call the core."""

@@ -1,0 +1,163 @@
+"""The ``napari-spines`` command: open the viewer with our widgets, the demo, or inspect a file.
+
+Heavy imports (napari, Qt) happen only in the commands that open a window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from napari_spines import __version__
+
+PLUGIN = "napari-spines"
+WIDGETS = ("Voxel size", "Synthetic data")
+DEMO_SAMPLES = ("two_photon",)
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="napari-spines",
+        description="Dendritic spines and EM neuron segmentation in napari. "
+        "Without a command, opens napari with the napari-spines widgets docked.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    view = commands.add_parser("view", help="open napari with the widgets docked (default)")
+    view.add_argument("files", nargs="*", type=Path, help="stacks or spine tables to open")
+    demo = commands.add_parser("demo", help="open napari with the sample data and the widgets")
+    demo.add_argument("--sample", action="append", choices=("two_photon", "two_photon_sessions",
+                                                              "em"),
+                      help="sample to load (repeatable; default: two_photon)")
+    demo.add_argument("--screenshot", type=Path, metavar="PNG",
+                      help="save a screenshot of the window and quit")
+    info = commands.add_parser("info", help="print what the reader sees in a file")
+    info.add_argument("file", type=Path)
+    info.add_argument("--lazy", action=argparse.BooleanOptionalAction, default=None,
+                      help="force (or forbid) lazy reading; default decides by size")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-spines`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "info":
+        return info(args.file, lazy=args.lazy)
+    if args.command == "demo":
+        return open_viewer(samples=args.sample or DEMO_SAMPLES, screenshot=args.screenshot)
+    return open_viewer(files=getattr(args, "files", []))
+
+
+def info(path: Path, lazy: bool | None = None) -> int:
+    """Print shape, dtype, axes, voxel size and laziness of every volume in ``path``."""
+    from napari_spines.io import VolumeReadError, read_volumes
+    from napari_spines.io.points_csv import looks_like_points_csv, read_points_csv
+
+    try:
+        if looks_like_points_csv(path):
+            coords, voxel, properties = read_points_csv(path)
+            print(f"{path}: {len(coords)} points, axes {coords.shape[1]}D, "
+                  f"voxel size {_format_size(voxel)}, columns {', '.join(properties) or '-'}")
+            return 0
+        volumes = read_volumes(path, lazy=lazy)
+    except VolumeReadError as exc:
+        print(f"napari-spines: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{path}")
+    for v in volumes:
+        nbytes = v.dtype.itemsize * _product(v.shape)
+        print(f"  {v.kind} '{v.name}'")
+        print(f"    shape:      {v.shape}  ({_format_bytes(nbytes)})")
+        print(f"    dtype:      {v.dtype}")
+        print(f"    axes:       {v.axes}")
+        known = "" if v.voxel_size_known else "  (not in the file: 1 µm assumed)"
+        print(f"    voxel size: {_format_size(v.voxel_size_um)}{known}")
+        print(f"    lazy:       {'yes' if v.lazy else 'no'}")
+        if v.multiscale:
+            print(f"    multiscale: {len(v.levels)} levels {[tuple(lv.shape) for lv in v.levels]}")
+    return 0
+
+
+def open_viewer(files: Sequence[Path] = (), samples: Sequence[str] = (),
+                screenshot: Path | None = None) -> int:
+    """Open napari with our widgets docked, the given files and samples loaded."""
+    from napari_spines.io import VolumeReadError, read_volumes, volume_to_layer_data
+    from napari_spines.io.points_csv import looks_like_points_csv
+
+    layer_data = []
+    try:
+        for path in files:
+            if looks_like_points_csv(path):
+                from napari_spines._reader import points_layer_data
+
+                layer_data += points_layer_data(path)
+            else:
+                layer_data += [ld for v in read_volumes(path) for ld in volume_to_layer_data(v)]
+    except VolumeReadError as exc:
+        print(f"napari-spines: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    import napari
+
+    viewer = napari.Viewer(title="napari-spines")
+    for data, meta, layer_type in layer_data:
+        viewer.add_layer(napari.layers.Layer.create(data, meta, layer_type))
+    for sample in samples:
+        viewer.open_sample(PLUGIN, sample)
+    dock_widgets(viewer)
+    viewer.scale_bar.visible = True
+    points = [layer for layer in viewer.layers if layer._type_string == "points"]
+    if samples and points:
+        from napari_spines._widgets._viewer import show_plane_of_points
+
+        show_plane_of_points(viewer, points[0])
+    if screenshot is not None:
+        save_window_screenshot(viewer, screenshot)
+        viewer.close()
+        return 0
+    napari.run()
+    return 0
+
+
+def dock_widgets(viewer: object) -> list:
+    """Dock every napari-spines widget on the right of ``viewer``; return the widgets."""
+    return [viewer.window.add_plugin_dock_widget(PLUGIN, name)[1] for name in WIDGETS]
+
+
+def save_window_screenshot(viewer: object, path: Path) -> None:
+    """Save the whole window (canvas and docked widgets) as a PNG."""
+    from qtpy.QtWidgets import QApplication
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    viewer.window._qt_window.resize(1400, 850)
+    for _ in range(5):
+        QApplication.processEvents()
+    viewer.screenshot(str(path), canvas_only=False)
+
+
+def _product(shape: Sequence[int]) -> int:
+    total = 1
+    for n in shape:
+        total *= int(n)
+    return total
+
+
+def _format_size(voxel: Sequence[float]) -> str:
+    axes = "zyx"[-len(voxel):]
+    return " × ".join(f"{v:g}" for v in voxel) + f" µm ({', '.join(axes)})"
+
+
+def _format_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n} B"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

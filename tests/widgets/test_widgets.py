@@ -1,0 +1,171 @@
+"""napari for real under Xvfb: dock every widget, load every sample, run and cancel work."""
+
+from __future__ import annotations
+
+import time
+from importlib.resources import files
+
+import numpy as np
+import pytest
+import tifffile
+from npe2 import PluginManifest
+
+from napari_spines.cli import PLUGIN, dock_widgets, save_window_screenshot
+
+pytestmark = pytest.mark.gui
+
+MANIFEST = PluginManifest.from_file(files("napari_spines") / "napari.yaml")
+WIDGET_NAMES = [w.display_name for w in MANIFEST.contributions.widgets]
+SAMPLE_KEYS = [s.key for s in MANIFEST.contributions.sample_data]
+
+
+def _not_blank(image: np.ndarray) -> bool:
+    rgb = np.asarray(image)[..., :3].astype(float)
+    return rgb.std() > 5 and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
+
+
+@pytest.mark.parametrize("name", WIDGET_NAMES)
+def test_every_widget_docks(make_napari_viewer, name):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    assert dock is not None and widget is not None
+
+
+@pytest.mark.parametrize("key", SAMPLE_KEYS)
+def test_every_sample_loads_and_renders(make_napari_viewer, key):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, key)
+    image = next(layer for layer in viewer.layers if layer._type_string == "image")
+    assert image.scale[-1] < 1.0  # placed in µm, not pixels
+    assert len(viewer.layers) >= 2  # image plus its ground truth
+    assert _not_blank(viewer.screenshot(canvas_only=True, flash=False))
+
+
+def test_demo_window_screenshot_shows_stack_and_widgets(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, "two_photon")
+    widgets = dock_widgets(viewer)
+    assert len(widgets) == len(WIDGET_NAMES)
+    path = tmp_path / "demo.png"
+    save_window_screenshot(viewer, path)
+    picture = tifffile.imread(path) if path.suffix == ".tif" else _read_png(path)
+    assert picture.shape[1] > picture.shape[0] > 400 and _not_blank(picture)
+
+
+def _read_png(path):
+    from skimage.io import imread
+
+    return imread(path)
+
+
+def test_synthetic_widget_generates_in_background(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Synthetic data")
+    widget._kind.value = "EM volume"
+    for box, value in zip(widget._shape, (8, 64, 64), strict=True):
+        box.value = value
+    widget.generate()
+    assert widget.task.busy and not widget._run.enabled
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=30_000)
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["EM seed 0", "EM seed 0 labels (ground truth)"]
+    assert viewer.layers[1].data.shape == (8, 64, 64)
+    assert widget._run.enabled
+
+
+def test_task_panel_cancel_stops_work_and_adds_nothing(make_napari_viewer, qtbot):
+    from napari_spines._widgets._task import TaskPanel
+
+    make_napari_viewer()
+    panel = TaskPanel()
+    steps, results, errors = [], [], []
+
+    def slow(progress):
+        for i in range(200):
+            progress(i, 200)
+            steps.append(i)
+            time.sleep(0.01)
+        return "finished"
+
+    cancelled = []
+    panel.cancelled.connect(lambda: cancelled.append(True))
+    panel.failed.connect(errors.append)
+    assert panel.run(slow, on_result=results.append) is not None
+    qtbot.waitUntil(lambda: len(steps) > 3, timeout=10_000)
+    panel.cancel()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10_000)
+    assert results == [] and errors == [] and cancelled == [True]
+    assert len(steps) < 10  # stopped within one step of the Cancel (plus the in-flight one)
+    assert panel.run(slow, on_result=results.append) is not None  # ready for the next task
+    panel.cancel()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10_000)
+
+
+def test_task_panel_failure_is_one_line_not_a_traceback(make_napari_viewer, qtbot, monkeypatch):
+    from napari_spines._widgets import _task
+    from napari_spines._widgets._task import TaskPanel
+
+    make_napari_viewer()
+    shown = []
+    monkeypatch.setattr(_task, "show_error", shown.append)
+    panel = TaskPanel()
+    failures = []
+    panel.failed.connect(failures.append)
+
+    def broken(progress):
+        raise ValueError("stack.tif: voxel size must be positive\nsecond line")
+
+    panel.run(broken, on_result=lambda _: None)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10_000)
+    assert shown == ["stack.tif: voxel size must be positive"]
+    assert len(failures) == 1 and isinstance(failures[0], ValueError)
+
+
+def test_task_panel_runs_one_task_at_a_time(make_napari_viewer, qtbot):
+    from napari_spines._widgets._task import TaskPanel
+
+    make_napari_viewer()
+    panel = TaskPanel()
+    started = []
+
+    def wait(progress):
+        started.append(1)
+        for i in range(100):
+            progress(i, 100)
+            time.sleep(0.01)
+
+    assert panel.run(wait, on_result=lambda _: None) is not None
+    assert panel.run(wait, on_result=lambda _: None) is None
+    panel.cancel()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10_000)
+    assert len(started) == 1
+
+
+def test_voxel_size_widget_sets_scale_on_matching_layers(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((4, 16, 16)), name="raw")
+    labels = viewer.add_labels(np.zeros((4, 16, 16), dtype=np.uint8), name="seg")
+    other = viewer.add_image(np.zeros((3, 5, 5)), name="other")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Voxel size")
+    widget._layer.value = image
+    for box, value in zip(widget._sizes, (2.0, 0.25, 0.125), strict=True):
+        box.value = value
+    widget.apply()
+    assert tuple(image.scale) == (2.0, 0.25, 0.125)
+    assert tuple(labels.scale) == (2.0, 0.25, 0.125)
+    assert tuple(other.scale) == (1.0, 1.0, 1.0)
+    assert image.metadata["voxel_size_um"] == (2.0, 0.25, 0.125)
+
+
+def test_opening_a_broken_file_notifies_and_keeps_the_viewer(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    path = tmp_path / "broken.tif"
+    path.write_bytes(b"II*\x00not really")
+    viewer.open(str(path), plugin=PLUGIN)
+    assert len(viewer.layers) == 0
+
+
+def test_open_real_stack_through_plugin(make_napari_viewer, real_data):
+    viewer = make_napari_viewer()
+    viewer.open(str(real_data / "two_photon/rr30a/rr30a_tp0.tif"), plugin=PLUGIN)
+    assert tuple(viewer.layers[0].scale) == pytest.approx((1.0, 0.12, 0.12))
