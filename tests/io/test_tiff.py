@@ -96,3 +96,12 @@ def test_single_row_image_is_refused(tmp_path):
     tifffile.imwrite(path, np.arange(10, dtype=np.uint8)[None])
     with pytest.raises(VolumeReadError, match="1D"):
         read_volumes(path)
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "zstd"])
+def test_compressed_tiffs_read_eagerly_and_lazily(tmp_path, stack, compression):
+    path = tmp_path / f"{compression}.tif"
+    tifffile.imwrite(path, stack, compression=compression, imagej=True, metadata={"axes": "ZYX"})
+    for lazy in (False, True):
+        (volume,) = read_volumes(path, lazy=lazy)
+        np.testing.assert_array_equal(np.asarray(volume.data), stack)
