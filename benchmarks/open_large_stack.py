@@ -77,7 +77,7 @@ def main() -> None:
         tif, h5 = make_stack(Path(tmp), args.gib)
         size = tif.stat().st_size / 2**20
         print(f"wrote {size:.0f} MiB stacks in {time.perf_counter() - t0:.0f} s")
-        print(f"| file | reader | lazy | time to first plane (s) | peak memory (MiB) |")
+        print("| file | reader | lazy | time to first plane (s) | peak memory (MiB) |")
         print("| --- | --- | --- | --- | --- |")
         for path, hows in ((tif, ["napari-spines lazy", "tifffile.imread (eager)"]),
                            (h5, ["napari-spines lazy", "h5py read (eager)"])):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import tifffile
@@ -17,6 +20,7 @@ TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".tf8")
 # tifffile's axis letters onto ours: RGB samples (S) are channels; generic stack letters
 # (I, Q, ...) become Z, or T once Z is taken.
 _AXIS_MAP = {"S": "C", "E": "C", "H": "C", "R": "T"}
+_CORRUPTION_WORDS = ("invalid page offset", "corrupt", "failed to reshape", "truncated")
 
 
 def read_tiff(path: str | Path, lazy: bool | None = None) -> list[Volume]:
@@ -36,8 +40,11 @@ def read_tiff(path: str | Path, lazy: bool | None = None) -> list[Volume]:
     """
     path = Path(path)
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _corruption_warnings() as problems, tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            _check_data_inside_file(series, path.stat().st_size)
+            if problems:
+                raise VolumeReadError(f"truncated or corrupt ({problems[0]})")
             axes = _normalise_axes(series.axes)
             voxel_um, known = _voxel_size(tif, axes)
             use_lazy = should_open_lazily(path, lazy)
@@ -52,6 +59,45 @@ def read_tiff(path: str | Path, lazy: bool | None = None) -> list[Volume]:
     return [
         Volume(data, axes, voxel_um, name=_stem(path), voxel_size_known=known),
     ]
+
+
+@contextlib.contextmanager
+def _corruption_warnings() -> Iterator[list[str]]:
+    """Collect tifffile's log messages about broken files (errors, or warnings that say so).
+
+    tifffile logs a truncated file's missing pages and reads on with fewer planes. Unchecked,
+    that would show the user a partial stack without a word.
+    """
+    problems: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if record.levelno >= logging.ERROR or any(w in message for w in _CORRUPTION_WORDS):
+                problems.append(message.split("> ", 1)[-1])
+
+    tiff_logger = logging.getLogger("tifffile")
+    handler = Collect(level=logging.WARNING)
+    tiff_logger.addHandler(handler)
+    propagate, tiff_logger.propagate = tiff_logger.propagate, False
+    try:
+        yield problems
+    finally:
+        tiff_logger.removeHandler(handler)
+        tiff_logger.propagate = propagate
+
+
+def _check_data_inside_file(series: tifffile.TiffPageSeries, file_size: int) -> None:
+    """Raise when the image data of the series' last page ends past the end of the file."""
+    if series.dataoffset is not None:
+        end = series.dataoffset + series.nbytes
+    else:
+        last = series.pages[-1] if len(series.pages) else None
+        if last is None or not last.dataoffsets:
+            return
+        end = max(o + c for o, c in zip(last.dataoffsets, last.databytecounts, strict=True))
+    if end > file_size:
+        raise VolumeReadError(f"truncated: image data ends at byte {end}, the file at {file_size}")
 
 
 def _lazy_array(path: Path):

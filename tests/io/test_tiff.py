@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import tifffile
@@ -62,12 +64,24 @@ def test_broken_tiff_gives_one_clear_error(tmp_path, content):
         read_volumes(path)
 
 
-def test_truncated_tiff_gives_clear_error(tmp_path, stack):
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("layout", ["imagej", "pages", "compressed"])
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.97])
+def test_truncated_tiff_is_an_error_not_a_partial_stack(tmp_path, stack, layout, keep, lazy):
+    """A cut file gives a clear error or, where all pixel data survived, the whole stack.
+
+    tifffile alone opens the first planes of a cut file and only logs a warning.
+    """
     path = tmp_path / "cut.tif"
-    tifffile.imwrite(path, stack)
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
-    with pytest.raises(VolumeReadError, match="cut.tif"):
-        read_volumes(path)
+    options = {"imagej": {"imagej": True}, "pages": {}, "compressed": {"compression": "zlib"}}
+    tifffile.imwrite(path, stack, **options[layout])
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+    try:
+        (volume,) = read_volumes(path, lazy=lazy)
+    except VolumeReadError as exc:
+        assert re.search("cut.tif: .*(truncated|corrupt)", str(exc))
+    else:  # only trailing page headers were lost; every pixel must be there
+        np.testing.assert_array_equal(np.asarray(volume.data), stack)
 
 
 def test_one_dimensional_data_is_refused(tmp_path):
