@@ -6,6 +6,7 @@ Heavy imports (napari, Qt) happen only in the commands that open a window.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,7 +70,7 @@ def info(path: Path, lazy: bool | None = None) -> int:
         return EXIT_BAD_INPUT
     print(f"{path}")
     for v in volumes:
-        nbytes = v.dtype.itemsize * _product(v.shape)
+        nbytes = v.dtype.itemsize * math.prod(v.shape)
         print(f"  {v.kind} '{v.name}'")
         print(f"    shape:      {v.shape}  ({_format_bytes(nbytes)})")
         print(f"    dtype:      {v.dtype}")
@@ -137,13 +138,6 @@ def save_window_screenshot(viewer: object, path: Path) -> None:
     for _ in range(5):
         QApplication.processEvents()
     viewer.screenshot(str(path), canvas_only=False)
-
-
-def _product(shape: Sequence[int]) -> int:
-    total = 1
-    for n in shape:
-        total *= int(n)
-    return total
 
 
 def _format_size(voxel: Sequence[float]) -> str:

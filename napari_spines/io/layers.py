@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_spines.io.volume import Volume
+from napari_spines.io.volume import Volume, layer_scale
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -21,9 +21,8 @@ def placement(axes: str, voxel_size_um: tuple[float, ...]) -> dict[str, tuple]:
 
     Spatial axes get the voxel size in µm; time gets 1 and no physical unit.
     """
-    sizes = iter(voxel_size_um)
     return {
-        "scale": tuple(1.0 if a == "T" else float(next(sizes)) for a in axes),
+        "scale": layer_scale(axes, voxel_size_um),
         "units": tuple("pixel" if a == "T" else "micrometer" for a in axes),
         "axis_labels": tuple(_AXIS_LABELS[a] for a in axes),
     }

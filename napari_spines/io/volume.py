@@ -81,8 +81,13 @@ class Volume:
     @property
     def scale(self) -> tuple[float, ...]:
         """Napari layer scale for every axis except ``C`` (time gets 1)."""
-        sizes = iter(self.voxel_size_um)
-        return tuple(next(sizes) if a in SPATIAL_AXES else 1.0 for a in self.axes if a != "C")
+        return layer_scale(self.axes.replace("C", ""), self.voxel_size_um)
+
+
+def layer_scale(axes: str, voxel_size_um: tuple[float, ...]) -> tuple[float, ...]:
+    """Scale of a layer with ``axes`` (no ``C``): the voxel size for space, 1 for time."""
+    sizes = iter(voxel_size_um)
+    return tuple(float(next(sizes)) if a in SPATIAL_AXES else 1.0 for a in axes)
 
 
 def guess_axes(shape: tuple[int, ...]) -> str:
