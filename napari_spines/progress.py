@@ -39,3 +39,12 @@ class CancellableProgress:
             raise Cancelled("cancelled")
         if self._report is not None:
             self._report(done, total)
+
+
+def raise_if_cancelled(progress: ProgressCallback | None) -> None:
+    """Raise `Cancelled` now if ``progress`` is a `CancellableProgress` that was cancelled.
+
+    Long loops call this before each expensive step, so a Cancel never waits for one more.
+    """
+    if getattr(progress, "cancelled", False):
+        raise Cancelled("cancelled")

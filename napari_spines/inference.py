@@ -1,0 +1,347 @@
+"""Tiled sliding-window inference: one engine for every model, exact at tile seams.
+
+How a volume is processed:
+
+1. Normalise: percentile or mean/std statistics come from a strided sample of the volume. Each
+   tile is normalised as it is read, so the volume is never copied.
+2. Rescale: when the data's voxel size differs from the model's by more than `RESCALE_TOLERANCE`,
+   tiles are cut in *model space*, and each tile is read by separable linear interpolation from
+   the data. The outputs are mapped back the same way.
+3. Tile: origins are multiples of the network's size multiple, so a U-Net's pooling grid lines
+   up with the whole-volume run. Each tile carries a halo on every side, which is cropped away.
+   Neighbouring tile cores overlap and are blended with sin²/cos² ramps that add up to exactly
+   one, so the accumulation is a plain sum and seams vanish. Beyond the volume, tiles read the
+   volume mirrored (reflection padding), so a tile at the border sees what the whole-volume run
+   would.
+4. Run in batches; report progress after each batch. A `Cancelled` raised by the progress
+   callback stops the work within one batch.
+
+Input may be numpy, dask, zarr or h5py: tiles are read region by region, so a volume larger
+than memory is processed block by block. ``out`` may be a Zarr array, so the output never has to
+fit in memory either. Memory then holds a few tiles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from napari_spines.progress import ProgressCallback, raise_if_cancelled
+
+#: Relative voxel-size difference below which the data is used at its own voxel size.
+RESCALE_TOLERANCE = 0.05
+#: At most this many voxels are sampled to compute normalisation statistics.
+STATS_SAMPLE_VOXELS = 2**22
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Tiles along one axis of length ``n`` (in model space).
+
+    Tile ``i`` reads ``[starts[i], starts[i] + tile)``; its core is the tile without the halo,
+    ``[starts[i] + halo, starts[i] + tile - halo)``; consecutive cores overlap by ``overlap``.
+    """
+
+    n: int
+    tile: int
+    halo: int
+    overlap: int
+
+    @property
+    def core(self) -> int:
+        """Length of a tile without its halo."""
+        return self.tile - 2 * self.halo
+
+    @property
+    def stride(self) -> int:
+        """Distance between consecutive tile origins."""
+        return self.core - self.overlap
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Origins of the tiles; the first is ``-halo``."""
+        count = 1 if self.core >= self.n else math.ceil((self.n - self.overlap) / self.stride)
+        return np.arange(count) * self.stride - self.halo
+
+    def weights(self, i: int) -> np.ndarray:
+        """Blending weights over the core of tile ``i``, cropped to the volume.
+
+        Rising sin² over the overlap with the previous tile, falling cos² over the overlap with
+        the next: the weights of all tiles add up to one at every position.
+        """
+        w = np.ones(self.core, dtype=np.float32)
+        if self.overlap:
+            ramp = np.sin(0.5 * np.pi * (np.arange(self.overlap) + 0.5) / self.overlap) ** 2
+            if i > 0:
+                w[: self.overlap] = ramp
+            if i < len(self.starts) - 1:
+                w[-self.overlap :] = 1.0 - ramp
+        start = i * self.stride
+        return w[: max(0, min(self.core, self.n - start))]
+
+
+def plan_axis(n: int, tile: int, halo: int, multiple: int, overlap: int | None = None) -> AxisPlan:
+    """Plan the tiles along one axis.
+
+    ``halo`` and ``tile`` are rounded up to ``multiple``, so every tile origin is a multiple of
+    it. The tile shrinks to the smallest valid size when the whole axis fits in one. The overlap
+    between cores (default: half the halo) grows so that the stride is a multiple too.
+    """
+    halo = _round_up(halo, multiple)
+    tile = max(_round_up(tile, multiple), 2 * halo + multiple)
+    tile = min(tile, _round_up(n + 2 * halo, multiple))
+    core = tile - 2 * halo
+    wanted = halo // 2 if overlap is None else overlap
+    stride = max(multiple, (core - min(wanted, core - multiple)) // multiple * multiple)
+    return AxisPlan(n=n, tile=tile, halo=halo, overlap=core - stride)
+
+
+def mirror_indices(idx: np.ndarray, n: int) -> np.ndarray:
+    """Map indices beyond ``[0, n)`` back inside by reflection (``…2 1 | 0 1 … n-1 | n-2…``)."""
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = np.mod(idx, period)
+    return np.where(idx >= n, period - idx, idx)
+
+
+def read_resampled(source: Any, coords: Sequence[np.ndarray]) -> np.ndarray:
+    """Read ``source`` at per-axis coordinates of its last axes, by separable linear interpolation.
+
+    Parameters
+    ----------
+    source
+        Array-like (numpy, dask, zarr, h5py) with any leading (channel) axes.
+    coords
+        One float or integer coordinate array per trailing axis, inside the array's bounds.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, leading axes kept, trailing axes of the coordinates' lengths. Only the bounding
+        region of the coordinates is read from ``source``.
+    """
+    lead = source.ndim - len(coords)
+    lows = [int(np.floor(c.min())) for c in coords]
+    highs = [min(int(np.ceil(c.max())) + 1, n) for c, n in zip(coords, source.shape[lead:],
+                                                                strict=True)]
+    region = (Ellipsis, *(slice(lo, hi) for lo, hi in zip(lows, highs, strict=True)))
+    block = np.asarray(source[region], dtype=np.float32)
+    for axis, (c, lo) in enumerate(zip(coords, lows, strict=True), start=lead):
+        floor = np.floor(c)
+        i0 = floor.astype(np.intp) - lo
+        frac = (c - floor).astype(np.float32)
+        if not frac.any():
+            block = np.take(block, i0, axis=axis)
+            continue
+        i1 = np.minimum(i0 + 1, block.shape[axis] - 1)
+        shape = [1] * block.ndim
+        shape[axis] = len(c)
+        frac = frac.reshape(shape)
+        block = np.take(block, i0, axis=axis) * (1 - frac) + np.take(block, i1, axis=axis) * frac
+    return block
+
+
+def source_coords(model_idx: np.ndarray, factor: float, n_data: int) -> np.ndarray:
+    """Data-space coordinates of model-space voxels (``factor``: model voxels per data voxel)."""
+    if factor == 1.0:
+        return model_idx
+    return np.clip((model_idx + 0.5) / factor - 0.5, 0, n_data - 1)
+
+
+def normalisation_stats(volume: Any, normalisation: Any, channel_axis: bool) -> tuple[np.ndarray,
+                                                                                   np.ndarray]:
+    """``(offset, gain)`` per channel so that ``(x - offset) * gain`` is the network's input.
+
+    Percentiles and per-volume mean/std come from a strided sample of at most
+    `STATS_SAMPLE_VOXELS` voxels, so lazy volumes are not read whole.
+    """
+    kind = normalisation.kind
+    n_channels = volume.shape[0] if channel_axis else 1
+    if kind == "none":
+        return np.zeros(n_channels, np.float32), np.ones(n_channels, np.float32)
+    if kind == "mean_std":
+        return (np.full(n_channels, normalisation.mean, np.float32),
+                np.full(n_channels, 1.0 / max(normalisation.std, 1e-12), np.float32))
+    spatial = volume.shape[-3:]
+    step = max(1, round((math.prod(spatial) / STATS_SAMPLE_VOXELS) ** (1 / 3)))
+    sample = np.asarray(volume[(Ellipsis, *(slice(None, None, step),) * 3)], dtype=np.float32)
+    sample = sample.reshape(n_channels, -1)
+    offsets, gains = [], []
+    for values in sample:
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            values = np.zeros(1, np.float32)
+        if kind == "percentile":
+            low, high = np.percentile(values, [normalisation.low, normalisation.high])
+            offsets.append(low)
+            gains.append(1.0 / (high - low) if high > low else 1.0)
+        elif kind == "zscore":
+            offsets.append(values.mean())
+            gains.append(1.0 / values.std() if values.std() > 0 else 1.0)
+        else:
+            raise ValueError(f"unknown normalisation {kind!r}")
+    return np.asarray(offsets, np.float32), np.asarray(gains, np.float32)
+
+
+def rescale_factors(data_voxel_um: Sequence[float] | None,
+                    model_voxel_um: Sequence[float]) -> tuple[float, float, float]:
+    """Model-space voxels per data voxel on each axis; 1 within `RESCALE_TOLERANCE`."""
+    if data_voxel_um is None:
+        return (1.0, 1.0, 1.0)
+    factors = []
+    for data, model in zip(data_voxel_um, model_voxel_um, strict=True):
+        ratio = float(data) / float(model)
+        factors.append(1.0 if abs(ratio - 1.0) <= RESCALE_TOLERANCE else ratio)
+    return tuple(factors)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TiledRun:
+    """Everything `predict` needs to cut, read, run and place tiles."""
+
+    source: Any
+    offset: np.ndarray
+    gain: np.ndarray
+    factors: tuple[float, float, float]
+    plans: tuple[AxisPlan, AxisPlan, AxisPlan]
+
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        """Spatial shape of the input."""
+        return tuple(self.source.shape[-3:])  # type: ignore[return-value]
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tiles in the whole run."""
+        return math.prod(len(p.starts) for p in self.plans)
+
+    def tiles(self) -> Iterator[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+        """(tile index, tile origin) in z-major order."""
+        for i in np.ndindex(*(len(p.starts) for p in self.plans)):
+            yield i, tuple(int(p.starts[k]) for p, k in zip(self.plans, i, strict=True))
+
+    def read_tile(self, origin: Sequence[int]) -> np.ndarray:
+        """The normalised float32 input tile ``(C, tz, ty, tx)`` at a model-space origin."""
+        coords = [
+            source_coords(mirror_indices(np.arange(o, o + p.tile), p.n), f, n)
+            for o, p, f, n in zip(origin, self.plans, self.factors, self.data_shape, strict=True)
+        ]
+        tile = read_resampled(self.source, coords)
+        if tile.ndim == 3:
+            tile = tile[None]
+        return (tile - self.offset[:, None, None, None]) * self.gain[:, None, None, None]
+
+    def place(self, out: Any, index: Sequence[int], prediction: np.ndarray) -> None:
+        """Add the blended core of one tile's prediction into ``out`` (model space)."""
+        core, region = [slice(None)], [slice(None)]
+        weight = np.ones((1, 1, 1), np.float32)
+        for axis, (p, i) in enumerate(zip(self.plans, index, strict=True)):
+            w = p.weights(i)
+            start = i * p.stride
+            core.append(slice(p.halo, p.halo + len(w)))
+            region.append(slice(start, start + len(w)))
+            shape = [1, 1, 1]
+            shape[axis] = len(w)
+            weight = weight * w.reshape(shape)
+        contribution = prediction[tuple(core)] * weight[None]
+        out[tuple(region)] = np.asarray(out[tuple(region)]) + contribution
+
+
+def predict(
+    volume: Any,
+    model: Predictor,
+    spec: Any,
+    voxel_size_um: Sequence[float] | None = None,
+    tile: Sequence[int] | None = None,
+    overlap: Sequence[int] | None = None,
+    batch_size: int = 1,
+    out: Any | None = None,
+    progress: ProgressCallback | None = None,
+) -> Any:
+    """Run ``model`` over ``volume`` tile by tile; return its outputs at the volume's shape.
+
+    Parameters
+    ----------
+    volume
+        ``(Z, Y, X)`` or ``(C, Z, Y, X)`` array-like of any real dtype: numpy, dask, zarr, h5py.
+    model
+        Callable mapping float32 ``(B, C_in, z, y, x)`` to ``(B, C_out, z, y, x)``.
+    spec
+        The model's `~napari_spines.models.spec.ModelSpec` (input, tiling, outputs).
+    voxel_size_um
+        Voxel size of ``volume``; None means the model's own (no rescaling).
+    tile, overlap
+        Tile size and core overlap in model-space voxels; default from the spec.
+    batch_size
+        Tiles per network call.
+    out
+        Array to write into, ``(C_out, Z, Y, X)`` float32 and zero-filled (e.g. a Zarr array);
+        a new numpy array when None.
+    progress
+        Called with ``(tiles done, total)``; may raise `Cancelled` to stop.
+
+    Returns
+    -------
+    array
+        ``out``: float32 ``(C_out, Z, Y, X)``.
+    """
+    spatial = tuple(int(n) for n in volume.shape[-3:])
+    channel_axis = volume.ndim == 4
+    n_in = volume.shape[0] if channel_axis else 1
+    if volume.ndim not in (3, 4) or n_in != spec.input.channels:
+        raise ValueError(f"the model needs {spec.input.channels}-channel 3D input "
+                         f"({'C, ' if spec.input.channels > 1 else ''}Z, Y, X), got shape "
+                         f"{tuple(volume.shape)}")
+    factors = rescale_factors(voxel_size_um, spec.input.voxel_size_um)
+    model_shape = tuple(max(1, round(n * f)) for n, f in zip(spatial, factors, strict=True))
+    tile = tuple(tile or spec.tiling.tile)
+    overlaps = tuple(overlap) if overlap is not None else (None, None, None)
+    plans = tuple(plan_axis(n, t, h, m, o) for n, t, h, m, o in zip(
+        model_shape, tile, spec.tiling.halo, spec.tiling.multiple, overlaps, strict=True))
+    offset, gain = normalisation_stats(volume, spec.input.normalisation, channel_axis)
+    run = TiledRun(volume, offset, gain, factors, plans)  # type: ignore[arg-type]
+
+    n_out = spec.n_output_channels
+    rescaled = factors != (1.0, 1.0, 1.0)
+    if out is None:
+        out = np.zeros((n_out, *spatial), np.float32)
+    if tuple(out.shape) != (n_out, *spatial):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_out, *spatial)}")
+    target = np.zeros((n_out, *model_shape), np.float32) if rescaled else out
+
+    total = run.n_tiles + (1 if rescaled else 0)
+    if progress:
+        progress(0, total)
+    done = 0
+    batch: list[tuple[tuple[int, int, int], np.ndarray]] = []
+    for index, origin in run.tiles():
+        batch.append((index, run.read_tile(origin)))
+        if len(batch) == batch_size or done + len(batch) == run.n_tiles:
+            raise_if_cancelled(progress)
+            predictions = model(np.stack([t for _, t in batch]))
+            for (i, _), prediction in zip(batch, predictions, strict=True):
+                run.place(target, i, prediction)
+            done += len(batch)
+            batch = []
+            if progress:
+                progress(done, total)
+    if rescaled:
+        back = [source_coords(np.arange(n, dtype=np.float64), 1.0 / f, m) if f != 1.0
+                else np.arange(n) for n, m, f in zip(spatial, model_shape, factors, strict=True)]
+        for z in range(0, spatial[0], 16):  # slabs keep the temporary small
+            zs = back[0][z : z + 16]
+            out[:, z : z + len(zs)] = read_resampled(target, [zs, back[1], back[2]])
+        if progress:
+            progress(total, total)
+    return out
