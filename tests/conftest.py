@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_spines.models import clear_cache
+from tests.models.tiny import make_tiny_package
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_DATA = Path(os.environ.get("NAPARI_SPINES_DATA", SHARED_DATA))
 
@@ -34,3 +37,25 @@ def stack() -> np.ndarray:
     """A small uint16 ZYX stack with structure (not constant)."""
     rng = np.random.default_rng(0)
     return rng.integers(0, 4000, size=(5, 24, 32), dtype=np.uint16)
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 1-in, 1-out package with ONNX and TorchScript weights (do not modify it)."""
+    return make_tiny_package(tmp_path_factory.mktemp("tiny") / "tiny")
+
+
+@pytest.fixture
+def tiny_copy(tiny_package: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny package, free to break."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_package, tmp_path / "tiny"))
+
+
+@pytest.fixture(autouse=True)
+def _model_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the user model folder and the zip cache at temporary folders; empty the cache."""
+    monkeypatch.setenv("NAPARI_SPINES_MODELS", str(tmp_path / "user-models"))
+    monkeypatch.setenv("NAPARI_SPINES_CACHE", str(tmp_path / "cache"))
+    clear_cache()

@@ -1,0 +1,98 @@
+"""Where model packages are found: built into napari-spines, the user's model folder, a path."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+from napari_spines.models.package import SPEC_FILES, ModelPackage, open_package
+from napari_spines.models.spec import ModelError
+
+logger = logging.getLogger(__name__)
+
+
+def builtin_dir() -> Path:
+    """The folder of packages shipped with napari-spines (``napari_spines/models/builtin``)."""
+    return Path(__file__).resolve().parent / "builtin"
+
+
+def user_dir() -> Path:
+    """The user's model folder.
+
+    ``$NAPARI_SPINES_MODELS``, else ``$XDG_DATA_HOME/napari-spines/models``, else the platform's
+    data folder: ``~/.local/share`` (Linux), ``~/Library/Application Support`` (macOS),
+    ``%LOCALAPPDATA%`` (Windows).
+    """
+    if env := os.environ.get("NAPARI_SPINES_MODELS"):
+        return Path(env).expanduser()
+    if xdg := os.environ.get("XDG_DATA_HOME"):
+        base = Path(xdg).expanduser()
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path.home() / ".local" / "share"
+    return base / "napari-spines" / "models"
+
+
+def _candidates(folder: Path) -> list[Path]:
+    """Package folders (holding a spec file) and ``.zip`` files directly inside ``folder``."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith((".", "_")):
+            continue
+        if entry.is_dir() and any((entry / name).is_file() for name in SPEC_FILES):
+            found.append(entry)
+        elif entry.is_file() and entry.suffix.lower() == ".zip":
+            found.append(entry)
+    return found
+
+
+def list_models() -> list[ModelPackage]:
+    """Every usable package: built-in ones first, then the user folder's.
+
+    A broken package is skipped with a logged warning, so one bad folder cannot hide the rest.
+    """
+    packages = []
+    for folder, source in ((builtin_dir(), "built-in"), (user_dir(), "user")):
+        for path in _candidates(folder):
+            try:
+                packages.append(open_package(path, source=source))
+            except ModelError as exc:
+                logger.warning("skipping model package %s: %s", path, exc)
+    return packages
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+-]", version))
+
+
+def find_model(name_or_path: str, task: str | None = None) -> ModelPackage:
+    """A package by path, by name (the newest version) or by ``name@version``.
+
+    Raises `ModelError` listing the available models when nothing matches, and when ``task``
+    is given and the model was made for another task.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        package = open_package(path)
+    else:
+        name, _, version = name_or_path.partition("@")
+        packages = list_models()
+        matches = [p for p in packages
+                   if p.spec.name == name and (not version or p.spec.version == version)]
+        if not matches:
+            available = ", ".join(f"{p.spec.name}@{p.spec.version}" for p in packages)
+            hint = available or f"none; put packages in {user_dir()}"
+            raise ModelError(f"no model named {name_or_path!r} (available: {hint})")
+        package = max(matches, key=lambda p: _version_key(p.spec.version))
+    if task is not None and package.spec.task != task:
+        raise ModelError(f"model {package.spec.name!r} is a {package.spec.task} model, "
+                         f"not {task}")
+    return package
