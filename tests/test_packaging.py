@@ -18,6 +18,12 @@ from napari_spines._sample_data import two_photon, em
 for sample in (two_photon, em):
     layers = sample()
     assert layers[0][2] == "image" and layers[0][0].ndim == 3, sample
+from napari_spines.models import find_model, load_model
+package = find_model("spine-dog")
+assert package.source == "built-in" and str(package.root).startswith(sys.argv[1])
+import numpy as np
+out = load_model(package, runtime="onnx")(np.zeros((1, 1, 8, 16, 16), np.float32))
+assert out.shape == (1, 1, 8, 16, 16)
 print("ok", len(manifest.contributions.sample_data))
 """
 
@@ -30,6 +36,7 @@ def test_wheel_installs_manifest_and_sample_data(tmp_path):
     (wheel,) = dist.glob("napari_spines-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "napari_spines/napari.yaml" in names
+    assert "napari_spines/models/builtin/spine-dog/model.onnx" in names
     assert not any(n.startswith("tests/") for n in names)
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True)

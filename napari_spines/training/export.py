@@ -1,0 +1,57 @@
+"""Export a torch network as a model package: ONNX and TorchScript weights plus model.yaml."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from napari_spines.models.spec import ModelSpec, sha256_file, write_spec
+
+
+def export_package(module: Any, folder: str | Path, spec: dict, example_shape: Sequence[int],
+                   runtimes: Sequence[str] = ("onnx", "torch")) -> Path:
+    """Write ``module`` into ``folder`` as a model package and return the folder.
+
+    Parameters
+    ----------
+    module
+        A ``torch.nn.Module`` mapping ``(B, C, Z, Y, X)`` to ``(B, C_out, Z, Y, X)``.
+    folder
+        Package folder; created when missing, existing weights are replaced.
+    spec
+        The model.yaml content without ``weights`` (they are filled in here, with sha256).
+    example_shape
+        Input shape used to trace the network, e.g. ``(1, 1, 16, 64, 64)``.
+    runtimes
+        Which weights to write: ``"onnx"`` (model.onnx) and/or ``"torch"`` (model.pt).
+    """
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    example = torch.zeros(*example_shape)
+    weights: dict[str, dict] = {}
+    if "onnx" in runtimes:
+        path = folder / "model.onnx"
+        # batch and every spatial axis are dynamic; channels are fixed
+        dynamic = dict.fromkeys((0, *range(2, len(example_shape))), torch.export.Dim.DYNAMIC)
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False,
+                              input_names=["input"], output_names=["output"], opset_version=18,
+                              dynamic_shapes=(dynamic,), verbose=False)
+        weights["onnx"] = {"file": path.name, "sha256": sha256_file(path)}
+    if "torch" in runtimes:
+        path = folder / "model.pt"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in torch >= 2.10
+            torch.jit.trace(module, example).save(str(path))
+        weights["torchscript"] = {"file": path.name, "sha256": sha256_file(path)}
+    model_spec = ModelSpec.from_dict({**spec, "weights": weights}, source=str(folder))
+    write_spec(folder / "model.yaml", model_spec)
+    return folder

@@ -1,0 +1,98 @@
+"""A small anisotropy-aware 3D U-Net, the architecture of the built-in learned models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+#: Pooling per level (z, y, x): in-plane only first, for stacks whose z steps are coarse.
+ANISOTROPIC_POOLS = ((1, 2, 2), (1, 2, 2), (2, 2, 2))
+
+
+def build_unet(in_channels: int = 1, out_channels: int = 1, width: int = 16,
+               pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> Any:
+    """A U-Net of ``len(pools)`` levels: two 3×3×3 conv + ReLU per level, width doubling.
+
+    Input sizes must be multiples of `size_multiple` (``pools``); output has the input's size.
+    """
+    import torch
+    from torch import nn
+
+    def block(c_in: int, c_out: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv3d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True),
+                             nn.Conv3d(c_out, c_out, 3, padding=1), nn.ReLU(inplace=True))
+
+    class UNet3D(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            widths = [width * 2**i for i in range(len(pools) + 1)]
+            self.down = nn.ModuleList([block(in_channels, widths[0])] + [
+                block(widths[i], widths[i + 1]) for i in range(len(pools))])
+            self.pools = nn.ModuleList([nn.MaxPool3d(tuple(p)) for p in pools])
+            self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], tuple(p),
+                                                         stride=tuple(p))
+                                      for i, p in enumerate(pools)])
+            self.up_blocks = nn.ModuleList([block(2 * widths[i], widths[i])
+                                            for i in range(len(pools))])
+            self.head = nn.Conv3d(widths[0], out_channels, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            skips = []
+            for i, down in enumerate(self.down):
+                x = down(x)
+                if i < len(self.pools):
+                    skips.append(x)
+                    x = self.pools[i](x)
+            for i in reversed(range(len(self.pools))):
+                x = self.up_blocks[i](torch.cat([self.ups[i](x), skips[i]], dim=1))
+            return self.head(x)
+
+    return UNet3D()
+
+
+def size_multiple(pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> tuple[int, int, int]:
+    """Every input size must be a multiple of the product of the poolings."""
+    return tuple(math.prod(p[axis] for p in pools) for axis in range(3))  # type: ignore[return-value]
+
+
+def receptive_radius(pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> tuple[int, int, int]:
+    """Receptive-field radius in input voxels: two 3-convs per level on the way down and up."""
+    radius = [0, 0, 0]
+    for axis in range(3):
+        scale, r = 1, 0
+        for level in range(len(pools) + 1):
+            r += 2 * scale  # two 3×3×3 convs going down at this level
+            if level < len(pools):
+                r += (pools[level][axis] - 1) * scale
+                scale *= pools[level][axis]
+        for level in reversed(range(len(pools))):
+            scale //= pools[level][axis]
+            r += 2 * scale  # two convs going up
+        radius[axis] = r
+    return tuple(radius)  # type: ignore[return-value]
+
+
+def conv_flops(module: Any, input_shape: Sequence[int]) -> int:
+    """Floating-point operations of one forward pass (2 per multiply-add of every conv)."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def count(layer: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(layer, nn.Conv3d):
+            per_out = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+            total += 2 * per_out * output.numel()
+        elif isinstance(layer, nn.ConvTranspose3d):
+            per_in = layer.out_channels // layer.groups * math.prod(layer.kernel_size)
+            total += 2 * per_in * _inputs[0].numel()
+
+    hooks = [m.register_forward_hook(count) for m in module.modules()
+             if isinstance(m, nn.Conv3d | nn.ConvTranspose3d)]
+    with torch.no_grad():
+        module(torch.zeros(*input_shape))
+    for hook in hooks:
+        hook.remove()
+    return total
