@@ -14,7 +14,7 @@ from pathlib import Path
 from napari_spines import __version__
 
 PLUGIN = "napari-spines"
-WIDGETS = ("Voxel size", "Synthetic data")
+WIDGETS = ("Run model", "Voxel size", "Synthetic data")
 DEMO_SAMPLES = ("two_photon",)
 EXIT_BAD_INPUT = 2
 
@@ -36,6 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="sample to load (repeatable; default: two_photon)")
     demo.add_argument("--screenshot", type=Path, metavar="PNG",
                       help="save a screenshot of the window and quit")
+    predict = commands.add_parser(
+        "predict", help="run a model over a stack; write its raw output (float32, channels first)")
+    predict.add_argument("image", type=Path, help="stack to run on (TIFF, HDF5, Zarr)")
+    predict.add_argument("-m", "--model", required=True,
+                         help="model name (see `napari-spines models`) or package path")
+    predict.add_argument("-o", "--output", required=True, type=Path,
+                         help="output .tif (OME-TIFF) or .zarr (written tile by tile)")
+    predict.add_argument("--tile", nargs=3, type=int, metavar=("Z", "Y", "X"),
+                         help="tile size in model voxels (default: the model's)")
+    predict.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
+    predict.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    predict.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                         help="voxel size of the stack in µm (default: from the file)")
+    predict.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
+    commands.add_parser("models", help="list the models: built-in, user folder")
+    commands.add_parser("devices", help="list the runtimes and devices really usable here")
     info = commands.add_parser("info", help="print what the reader sees in a file")
     info.add_argument("file", type=Path)
     info.add_argument("--lazy", action=argparse.BooleanOptionalAction, default=None,
@@ -48,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "info":
         return info(args.file, lazy=args.lazy)
+    if args.command in ("predict", "models", "devices"):
+        from napari_spines import _cli_models
+
+        return getattr(_cli_models, args.command)(args)
     if args.command == "demo":
         return open_viewer(samples=args.sample or DEMO_SAMPLES, screenshot=args.screenshot)
     return open_viewer(files=getattr(args, "files", []))

@@ -345,3 +345,67 @@ def predict(
         if progress:
             progress(total, total)
     return out
+
+
+def predict_volume(
+    data: Any,
+    axes: str,
+    model: Predictor,
+    spec: Any,
+    voxel_size_um: Sequence[float] | None = None,
+    tile: Sequence[int] | None = None,
+    batch_size: int = 1,
+    out: Any | None = None,
+    progress: ProgressCallback | None = None,
+) -> Any:
+    """`predict` for any of ``YX, ZYX, CZYX, TZYX, TCZYX``: time points one by one, 2D as one slice.
+
+    Returns
+    -------
+    array
+        float32 ``(C_out, [T,] [Z,] Y, X)``: channels first, the input's other axes after.
+    """
+    if "Y" not in axes or "X" not in axes or len(axes) != data.ndim:
+        raise ValueError(f"axes {axes!r} do not describe data of shape {tuple(data.shape)}")
+    if "Z" not in axes:  # a 2D image or time series: one slice thick
+        data = data[..., None, :, :]
+        axes = axes[:-2] + "ZYX"
+        voxel_size_um = None if voxel_size_um is None else (spec.input.voxel_size_um[0],
+                                                            *voxel_size_um[-2:])
+        result = predict_volume(data, axes, model, spec, voxel_size_um, tile, batch_size,
+                                None, progress)
+        result = result[..., 0, :, :]
+        if out is None:
+            return result
+        out[...] = result
+        return out
+    n_times = data.shape[axes.index("T")] if "T" in axes else 1
+    spatial = tuple(data.shape[-3:])
+    if out is None:
+        out = np.zeros((spec.n_output_channels, *((n_times,) if "T" in axes else ()), *spatial),
+                       np.float32)
+    for t in range(n_times):
+        def report(done: int, total: int, t: int = t) -> None:
+            if progress:
+                progress(t * total + done, n_times * total)
+
+        volume = data if "T" not in axes else data[(slice(None),) * axes.index("T") + (t,)]
+        if "C" in axes and axes.index("C") != len(axes) - 4:
+            raise ValueError(f"axes {axes!r}: channels must come just before Z, Y, X")
+        target = out if "T" not in axes else _TimeView(out, t)
+        predict(volume, model, spec, voxel_size_um, tile, None, batch_size, target, report)
+    return out
+
+
+class _TimeView:
+    """``out[:, t]`` as a writable target, also for Zarr arrays whose slices are copies."""
+
+    def __init__(self, array: Any, t: int) -> None:
+        self.array, self.t = array, t
+        self.shape = (array.shape[0], *array.shape[2:])
+
+    def __getitem__(self, key: tuple) -> Any:
+        return self.array[(key[0], self.t, *key[1:])]
+
+    def __setitem__(self, key: tuple, value: Any) -> None:
+        self.array[(key[0], self.t, *key[1:])] = value

@@ -13,7 +13,10 @@ HEAVY = ("torch", "onnxruntime", "napari", "qtpy", "PyQt6", "PySide6", "vispy")
 
 CORE_MODULES = ["napari_spines", "napari_spines.io", "napari_spines.cli",
                 "napari_spines.progress", "napari_spines.training.synthetic",
-                "napari_spines._sample_data", "napari_spines._writer"]
+                "napari_spines._sample_data", "napari_spines._writer", "napari_spines.inference",
+                "napari_spines.models", "napari_spines._cli_models", "napari_spines.io.outputs",
+                "napari_spines.training.export", "napari_spines.training.classical",
+                "napari_spines.training.unet"]
 
 
 def _heavy_modules_after(code: str) -> list[str]:

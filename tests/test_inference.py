@@ -166,3 +166,22 @@ def test_progress_counts_every_tile(volume):
     predict(volume, MeanFilterNet(), make_spec(), progress=lambda d, t: reports.append((d, t)))
     assert reports[0][0] == 0 and reports[-1][0] == reports[-1][1] > 1
     assert [d for d, _ in reports] == sorted(d for d, _ in reports)
+
+
+def test_predict_volume_handles_time_and_2d(volume):
+    from napari_spines.inference import predict_volume
+
+    series = np.stack([volume, 2 * volume])  # TZYX
+    got = predict_volume(series, "TZYX", MeanFilterNet(1), make_spec(n_out=1))
+    assert got.shape == (1, 2, *volume.shape)
+    np.testing.assert_allclose(got[0, 1], 2 * exact(volume), atol=1e-5)
+    image = volume[4]
+    flat = predict_volume(image, "YX", MeanFilterNet(1), make_spec(n_out=1),
+                          voxel_size_um=(0.5, 0.5))
+    assert flat.shape == (1, *image.shape)
+    # a single slice is mirrored in z, so the 3D filter sees the slice itself above and below
+    np.testing.assert_allclose(flat[0], ndi.uniform_filter(image, 3, mode="mirror"), atol=1e-5)
+    reports = []
+    predict_volume(series, "TZYX", MeanFilterNet(1), make_spec(n_out=1),
+                   progress=lambda d, t: reports.append((d, t)))
+    assert reports[-1][0] == reports[-1][1] and len({t for _, t in reports}) == 1

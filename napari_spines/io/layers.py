@@ -72,3 +72,41 @@ def _contrast_limits(data: Any, axes: str) -> tuple[float, float]:
         return (0.0, 1.0)
     low, high = np.percentile(plane, [0.1, 99.9])
     return (float(low), float(high if high > low else low + 1))
+
+
+def prediction_layer_data(result: np.ndarray, outputs: Any, name: str,
+                          scale: tuple[float, ...]) -> list[LayerData]:
+    """Image layers for a model's ``(C_out, ...)`` output: one per channel, affinities as RGB.
+
+    An output with nearest-neighbour ``offsets`` along z, y and x becomes one RGB layer with
+    x in red, y in green and z in blue; any other channel becomes a grey-scale layer.
+    """
+    layers: list[LayerData] = []
+    first = 0
+    for output in outputs:
+        channels = result[first : first + output.channels]
+        first += output.channels
+        rgb_axes = _rgb_channels(output)
+        if rgb_axes is not None:
+            rgb = np.stack([np.clip(channels[i], 0, 1) for i in rgb_axes], axis=-1)
+            layers.append((rgb, {"name": f"{name} {output.name}", "scale": scale, "rgb": True,
+                                 "contrast_limits": (0.0, 1.0)}, "image"))
+            continue
+        for i, channel in enumerate(channels):
+            suffix = f"[{i}]" if output.channels > 1 else ""
+            layers.append((channel, {"name": f"{name} {output.name}{suffix}", "scale": scale,
+                                     "colormap": "magma", "blending": "additive"}, "image"))
+    return layers
+
+
+def _rgb_channels(output: Any) -> tuple[int, int, int] | None:
+    """Indices of the x, y and z nearest-neighbour affinity channels, or None."""
+    offsets = getattr(output, "offsets", None)
+    if not offsets:
+        return None
+    found: dict[int, int] = {}
+    for i, offset in enumerate(offsets):
+        nonzero = [axis for axis, d in enumerate(offset) if d != 0]
+        if len(nonzero) == 1 and abs(offset[nonzero[0]]) == 1:
+            found.setdefault(nonzero[0], i)
+    return (found[2], found[1], found[0]) if len(found) == 3 else None

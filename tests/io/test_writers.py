@@ -81,3 +81,12 @@ def test_real_spine_table_reads_with_its_voxel_size(real_data):
     coords, voxel, props = read_points_csv(real_data / "two_photon/rr30a/rr30a_tp0_spines.csv")
     assert voxel == pytest.approx((1.0, 0.12, 0.12), rel=1e-3)
     assert len(coords) == len(props["track_id"]) > 50
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    path = write_labels_tiff(tmp_path / "perm.tif", np.ones((2, 4, 4), np.uint8), (1, 1, 1))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

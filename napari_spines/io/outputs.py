@@ -1,0 +1,40 @@
+"""Network outputs on disk: float32 OME-TIFF with voxel size, or a chunked Zarr array."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from napari_spines.io.atomic import atomic_path
+
+
+def write_float_tiff(path: str | Path, array: Any, axes: str,
+                     voxel_size_um: Sequence[float]) -> Path:
+    """Write float32 ``array`` (e.g. ``CZYX``) atomically as OME-TIFF with the voxel size in µm."""
+    spatial = [a for a in axes if a in "ZYX"]
+    sizes = dict(zip(spatial, (float(v) for v in voxel_size_um[-len(spatial):]), strict=True))
+    metadata = {"axes": axes, **{f"PhysicalSize{a}": s for a, s in sizes.items()},
+                **{f"PhysicalSize{a}Unit": "µm" for a in sizes}}
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, np.asarray(array, dtype=np.float32), ome=True, metadata=metadata,
+                         compression="zlib", bigtiff=np.asarray(array).nbytes > 2**31)
+    return Path(path)
+
+
+def create_zarr_output(path: str | Path, shape: Sequence[int], axes: str,
+                       voxel_size_um: Sequence[float]) -> Any:
+    """A zero-filled float32 Zarr array to predict into, chunked for tile-wise writes."""
+    import zarr
+
+    chunks = tuple(1 if a in "CT" else min(n, 64 if a == "Z" else 256)
+                   for a, n in zip(axes, shape, strict=True))
+    array = zarr.create_array(str(path), shape=tuple(shape), dtype="float32", chunks=chunks,
+                              fill_value=0, overwrite=True)
+    array.attrs["axes"] = axes
+    array.attrs["voxel_size"] = [float(v) for v in voxel_size_um]
+    array.attrs["unit"] = "micrometer"
+    return array
