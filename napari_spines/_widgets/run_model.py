@@ -112,5 +112,6 @@ class RunModelWidget(Container):
         for data, meta, layer_type in prediction_layer_data(result, spec.outputs,
                                                             f"{layer.name} {spec.name}",
                                                             tuple(layer.scale)):
-            meta["translate"] = tuple(layer.translate)
+            meta.update(translate=tuple(layer.translate), units=tuple(layer.units),
+                        axis_labels=tuple(layer.axis_labels))
             self._viewer.add_layer(napari.layers.Layer.create(data, meta, layer_type))

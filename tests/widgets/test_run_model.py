@@ -19,7 +19,8 @@ def widget_and_viewer(make_napari_viewer):
 def test_run_model_adds_output_layer_with_the_image_scale(widget_and_viewer, tiny_package, qtbot):
     widget, viewer = widget_and_viewer
     data = np.random.default_rng(0).random((6, 40, 40)).astype(np.float32)
-    image = viewer.add_image(data, name="stack", scale=(1.0, 0.12, 0.12))
+    image = viewer.add_image(data, name="stack", scale=(1.0, 0.12, 0.12),
+                             units=("micrometer",) * 3)
     widget._image.value = image
     widget._model_path.value = str(tiny_package)
     widget.run()
@@ -29,6 +30,7 @@ def test_run_model_adds_output_layer_with_the_image_scale(widget_and_viewer, tin
     output = viewer.layers[-1]
     assert output.data.shape == data.shape
     assert tuple(output.scale) == (1.0, 0.12, 0.12)
+    assert tuple(output.units) == tuple(image.units)  # else napari stops rendering units
     assert widget._run.enabled
 
 
