@@ -24,6 +24,7 @@ fit in memory either. Memory then holds a few tiles.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -318,8 +319,30 @@ def predict(
         out = np.zeros((n_out, *spatial), np.float32)
     if tuple(out.shape) != (n_out, *spatial):
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_out, *spatial)}")
-    target = np.zeros((n_out, *model_shape), np.float32) if rescaled else out
+    with tempfile.TemporaryDirectory(prefix="napari-spines-") as scratch:
+        target = _accumulator(out, (n_out, *model_shape), scratch) if rescaled else out
+        _run_tiles(run, model, target, batch_size, progress, rescaled)
+        if rescaled:
+            _resample_back(target, out, factors)
+            if progress:
+                progress(run.n_tiles + 1, run.n_tiles + 1)
+    return out
 
+
+def _accumulator(out: Any, shape: tuple[int, ...], scratch: str) -> Any:
+    """Model-space sums: in memory beside an in-memory output, else a scratch Zarr array."""
+    if isinstance(out, np.ndarray):
+        return np.zeros(shape, np.float32)
+    import zarr
+
+    chunks = (1, *(min(n, 64) for n in shape[1:]))
+    return zarr.create_array(scratch, shape=shape, dtype="float32", chunks=chunks, fill_value=0,
+                             compressors=None)
+
+
+def _run_tiles(run: TiledRun, model: Predictor, target: Any, batch_size: int,
+               progress: ProgressCallback | None, rescaled: bool) -> None:
+    """Read, run and place every tile, ``batch_size`` at a time."""
     total = run.n_tiles + (1 if rescaled else 0)
     if progress:
         progress(0, total)
@@ -336,15 +359,16 @@ def predict(
             batch = []
             if progress:
                 progress(done, total)
-    if rescaled:
-        back = [source_coords(np.arange(n, dtype=np.float64), 1.0 / f, m) if f != 1.0
-                else np.arange(n) for n, m, f in zip(spatial, model_shape, factors, strict=True)]
-        for z in range(0, spatial[0], 16):  # slabs keep the temporary small
-            zs = back[0][z : z + 16]
-            out[:, z : z + len(zs)] = read_resampled(target, [zs, back[1], back[2]])
-        if progress:
-            progress(total, total)
-    return out
+
+
+def _resample_back(target: Any, out: Any, factors: Sequence[float]) -> None:
+    """Resample the model-space outputs onto ``out``'s grid, 16 slices at a time."""
+    spatial, model_shape = tuple(out.shape[1:]), tuple(target.shape[1:])
+    back = [source_coords(np.arange(n, dtype=np.float64), 1.0 / f, m) if f != 1.0
+            else np.arange(n) for n, m, f in zip(spatial, model_shape, factors, strict=True)]
+    for z in range(0, spatial[0], 16):
+        zs = back[0][z : z + 16]
+        out[:, z : z + len(zs)] = read_resampled(target, [zs, back[1], back[2]])
 
 
 def predict_volume(

@@ -185,3 +185,14 @@ def test_predict_volume_handles_time_and_2d(volume):
     predict_volume(series, "TZYX", MeanFilterNet(1), make_spec(n_out=1),
                    progress=lambda d, t: reports.append((d, t)))
     assert reports[-1][0] == reports[-1][1] and len({t for _, t in reports}) == 1
+
+
+def test_rescaled_lazy_run_into_zarr_matches_in_memory(tmp_path):
+    volume = np.random.default_rng(5).random((6, 40, 36)).astype(np.float32)
+    spec = make_spec(n_out=2, voxel=(1.0, 0.24, 0.24), tile=(8, 16, 16))
+    expected = predict(volume, MeanFilterNet(), spec, voxel_size_um=(1.0, 0.12, 0.12))
+    out = zarr.create_array(str(tmp_path / "o.zarr"), shape=(2, *volume.shape), dtype="float32",
+                            chunks=(1, 4, 16, 16), fill_value=0)
+    predict(da.from_array(volume, chunks=(3, 20, 18)), MeanFilterNet(), spec,
+            voxel_size_um=(1.0, 0.12, 0.12), out=out)
+    np.testing.assert_allclose(out[:], expected, atol=1e-6)

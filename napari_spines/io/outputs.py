@@ -32,8 +32,10 @@ def create_zarr_output(path: str | Path, shape: Sequence[int], axes: str,
 
     chunks = tuple(1 if a in "CT" else min(n, 64 if a == "Z" else 256)
                    for a, n in zip(axes, shape, strict=True))
+    # float32 network outputs barely compress, and every tile is read back and rewritten once
+    # per overlapping neighbour: uncompressed chunks keep that cheap
     array = zarr.create_array(str(path), shape=tuple(shape), dtype="float32", chunks=chunks,
-                              fill_value=0, overwrite=True)
+                              fill_value=0, overwrite=True, compressors=None)
     array.attrs["axes"] = axes
     array.attrs["voxel_size"] = [float(v) for v in voxel_size_um]
     array.attrs["unit"] = "micrometer"
