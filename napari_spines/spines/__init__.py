@@ -1,0 +1,1 @@
+"""Spine detection: heatmap peaks, scoring against annotations, and (later) tracking."""

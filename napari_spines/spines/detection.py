@@ -1,0 +1,124 @@
+"""Detect spines in a stack with any spine-detection model: heatmap → peaks → table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from napari_spines.inference import predict_volume
+from napari_spines.progress import ProgressCallback
+from napari_spines.spines.detect import find_peaks, near_points
+
+#: Voxel sizes outside this range (µm) are almost certainly a unit mistake.
+PLAUSIBLE_VOXEL_UM = (0.005, 20.0)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detected spine heads: voxel coordinates in the input stack (``t`` first for 4D input)."""
+
+    coords: np.ndarray
+    scores: np.ndarray
+    voxel_size_um: tuple[float, float, float]
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    def above(self, threshold: float) -> Detections:
+        """Only the detections scoring at least ``threshold``."""
+        keep = self.scores >= threshold
+        return Detections(self.coords[keep], self.scores[keep], self.voxel_size_um)
+
+
+def check_stack(shape: Sequence[int], axes: str, voxel_size_um: Sequence[float] | None) -> None:
+    """Raise ValueError with a clear message for input spine detection cannot use."""
+    if "Z" not in axes:
+        raise ValueError(f"spine detection needs a 3D stack (Z, Y, X); this is {axes} "
+                         f"{tuple(shape)}")
+    if "C" in axes:
+        raise ValueError("spine detection needs one channel: pick the structural channel")
+    if voxel_size_um is not None:
+        low, high = PLAUSIBLE_VOXEL_UM
+        bad = [v for v in voxel_size_um if not low <= float(v) <= high]
+        if bad:
+            raise ValueError(f"voxel size {tuple(voxel_size_um)} µm is implausible (each must be "
+                             f"between {low} and {high} µm); check the units")
+
+
+def detect_spines(
+    data: Any,
+    axes: str,
+    model: str = "spine-2p",
+    voxel_size_um: Sequence[float] | None = None,
+    threshold: float | None = None,
+    min_distance_um: float | None = None,
+    max_dendrite_distance_um: float | None = None,
+    runtime: str = "auto",
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> Detections:
+    """Run a spine-detection model and return every peak of its heatmap above ``threshold``.
+
+    Parameters
+    ----------
+    data
+        ``ZYX`` or ``TZYX`` stack (numpy, dask, zarr).
+    axes
+        Axis letters of ``data``.
+    model
+        Registered name or package path of a ``spine-detection`` model.
+    voxel_size_um
+        Voxel size of ``data``; None means the model's own.
+    threshold, min_distance_um, max_dendrite_distance_um
+        Post-processing; default from the model's ``postprocessing``. The dendrite distance
+        applies when the model has a ``dendrite`` output: peaks farther from the predicted
+        shaft are dropped.
+    runtime, device
+        See `napari_spines.models.load_model`.
+    progress
+        ``(done, total)`` callback; may raise `Cancelled`.
+    """
+    from napari_spines.models import find_model, load_model
+
+    check_stack(data.shape, axes, voxel_size_um)
+    package = find_model(model, task="spine-detection")
+    spec = package.spec
+    post = spec.postprocessing
+    threshold = float(post.get("threshold", 0.5) if threshold is None else threshold)
+    min_distance = float(post.get("min_distance_um", 1.0) if min_distance_um is None
+                         else min_distance_um)
+    max_dendrite = (post.get("max_dendrite_distance_um") if max_dendrite_distance_um is None
+                    else max_dendrite_distance_um)
+    loaded = load_model(package, runtime=runtime, device=device)
+    voxel = tuple(float(v) for v in (voxel_size_um or spec.input.voxel_size_um))
+    outputs = predict_volume(data, axes, loaded, spec, voxel_size_um=voxel_size_um,
+                             progress=progress)
+    names = [o.name for o in spec.outputs for _ in range(o.channels)]
+    heat = outputs[names.index("heatmap")]
+    shaft = outputs[names.index("dendrite")] if "dendrite" in names else None
+    frames = [heat] if "T" not in axes else list(heat)
+    shafts = [shaft] if "T" not in axes or shaft is None else list(shaft)
+    coords, scores = [], []
+    for t, frame in enumerate(frames):
+        found, score = find_peaks(np.asarray(frame), voxel, threshold, min_distance)
+        if shaft is not None and max_dendrite is not None and len(found):
+            shaft_points = np.argwhere(np.asarray(shafts[t]) > 0.5)[::4]
+            keep = near_points(found, shaft_points, voxel, float(max_dendrite))
+            found, score = found[keep], score[keep]
+        if "T" in axes:
+            found = np.column_stack([np.full(len(found), t), found])
+        coords.append(found)
+        scores.append(score)
+    width = 4 if "T" in axes else 3
+    return Detections(np.concatenate(coords) if coords else np.zeros((0, width)),
+                      np.concatenate(scores) if scores else np.zeros(0, np.float32), voxel)
+
+
+def detections_table(detections: Detections, status: str = "auto") -> dict[str, np.ndarray]:
+    """Per-spine properties for a Points layer or CSV: ``id``, ``score``, ``status``."""
+    n = len(detections)
+    return {"id": np.arange(1, n + 1), "score": detections.scores.astype(float),
+            "status": np.full(n, status, dtype=object)}

@@ -1,0 +1,114 @@
+"""Review detected spines one by one, most uncertain first: statuses, counts and undo.
+
+Statuses: ``auto`` (as detected), ``accepted``, ``rejected`` (kept as a negative example),
+``added`` (placed by hand) and ``moved`` (dragged to a better position).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STATUSES = ("auto", "accepted", "rejected", "added", "moved")
+#: Display colour (RGBA) of each status: rejected spines stay, dimmed.
+STATUS_COLOURS = {
+    "auto": (1.0, 0.85, 0.0, 1.0),
+    "accepted": (0.2, 0.9, 0.3, 1.0),
+    "rejected": (0.6, 0.6, 0.6, 0.35),
+    "added": (0.2, 0.7, 1.0, 1.0),
+    "moved": (0.9, 0.4, 1.0, 1.0),
+}
+
+
+class ReviewQueue:
+    """Walk spines in order of uncertainty and record what the reviewer decides.
+
+    Parameters
+    ----------
+    scores
+        Score of each spine (NaN for spines added by hand).
+    statuses
+        Status of each spine; this array is updated in place.
+    threshold
+        The display threshold: spines scoring below it are not reviewed, and the closer a score
+        is to it, the earlier the spine comes.
+    """
+
+    def __init__(self, scores: np.ndarray, statuses: np.ndarray, threshold: float) -> None:
+        self.scores = np.asarray(scores, dtype=float)
+        self.statuses = statuses
+        self._undo: list[tuple[int, str]] = []
+        self.cursor = -1
+        self.order = np.zeros(0, int)
+        self.set_threshold(threshold)
+
+    def set_threshold(self, threshold: float) -> None:
+        """Re-sort: detected spines at or above ``threshold``, closest to it first."""
+        self.threshold = float(threshold)
+        detected = np.flatnonzero(np.nan_to_num(self.scores, nan=-np.inf) >= threshold)
+        uncertainty = np.abs(self.scores[detected] - threshold)
+        self.order = detected[np.argsort(uncertainty, kind="stable")]
+        self.cursor = -1
+
+    def grow(self, scores: np.ndarray, statuses: np.ndarray) -> None:
+        """Follow the layer when spines are added or deleted (the order is rebuilt)."""
+        self.scores = np.asarray(scores, dtype=float)
+        self.statuses = statuses
+        self._undo = [(i, s) for i, s in self._undo if i < len(statuses)]
+        current = self.current
+        self.set_threshold(self.threshold)
+        if current is not None and current in self.order:
+            self.cursor = int(np.flatnonzero(self.order == current)[0])
+
+    @property
+    def current(self) -> int | None:
+        """Index of the spine under review, or None before the first."""
+        return int(self.order[self.cursor]) if 0 <= self.cursor < len(self.order) else None
+
+    def next(self) -> int | None:
+        """Move to the next spine (stays on the last); return its index."""
+        if len(self.order):
+            self.cursor = min(self.cursor + 1, len(self.order) - 1)
+        return self.current
+
+    def previous(self) -> int | None:
+        """Move to the previous spine (stays on the first); return its index."""
+        if len(self.order):
+            self.cursor = max(self.cursor - 1, 0)
+        return self.current
+
+    def set_status(self, index: int, status: str) -> None:
+        """Record a decision on spine ``index`` (undoable)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        self._undo.append((index, str(self.statuses[index])))
+        self.statuses[index] = status
+
+    def decide(self, status: str) -> int | None:
+        """Set the status of the current spine and move on; return the new current index."""
+        if self.current is None:
+            self.next()
+        if self.current is None:
+            return None
+        self.set_status(self.current, status)
+        return self.next()
+
+    def undo(self) -> int | None:
+        """Revert the last decision; return the index of the spine it changed."""
+        if not self._undo:
+            return None
+        index, status = self._undo.pop()
+        self.statuses[index] = status
+        if index in self.order:
+            self.cursor = int(np.flatnonzero(self.order == index)[0])
+        return index
+
+    def counts(self) -> tuple[int, int]:
+        """(reviewed, total) among the spines in the queue."""
+        reviewed = sum(self.statuses[i] != "auto" for i in self.order)
+        return int(reviewed), len(self.order)
+
+
+def status_colours(statuses: np.ndarray) -> np.ndarray:
+    """RGBA colour of every spine from its status."""
+    return np.array([STATUS_COLOURS.get(str(s), STATUS_COLOURS["auto"]) for s in statuses],
+                    dtype=float).reshape(-1, 4)

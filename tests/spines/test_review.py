@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from napari_spines.spines.review import ReviewQueue, status_colours
+
+
+def make(scores=(0.9, 0.52, 0.3, 0.6, 0.45), threshold=0.5):
+    statuses = np.array(["auto"] * len(scores), dtype=object)
+    return ReviewQueue(np.array(scores), statuses, threshold), statuses
+
+
+def test_most_uncertain_first_and_below_threshold_left_out():
+    queue, _ = make()
+    assert queue.order.tolist() == [1, 3, 0]  # |0.52-.5| < |0.6-.5| < |0.9-.5|
+    assert queue.counts() == (0, 3)
+
+
+def test_decide_moves_on_and_undo_reverts():
+    queue, statuses = make()
+    assert queue.decide("accepted") == 3  # first decision is on spine 1, then on to 3
+    assert statuses[1] == "accepted"
+    assert queue.decide("rejected") == 0
+    assert statuses[3] == "rejected" and queue.counts() == (2, 3)
+    assert queue.undo() == 3 and statuses[3] == "auto" and queue.current == 3
+    assert queue.undo() == 1 and statuses[1] == "auto"
+    assert queue.undo() is None
+
+
+def test_next_previous_stop_at_ends():
+    queue, _ = make()
+    assert [queue.next() for _ in range(4)] == [1, 3, 0, 0]
+    assert [queue.previous() for _ in range(3)] == [3, 1, 1]
+
+
+def test_threshold_change_reorders():
+    queue, _ = make()
+    queue.set_threshold(0.3)
+    assert queue.order[0] == 2 and len(queue.order) == 5
+
+
+def test_unknown_status_is_refused_and_colours_follow_status():
+    queue, statuses = make()
+    with pytest.raises(ValueError, match="unknown status"):
+        queue.set_status(0, "maybe")
+    statuses[0] = "rejected"
+    colours = status_colours(statuses)
+    assert colours.shape == (5, 4) and colours[0, 3] < colours[1, 3]  # rejected is dimmed
+
+
+def test_grow_keeps_place_when_spines_are_added():
+    queue, statuses = make()
+    queue.next()
+    queue.next()  # on spine 3
+    scores = np.append(queue.scores, np.nan)
+    statuses = np.append(statuses, "added").astype(object)
+    queue.grow(scores, statuses)
+    assert queue.current == 3 and len(queue.order) == 3  # added spines need no review
