@@ -14,7 +14,7 @@ from pathlib import Path
 from napari_spines import __version__
 
 PLUGIN = "napari-spines"
-WIDGETS = ("Run model", "Voxel size", "Synthetic data")
+WIDGETS = ("Spine detection", "Run model", "Voxel size", "Synthetic data")
 DEMO_SAMPLES = ("two_photon",)
 EXIT_BAD_INPUT = 2
 
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
                          help="voxel size of the stack in µm (default: from the file)")
     predict.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
+    from napari_spines._cli_spines import add_commands
+
+    add_commands(commands)
     commands.add_parser("models", help="list the models: built-in, user folder")
     commands.add_parser("devices", help="list the runtimes and devices really usable here")
     info = commands.add_parser("info", help="print what the reader sees in a file")
@@ -68,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from napari_spines import _cli_models
 
         return getattr(_cli_models, args.command)(args)
+    if args.command in ("detect", "train"):
+        from napari_spines import _cli_spines
+
+        return getattr(_cli_spines, args.command)(args)
     if args.command == "demo":
         return open_viewer(samples=args.sample or DEMO_SAMPLES, screenshot=args.screenshot)
     return open_viewer(files=getattr(args, "files", []))

@@ -145,6 +145,9 @@ def _number(value: float) -> str:
 
 
 def _cell(value: object) -> str:
-    if isinstance(value, float | np.floating):
-        return repr(float(value))
+    """Shortest text that reads back to the same value (float32 stays 0.4194, not 0.41940000…)."""
+    if isinstance(value, np.floating):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
     return str(value)

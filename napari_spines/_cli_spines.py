@@ -1,0 +1,85 @@
+"""The spine commands of ``napari-spines``: ``detect`` and ``train spines``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from napari_spines._cli_models import TextProgress, _fail
+from napari_spines.io import VolumeReadError, read_volumes
+from napari_spines.io.points_csv import write_points_csv
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``detect`` and ``train`` on the main parser."""
+    detect = commands.add_parser("detect", help="find spine heads in a stack; write a CSV")
+    detect.add_argument("image", type=Path, help="ZYX or TZYX stack")
+    detect.add_argument("-o", "--output", required=True, type=Path, help="output .csv")
+    detect.add_argument("-m", "--model", default="spine-2p",
+                        help="spine-detection model name or path (spine-2p; spine-dog is the "
+                             "classical difference-of-Gaussians baseline)")
+    detect.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                        help="voxel size in µm (default: from the file)")
+    detect.add_argument("--threshold", type=float, help="minimum score (default: the model's)")
+    detect.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
+    detect.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+
+    train = commands.add_parser("train", help="train a built-in model on your data")
+    what = train.add_subparsers(dest="what", metavar="MODEL", required=True)
+    spines = what.add_parser("spines", help="the spine-head detector (spine-2p)")
+    spines.add_argument("--data", type=Path, required=True,
+                        help="folder of NAME.tif + NAME_spines.csv + NAME_dendrites.csv")
+    spines.add_argument("--train", nargs="+", required=True, metavar="NAME")
+    spines.add_argument("--validate", required=True, metavar="NAME")
+    spines.add_argument("--out", type=Path, required=True, help="run folder (log, checkpoint)")
+    spines.add_argument("--minutes", type=float, default=60.0)
+    spines.add_argument("--width", type=int, default=8, help="U-Net width of the first level")
+    spines.add_argument("--synthetic", type=int, default=8, help="synthetic stacks to mix in")
+
+
+def detect(args: argparse.Namespace) -> int:
+    """Detect spines and write ``id,[t,]z,y,x,z_um,y_um,x_um,score``."""
+    from napari_spines.models import ModelError
+    from napari_spines.spines.detection import detect_spines
+
+    if args.output.suffix.lower() != ".csv":
+        return _fail(f"{args.output}: output must be a .csv file")
+    try:
+        volume = read_volumes(args.image)[0]
+    except VolumeReadError as exc:
+        return _fail(str(exc))
+    voxel = tuple(args.voxel_size) if args.voxel_size else (
+        volume.voxel_size_um if volume.voxel_size_known else None)
+    started = time.perf_counter()
+    try:
+        found = detect_spines(volume.levels[0], volume.axes, args.model, voxel, args.threshold,
+                              runtime=args.runtime, device=args.device,
+                              progress=TextProgress("detect"))
+    except (ValueError, ModelError) as exc:
+        return _fail(f"{args.image.name}: {exc}")
+    write_points_csv(args.output, found.coords, found.voxel_size_um,
+                     {"id": range(1, len(found) + 1), "score": found.scores})
+    print(f"{len(found)} spines in {time.perf_counter() - started:.1f} s → {args.output}",
+          file=sys.stderr)
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    """Train spine-2p, then export the best checkpoint as a model package in the run folder."""
+    import logging
+
+    from napari_spines.training.spines import export, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for name in [*args.train, args.validate]:
+        if not (args.data / f"{name}.tif").exists():
+            return _fail(f"{args.data / name}.tif: no such stack")
+    checkpoint = train(args.data, args.train, args.validate, args.out, minutes=args.minutes,
+                       width=args.width, synthetic=args.synthetic)
+    command = " ".join(["napari-spines", *sys.argv[1:]])
+    package = export(checkpoint, args.out / "spine-2p", command=command)
+    print(f"model package: {package} (copy it into the user models folder to use it)",
+          file=sys.stderr)
+    return 0

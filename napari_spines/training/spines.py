@@ -1,0 +1,334 @@
+r"""Train the spine-head detector ``spine-2p``: a 3D U-Net with a spine and a dendrite channel.
+
+Data: annotated sessions (stack + ``_spines.csv`` + ``_dendrites.csv``, see
+`napari_spines.spines.evaluate`) and synthetic stacks. Real annotations are sparse, made only along
+the traced dendrites, so on real data the loss sees only voxels within `MASK_UM` of a traced
+centre line: elsewhere unannotated real spines would be taught as background.
+
+The network sees the stack at `VOXEL_SIZE_UM` (y and x at half the usual 0.12 µm) and predicts:
+
+- channel 0, spine heads: a Gaussian blob around each annotated head (`HEAD_SIGMA_UM`);
+- channel 1, dendrite shaft: voxels within `SHAFT_RADIUS_UM` of a traced centre line.
+
+The second channel makes the network learn where the dendrite is, so it can tell spine heads
+from the shaft and from debris.
+
+Run::
+
+    napari-spines train spines --data ../shared/data/two_photon/rr30a \\
+        --train rr30a_tp0 rr30a_tp1 --validate rr30a_tp2 --minutes 60 --out runs/spine-2p
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_spines.inference import normalisation_stats, read_resampled, source_coords
+from napari_spines.io import read_volumes
+from napari_spines.models.spec import Normalisation
+from napari_spines.spines.evaluate import AnnotatedSession, load_session, score_on_session
+
+logger = logging.getLogger(__name__)
+
+VOXEL_SIZE_UM = (1.0, 0.24, 0.24)
+HEAD_SIGMA_UM = (0.6, 0.3, 0.3)
+SHAFT_RADIUS_UM = 0.7
+MASK_UM = 5.0
+NORMALISATION = Normalisation(kind="percentile", low=1.0, high=99.8)
+POOLS = ((1, 2, 2), (1, 2, 2), (2, 2, 2))
+CROP = (16, 96, 96)
+
+
+@dataclass
+class TrainingVolume:
+    """A stack at the model's voxel size with its targets and loss mask (all float32 ZYX)."""
+
+    image: np.ndarray
+    heads: np.ndarray
+    shaft: np.ndarray
+    mask: np.ndarray
+    centres: np.ndarray  # voxels to centre crops on (traced dendrite points)
+
+
+def to_model_space(volume: np.ndarray, voxel_size_um: Sequence[float]) -> tuple[np.ndarray, tuple]:
+    """Normalise and resample a stack exactly as the inference engine will."""
+    offset, gain = normalisation_stats(volume, NORMALISATION, channel_axis=False)
+    factors = [v / m for v, m in zip(voxel_size_um, VOXEL_SIZE_UM, strict=True)]
+    shape = [max(1, round(n * f)) for n, f in zip(volume.shape, factors, strict=True)]
+    coords = [source_coords(np.arange(m, dtype=np.float64), f, n) if abs(f - 1) > 0.05
+              else np.arange(n) for m, f, n in zip(shape, factors, volume.shape, strict=True)]
+    image = (read_resampled(volume, coords) - offset[0]) * gain[0]
+    return image.astype(np.float32), tuple(factors)
+
+
+def points_to_model(points: np.ndarray, factors: Sequence[float]) -> np.ndarray:
+    """Voxel coordinates in the data's grid → in the model's grid."""
+    return (np.asarray(points, float) + 0.5) * np.asarray(factors) - 0.5
+
+
+def head_targets(shape: Sequence[int], heads: np.ndarray) -> np.ndarray:
+    """Max of anisotropic Gaussians (σ = `HEAD_SIGMA_UM`) at the head positions (model voxels)."""
+    target = np.zeros(shape, np.float32)
+    sigma = np.asarray(HEAD_SIGMA_UM) / np.asarray(VOXEL_SIZE_UM)
+    radius = np.ceil(3 * sigma).astype(int)
+    for point in heads:
+        centre = np.round(point).astype(int)
+        lo = np.maximum(centre - radius, 0)
+        hi = np.minimum(centre + radius + 1, shape)
+        if np.any(hi <= lo):
+            continue
+        grids = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+        d2 = sum(((g - p) / s) ** 2 for g, p, s in zip(grids, point, sigma, strict=True))
+        region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        target[region] = np.maximum(target[region], np.exp(-0.5 * d2))
+    return target
+
+
+def distance_to_points_um(shape: Sequence[int], points: np.ndarray) -> np.ndarray:
+    """Distance in µm from every voxel to the nearest of ``points`` (model voxels)."""
+    seeds = np.ones(shape, bool)
+    idx = np.clip(np.round(points).astype(int), 0, np.asarray(shape) - 1)
+    seeds[tuple(idx.T)] = False
+    return ndi.distance_transform_edt(seeds, sampling=VOXEL_SIZE_UM).astype(np.float32)
+
+
+def real_volume(session: AnnotatedSession) -> TrainingVolume:
+    """A real annotated session prepared for training."""
+    volume = read_volumes(session.stack)[0]
+    image, factors = to_model_space(np.asarray(volume.data), session.voxel_size_um)
+    dendrites = points_to_model(session.dendrites, factors)
+    distance = distance_to_points_um(image.shape, dendrites)
+    heads = points_to_model(np.concatenate([session.spines, session.bad_spines]), factors)
+    return TrainingVolume(image, head_targets(image.shape, heads),
+                          (distance <= SHAFT_RADIUS_UM).astype(np.float32),
+                          (distance <= MASK_UM).astype(np.float32), dendrites)
+
+
+def synthetic_volume(seed: int, shape: Sequence[int] = (24, 160, 160)) -> TrainingVolume:
+    """A synthetic stack generated directly at the model's voxel size, fully annotated."""
+    from napari_spines.training.synthetic import synthetic_two_photon
+
+    sample = synthetic_two_photon(shape=tuple(shape), voxel_size_um=VOXEL_SIZE_UM, seed=seed,
+                                  n_dendrites=2 + seed % 2)
+    image, _ = to_model_space(sample.image.astype(np.float32), VOXEL_SIZE_UM)
+    shaft = sample.dendrite_mask.astype(np.float32)
+    centres = np.argwhere(sample.dendrite_mask)[:: 50].astype(float)
+    return TrainingVolume(image, head_targets(image.shape, sample.spines), shaft,
+                          np.ones_like(image), centres)
+
+
+def random_crop(volume: TrainingVolume, rng: np.random.Generator,
+                crop: Sequence[int] = CROP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An augmented crop near a dendrite: image (1, z, y, x), targets (2, ...), mask (2, ...)."""
+    shape = np.asarray(volume.image.shape)
+    centre = volume.centres[rng.integers(len(volume.centres))] + rng.normal(0, [1, 8, 8])
+    start = np.clip(np.round(centre - np.asarray(crop) / 2).astype(int), 0,
+                    np.maximum(shape - crop, 0))
+    region = tuple(slice(s, s + c) for s, c in zip(start, crop, strict=True))
+    arrays = [volume.image[region], volume.heads[region], volume.shaft[region],
+              volume.mask[region]]
+    arrays = [_pad_to(a, crop) for a in arrays]
+    image, heads, shaft, mask = arrays
+    for axis in (0, 1, 2):
+        if rng.random() < 0.5:
+            image, heads, shaft, mask = (np.flip(a, axis) for a in (image, heads, shaft, mask))
+    if rng.random() < 0.5:
+        image, heads, shaft, mask = (np.swapaxes(a, 1, 2) for a in (image, heads, shaft, mask))
+    image = image * rng.uniform(0.6, 1.5) + rng.uniform(-0.1, 0.1)
+    image = image + rng.normal(0, rng.uniform(0, 0.08), image.shape)
+    targets = np.stack([heads, shaft])
+    masks = np.stack([mask, mask])
+    return (np.ascontiguousarray(image[None], np.float32), np.ascontiguousarray(targets),
+            np.ascontiguousarray(masks))
+
+
+def _pad_to(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    pad = [(0, max(0, s - n)) for n, s in zip(array.shape, shape, strict=True)]
+    return np.pad(array, pad, mode="reflect" if all(n > 1 for n in array.shape) else "edge")
+
+
+def loss_fn(logits: Any, targets: Any, masks: Any, head_weight: float = 20.0) -> Any:
+    """Masked BCE; head voxels weigh up to ``1 + head_weight`` so rare peaks are not ignored."""
+    import torch.nn.functional as F
+
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    weights = masks.clone()
+    weights[:, 0] = weights[:, 0] * (1 + head_weight * targets[:, 0])
+    return (bce * weights).sum() / weights.sum().clamp(min=1)
+
+
+@dataclass
+class ValidationVolume:
+    """A session's stack in model space, cropped to its traced dendrites plus a margin."""
+
+    session: AnnotatedSession
+    image: np.ndarray
+    start: np.ndarray
+    factors: tuple
+
+
+def validation_volume(session: AnnotatedSession, margin_um: float = 8.0) -> ValidationVolume:
+    """Prepare a session once for repeated validation."""
+    volume = read_volumes(session.stack)[0]
+    image, factors = to_model_space(np.asarray(volume.data), session.voxel_size_um)
+    dendrites = points_to_model(session.dendrites, factors)
+    margin = np.ceil(margin_um / np.asarray(VOXEL_SIZE_UM)).astype(int)
+    start = np.maximum(np.floor(dendrites.min(0)).astype(int) - margin, 0)
+    stop = np.minimum(np.ceil(dendrites.max(0)).astype(int) + margin + 1, image.shape)
+    region = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
+    return ValidationVolume(session, np.ascontiguousarray(image[region]), start, factors)
+
+
+def validate(net: Any, val: ValidationVolume,
+             thresholds: Sequence[float] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)) -> dict:
+    """Best F1 over thresholds of the network's head channel on a validation volume."""
+    import torch
+
+    from napari_spines.inference import predict
+    from napari_spines.spines.detect import find_peaks
+
+    spec = _namespace(model_spec())
+    spec = type(spec)(**{**spec.__dict__, "input": type(spec.input)(
+        **{**spec.input.__dict__, "normalisation": Normalisation(kind="none")})})
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return torch.sigmoid(net(torch.from_numpy(batch))).numpy()
+
+    net.eval()
+    heat = predict(val.image, run, spec)[0]  # already normalised and at the model's voxel size
+    net.train()
+    scores = {}
+    for threshold in thresholds:
+        coords, _ = find_peaks(heat, VOXEL_SIZE_UM, threshold, 1.0)
+        data_coords = (coords + val.start + 0.5) / np.asarray(val.factors) - 0.5
+        scores[threshold] = score_on_session(data_coords, val.session)
+    best = max(scores, key=lambda t: scores[t].f1)
+    return {"threshold": best, "f1": scores[best].f1, "precision": scores[best].precision,
+            "recall": scores[best].recall, "all": {t: s.f1 for t, s in scores.items()}}
+
+
+def _namespace(spec: dict) -> Any:
+    from napari_spines.models.spec import ModelSpec
+
+    return ModelSpec.from_dict({**spec, "weights": {"onnx": {"file": "x", "sha256": "0" * 64}}})
+
+
+def model_spec(metrics: dict | None = None, command: str = "", threshold: float = 0.5) -> dict:
+    """model.yaml content of spine-2p (weights added on export)."""
+    from napari_spines.training.unet import size_multiple
+
+    return {
+        "format_version": 1, "name": "spine-2p", "version": "0.1.0", "task": "spine-detection",
+        "description": "Spine heads in two-photon stacks of dendrites: 3D U-Net with a spine "
+                       "head and a dendrite shaft channel.",
+        "license": "BSD-3-Clause", "authors": ["napari-spines developers"],
+        "training": {"data": ["rr30a_tp0, rr30a_tp1 (PyMapManager-Data, MIT)",
+                              "synthetic two-photon stacks (napari_spines.training.synthetic)"],
+                     "command": command, "base_model": None, "fine_tune_data": []},
+        "input": {"axes": "zyx", "channels": 1, "voxel_size_um": list(VOXEL_SIZE_UM),
+                  "normalisation": {"kind": NORMALISATION.kind, "low": NORMALISATION.low,
+                                    "high": NORMALISATION.high}},
+        "tiling": {"tile": [48, 256, 256], "multiple": list(size_multiple(POOLS)),
+                   "halo": [4, 24, 24]},
+        "outputs": [{"name": "heatmap", "channels": 1,
+                     "description": "spine-head probability"},
+                    {"name": "dendrite", "channels": 1,
+                     "description": "dendrite-shaft probability"}],
+        "postprocessing": {"threshold": threshold, "min_distance_um": 1.0,
+                           "max_dendrite_distance_um": 4.0},
+        "metrics": metrics or {},
+    }
+
+
+def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
+          minutes: float = 60.0, width: int = 8, batch_size: int = 4, lr: float = 2e-3,
+          synthetic: int = 8, validate_every: int = 400, seed: int = 0) -> Path:
+    """Train, validating on ``validate_name``; keep the best checkpoint; return its path."""
+    import torch
+
+    from napari_spines.training.unet import build_unet
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "a")
+    started = time.monotonic()
+    volumes = [real_volume(load_session(data / f"{n}.tif")) for n in train_names]
+    n_real = len(volumes)
+    volumes += [synthetic_volume(1000 + i) for i in range(synthetic)]
+    validation = validation_volume(load_session(data / f"{validate_name}.tif"))
+    logger.info("data ready in %.0f s", time.monotonic() - started)
+    net = build_unet(1, 2, width=width, pools=POOLS)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    deadline = started + minutes * 60
+    best, step = -1.0, 0
+    while time.monotonic() < deadline:
+        fraction = (time.monotonic() - started) / (minutes * 60)
+        for group in optimiser.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+        picks = [rng.integers(n_real) if rng.random() < 0.75 or len(volumes) == n_real
+                 else rng.integers(n_real, len(volumes)) for _ in range(batch_size)]
+        crops = [random_crop(volumes[i], rng) for i in picks]
+        images, targets, masks = (torch.from_numpy(np.stack(c)) for c in zip(*crops,
+                                                                              strict=True))
+        loss = loss_fn(net(images), targets, masks)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        if step % validate_every == 0 or time.monotonic() >= deadline:
+            result = validate(net, validation)
+            record = {"step": step, "minutes": (time.monotonic() - started) / 60,
+                      "loss": float(loss), **result}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            logger.info("step %d loss %.4f val F1 %.3f at %.1f", step, float(loss),
+                        result["f1"], result["threshold"])
+            if result["f1"] > best:
+                best = result["f1"]
+                torch.save({"state_dict": net.state_dict(), "width": width, "step": step,
+                            "validation": result}, out / "best.pt")
+    log.close()
+    return out / "best.pt"
+
+
+def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
+    """Export a checkpoint as the spine-2p package: sigmoid outputs, ONNX + TorchScript."""
+    import torch
+
+    from napari_spines.training.export import export_package
+    from napari_spines.training.unet import build_unet
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    net = build_unet(1, 2, width=state["width"], pools=POOLS)
+    net.load_state_dict(state["state_dict"])
+
+    class WithSigmoid(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.net(x))
+
+    validation = state["validation"]
+    metrics = {"validation": {"data": "rr30a_tp2, within 4 µm of traced dendrites, 1.0 µm "
+                                      "one-to-one matching",
+                              "f1": round(validation["f1"], 3),
+                              "precision": round(validation["precision"], 3),
+                              "recall": round(validation["recall"], 3),
+                              "threshold": validation["threshold"],
+                              "step": state["step"]}}
+    spec = model_spec(metrics, command, validation["threshold"])
+    return export_package(WithSigmoid().eval(), folder, spec, (1, 1, 16, 64, 64))

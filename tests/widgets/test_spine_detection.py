@@ -1,0 +1,105 @@
+"""The Spine detection widget and its review workflow, in napari under Xvfb."""
+
+import numpy as np
+import pytest
+
+from napari_spines.cli import PLUGIN
+from napari_spines.io import read_points_csv
+
+pytestmark = pytest.mark.gui
+
+
+def press(layer, key):
+    """Call the function bound to ``key`` on ``layer``, as napari does on a key press."""
+    (action,) = [f for k, f in layer.keymap.items() if str(k).lower() == key]
+    action(layer)
+
+
+@pytest.fixture
+def detected(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "two_photon")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spine detection")
+    widget._image.value = viewer.layers["two-photon"]
+    widget._model.value = "spine-dog"
+    widget.run()
+    assert widget.task.busy
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
+    assert widget.layer is not None and len(widget.layer.data) > 3
+    return viewer, widget
+
+
+def test_detection_makes_a_points_layer_with_statuses(detected):
+    viewer, widget = detected
+    layer = widget.layer
+    assert set(layer.features.columns) >= {"id", "score", "status"}
+    assert set(layer.features["status"]) == {"auto"}
+    assert tuple(layer.scale) == tuple(viewer.layers["two-photon"].scale)
+
+
+def test_threshold_slider_filters_without_rerunning(detected):
+    _, widget = detected
+    scores = widget.layer.features["score"].to_numpy()
+    widget._threshold.value = float(np.median(scores))
+    assert widget.layer.shown.sum() == (scores >= widget._threshold.value).sum()
+    assert widget.layer.shown.sum() < len(scores)
+    assert not widget.task.busy  # the model did not run again
+
+
+def test_review_keys_move_to_the_spine_slice_and_set_statuses(detected):
+    viewer, widget = detected
+    layer = widget.layer
+    widget._threshold.value = float(layer.features["score"].min())
+    press(layer, "n")
+    first = widget.queue.current
+    z_world = layer.data_to_world(layer.data[first])[0]
+    assert viewer.dims.point[0] == pytest.approx(z_world, abs=0.51)  # on the spine's slice
+    press(layer, "a")
+    assert layer.features["status"][first] == "accepted"
+    second = widget.queue.current
+    assert second != first
+    z2 = layer.data_to_world(layer.data[second])[0]
+    assert viewer.dims.point[0] == pytest.approx(z2, abs=0.51)
+    press(layer, "r")
+    assert layer.features["status"][second] == "rejected"
+    assert widget.layer.border_color[second][3] < 0.5  # rejected: kept, dimmed
+    assert "reviewed 2 /" in widget._counts.value
+    press(layer, "u")
+    assert layer.features["status"][second] == "auto"
+
+
+def test_keys_are_bound_on_the_spines_layer(detected):
+    _, widget = detected
+    for key in ("n", "b", "a", "r", "u"):
+        assert any(str(k).lower() == key for k in widget.layer.keymap), key
+
+
+def test_added_and_moved_spines_are_marked(detected):
+    _, widget = detected
+    layer = widget.layer
+    n = len(layer.data)
+    layer.add(np.array([[5.0, 20.0, 20.0]]))
+    assert len(layer.data) == n + 1
+    assert layer.features["status"].iloc[-1] == "added"
+    assert layer.features["id"].iloc[-1] == n + 1
+    start = layer.data[1].copy()
+    target = start.copy()
+    target[1:] += 3.0
+    layer._move({1}, start)  # a drag in select mode: press on the point, then move
+    layer._move({1}, target)
+    statuses = layer.features["status"].to_numpy()
+    assert statuses[1] == "moved"
+    assert statuses[0] == "auto" and statuses[-1] == "added"
+
+
+def test_export_reads_back_with_statuses(detected, tmp_path):
+    _, widget = detected
+    widget._threshold.value = float(widget.layer.features["score"].min())
+    widget.next()
+    widget.reject()
+    path = tmp_path / "reviewed.csv"
+    widget._export_path.value = str(path)
+    widget.export()
+    coords, voxel, props = read_points_csv(path)
+    assert voxel == pytest.approx((1.0, 0.12, 0.12), rel=1e-3)
+    assert "rejected" in set(props["status"]) and len(coords) == len(props["score"])
