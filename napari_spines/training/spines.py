@@ -21,6 +21,7 @@ Run::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -197,9 +198,7 @@ def validate(net: Any, val: ValidationVolume,
     from napari_spines.inference import predict
     from napari_spines.spines.detect import find_peaks
 
-    spec = _namespace(model_spec())
-    spec = type(spec)(**{**spec.__dict__, "input": type(spec.input)(
-        **{**spec.input.__dict__, "normalisation": Normalisation(kind="none")})})
+    spec = engine_spec(normalised=True)
 
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -218,10 +217,19 @@ def validate(net: Any, val: ValidationVolume,
             "recall": scores[best].recall, "all": {t: s.f1 for t, s in scores.items()}}
 
 
-def _namespace(spec: dict) -> Any:
+def engine_spec(normalised: bool = False) -> Any:
+    """The spine-2p spec as the engine needs it (weights are not used by the engine).
+
+    ``normalised``: the input is already normalised (validation volumes are), so skip that step.
+    """
     from napari_spines.models.spec import ModelSpec
 
-    return ModelSpec.from_dict({**spec, "weights": {"onnx": {"file": "x", "sha256": "0" * 64}}})
+    placeholder = {"onnx": {"file": "model.onnx", "sha256": "0" * 64}}
+    spec = ModelSpec.from_dict({**model_spec(), "weights": placeholder})
+    if normalised:
+        spec = dataclasses.replace(spec, input=dataclasses.replace(
+            spec.input, normalisation=Normalisation(kind="none")))
+    return spec
 
 
 def model_spec(metrics: dict | None = None, command: str = "", threshold: float = 0.5) -> dict:
