@@ -37,6 +37,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     spines.add_argument("--minutes", type=float, default=60.0)
     spines.add_argument("--width", type=int, default=8, help="U-Net width of the first level")
     spines.add_argument("--synthetic", type=int, default=8, help="synthetic stacks to mix in")
+    spines.add_argument("--start-from", type=Path, metavar="PACKAGE",
+                        help="continue from a spine-2p package or checkpoint (fine-tuning)")
 
 
 def detect(args: argparse.Namespace) -> int:
@@ -77,7 +79,8 @@ def train(args: argparse.Namespace) -> int:
         if not (args.data / f"{name}.tif").exists():
             return _fail(f"{args.data / name}.tif: no such stack")
     checkpoint = train(args.data, args.train, args.validate, args.out, minutes=args.minutes,
-                       width=args.width, synthetic=args.synthetic)
+                       width=args.width, synthetic=args.synthetic,
+                       start_from=args.start_from)
     command = " ".join(["napari-spines", *sys.argv[1:]])
     package = export(checkpoint, args.out / "spine-2p", command=command)
     print(f"model package: {package} (copy it into the user models folder to use it)",

@@ -261,8 +261,12 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
 
 def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
           minutes: float = 60.0, width: int = 8, batch_size: int = 4, lr: float = 2e-3,
-          synthetic: int = 8, validate_every: int = 400, seed: int = 0) -> Path:
-    """Train, validating on ``validate_name``; keep the best checkpoint; return its path."""
+          synthetic: int = 8, validate_every: int = 400, seed: int = 0,
+          start_from: Path | None = None) -> Path:
+    """Train, validating on ``validate_name``; keep the best checkpoint; return its path.
+
+    ``start_from``: a spine-2p package (or a checkpoint) whose weights training continues from.
+    """
     import torch
 
     from napari_spines.training.unet import build_unet
@@ -278,6 +282,12 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
     validation = validation_volume(load_session(data / f"{validate_name}.tif"))
     logger.info("data ready in %.0f s", time.monotonic() - started)
     net = build_unet(1, 2, width=width, pools=POOLS)
+    base = None
+    if start_from is not None:
+        width, state = load_weights(Path(start_from))
+        net = build_unet(1, 2, width=width, pools=POOLS)
+        net.load_state_dict(state)
+        base = str(start_from)
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     deadline = started + minutes * 60
     best, step = -1.0, 0
@@ -306,9 +316,27 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
             if result["f1"] > best:
                 best = result["f1"]
                 torch.save({"state_dict": net.state_dict(), "width": width, "step": step,
-                            "validation": result}, out / "best.pt")
+                            "validation": result, "base_model": base}, out / "best.pt")
     log.close()
     return out / "best.pt"
+
+
+def load_weights(source: Path) -> tuple[int, dict]:
+    """(width, U-Net state dict) from a training checkpoint or a spine-2p package.
+
+    Packages are read through their TorchScript weights with ``torch.jit.load``, never unpickled.
+    """
+    import torch
+
+    if source.is_dir():
+        from napari_spines.models import open_package
+
+        scripted = torch.jit.load(str(open_package(source).weight_path("torch")),
+                                  map_location="cpu")
+        state = {k.removeprefix("net."): v for k, v in scripted.state_dict().items()}
+    else:
+        state = torch.load(source, map_location="cpu", weights_only=True)["state_dict"]
+    return int(state["down.0.0.weight"].shape[0]), state
 
 
 def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
@@ -319,8 +347,9 @@ def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
     from napari_spines.training.unet import build_unet
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    net = build_unet(1, 2, width=state["width"], pools=POOLS)
-    net.load_state_dict(state["state_dict"])
+    width, weights = load_weights(checkpoint)
+    net = build_unet(1, 2, width=width, pools=POOLS)
+    net.load_state_dict(weights)
 
     class WithSigmoid(torch.nn.Module):
         def __init__(self) -> None:
@@ -339,4 +368,5 @@ def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
                               "threshold": validation["threshold"],
                               "step": state["step"]}}
     spec = model_spec(metrics, command, validation["threshold"])
+    spec["training"]["base_model"] = state.get("base_model")
     return export_package(WithSigmoid().eval(), folder, spec, (1, 1, 16, 64, 64))

@@ -84,3 +84,10 @@ def test_train_export_detect_end_to_end(tmp_path):
     spec = open_package(package).spec
     assert spec.name == "spine-2p" and "validation" in spec.metrics
     assert [o.name for o in spec.outputs] == ["heatmap", "dendrite"]
+    # fine-tuning continues from the exported package's TorchScript weights
+    width, state = T.load_weights(package)
+    assert width == 4 and "head.weight" in state
+    again = T.train(tmp_path, ["a"], "b", tmp_path / "run2", minutes=0.05, batch_size=2,
+                    synthetic=0, validate_every=3, start_from=package)
+    assert T.export(again, tmp_path / "run2" / "pkg").exists()
+    assert open_package(tmp_path / "run2" / "pkg").spec.training["base_model"] == str(package)
