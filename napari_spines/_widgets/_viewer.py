@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from napari.layers import Points
+from napari.layers import Image, Points
 from napari.viewer import Viewer
+
+
+def image_layers(viewer: Viewer) -> list[tuple[str, Image]]:
+    """(name, layer) of the grey-scale image layers, for a layer ComboBox."""
+    return [(layer.name, layer) for layer in viewer.layers
+            if isinstance(layer, Image) and not layer.rgb]
+
+
+def follow_layers(viewer: Viewer, *combos: Any) -> None:
+    """Refresh the choices of ``combos`` whenever a layer is added or removed (and now)."""
+    for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+        for combo in combos:
+            event.connect(lambda _e, c=combo: c.reset_choices())
+    for combo in combos:
+        combo.reset_choices()
 
 
 def show_plane_of_points(viewer: Viewer, layer: Points) -> None:

@@ -12,6 +12,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
 from napari.utils.notifications import show_error, show_warning
 
 from napari_spines._widgets._task import TaskPanel
+from napari_spines._widgets._viewer import follow_layers, image_layers
 from napari_spines.inference import predict_volume
 from napari_spines.io.layers import prediction_layer_data
 from napari_spines.models import find_model, list_models, load_model
@@ -71,13 +72,10 @@ class RunModelWidget(Container):
         self.native.layout().addWidget(self.task)
         self._run.clicked.connect(self.run)
         self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(lambda _e: self._image.reset_choices())
-        self._image.reset_choices()
+        follow_layers(viewer, self._image)
 
     def _image_choices(self, _widget: object = None) -> list[tuple[str, object]]:
-        return [(layer.name, layer) for layer in self._viewer.layers
-                if isinstance(layer, napari.layers.Image) and not layer.rgb]
+        return image_layers(self._viewer)
 
     def _model_choices(self, _widget: object = None) -> list[str]:
         return [p.spec.name for p in list_models()]

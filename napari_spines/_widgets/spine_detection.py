@@ -23,6 +23,7 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info
 
 from napari_spines._widgets._task import TaskPanel
+from napari_spines._widgets._viewer import follow_layers, image_layers
 from napari_spines._widgets.run_model import layer_axes
 from napari_spines.io.layers import POINT_SIZE_UM
 from napari_spines.io.points_csv import write_points_csv
@@ -69,15 +70,12 @@ class SpineDetectionWidget(Container):
         for button, action in zip(self._buttons, actions, strict=True):
             button.clicked.connect(action)
         self._export.clicked.connect(self.export)
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(lambda _e: self._image.reset_choices())
-        self._image.reset_choices()
+        follow_layers(viewer, self._image)
         self._use_model_threshold()
 
     # -- choices ---------------------------------------------------------------------------
     def _image_choices(self, _widget: object = None) -> list[tuple[str, object]]:
-        return [(layer.name, layer) for layer in self._viewer.layers
-                if isinstance(layer, napari.layers.Image) and not layer.rgb]
+        return image_layers(self._viewer)
 
     def _model_choices(self, _widget: object = None) -> list[str]:
         names = [p.spec.name for p in list_models() if p.spec.task == "spine-detection"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import napari
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton
 
+from napari_spines._widgets._viewer import follow_layers
+
 
 class VoxelSizeWidget(Container):
     """Show a layer's shape, axes and voxel size, and set its voxel size in µm."""
@@ -21,9 +23,7 @@ class VoxelSizeWidget(Container):
                                   self._apply])
         self._layer.changed.connect(self._show_layer)
         self._apply.clicked.connect(self.apply)
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(lambda _e: self._layer.reset_choices())
-        self._layer.reset_choices()
+        follow_layers(viewer, self._layer)
         self._show_layer()
 
     def _layer_choices(self, _widget: object = None) -> list[tuple[str, object]]:

@@ -210,26 +210,17 @@ def test_onnx_cuda_silent_fallback_is_caught(tiny_package, monkeypatch, caplog) 
 
 
 @pytest.mark.gpu
-def test_onnx_on_cuda(tiny_package) -> None:
-    if not _cuda("onnx"):
+@pytest.mark.parametrize(("runtime", "provider"),
+                         [("onnx", "CUDAExecutionProvider"), ("torch", "torch-cuda")])
+def test_runs_on_cuda_like_on_cpu(tiny_package, runtime, provider) -> None:
+    if not _cuda(runtime):
         pytest.skip("no CUDA device")
     package = open_package(tiny_package)
-    gpu = load_model(package, runtime="onnx", device="cuda")
-    assert gpu.provider == "CUDAExecutionProvider"
-    assert load_model(package, runtime="onnx").device == "cuda"  # auto picks it
+    gpu = load_model(package, runtime=runtime, device="cuda")
+    assert gpu.provider == provider
+    assert load_model(package, runtime=runtime).device == "cuda"  # auto picks it
     batch = _batch()
-    np.testing.assert_allclose(gpu(batch), load_model(package, "onnx", "cpu")(batch), atol=1e-3)
-
-
-@pytest.mark.gpu
-def test_torch_on_cuda(tiny_package) -> None:
-    if not _cuda("torch"):
-        pytest.skip("no CUDA device")
-    package = open_package(tiny_package)
-    gpu = load_model(package, runtime="torch", device="cuda")
-    assert gpu.provider == "torch-cuda"
-    batch = _batch()
-    np.testing.assert_allclose(gpu(batch), load_model(package, "torch", "cpu")(batch), atol=1e-3)
+    np.testing.assert_allclose(gpu(batch), load_model(package, runtime, "cpu")(batch), atol=1e-3)
 
 
 def test_importing_models_imports_no_runtime() -> None:
