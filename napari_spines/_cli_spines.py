@@ -72,7 +72,8 @@ def train(args: argparse.Namespace) -> int:
     """Train spine-2p, then export the best checkpoint as a model package in the run folder."""
     import logging
 
-    from napari_spines.training.spines import export, train
+    from napari_spines.spines.evaluate import load_session
+    from napari_spines.training.spines import calibrate, export, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in [*args.train, args.validate]:
@@ -83,6 +84,9 @@ def train(args: argparse.Namespace) -> int:
                        start_from=args.start_from)
     command = " ".join(["napari-spines", *sys.argv[1:]])
     package = export(checkpoint, args.out / "spine-2p", command=command)
+    measured = calibrate(package, load_session(args.data / f"{args.validate}.tif"))
+    print(f"{args.validate}: F1 {measured['f1']} (precision {measured['precision']}, recall "
+          f"{measured['recall']}) at threshold {measured['threshold']}", file=sys.stderr)
     print(f"model package: {package} (copy it into the user models folder to use it)",
           file=sys.stderr)
     return 0

@@ -81,40 +81,65 @@ def detect_spines(
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
     """
-    from napari_spines.models import find_model, load_model
+    from napari_spines.models import find_model
 
     check_stack(data.shape, axes, voxel_size_um)
     package = find_model(model, task="spine-detection")
+    maps = predict_heatmaps(data, axes, package, voxel_size_um, runtime, device, progress)
+    post = package.spec.postprocessing
+    return maps.peaks(
+        float(post.get("threshold", 0.5) if threshold is None else threshold),
+        float(post.get("min_distance_um", 1.0) if min_distance_um is None else min_distance_um),
+        post.get("max_dendrite_distance_um") if max_dendrite_distance_um is None
+        else max_dendrite_distance_um)
+
+
+@dataclass(frozen=True)
+class Heatmaps:
+    """A model's spine-head (and dendrite-shaft) maps of a stack, ready for peak finding."""
+
+    heads: np.ndarray
+    shaft: np.ndarray | None
+    axes: str
+    voxel_size_um: tuple[float, float, float]
+
+    def peaks(self, threshold: float, min_distance_um: float = 1.0,
+              max_dendrite_distance_um: float | None = None) -> Detections:
+        """Peaks above ``threshold``; near the predicted shaft when a distance is given."""
+        timed = "T" in self.axes
+        frames = list(self.heads) if timed else [self.heads]
+        shafts = list(self.shaft) if timed and self.shaft is not None else [self.shaft]
+        coords, scores = [], []
+        for t, frame in enumerate(frames):
+            found, score = find_peaks(np.asarray(frame), self.voxel_size_um, threshold,
+                                      min_distance_um)
+            shaft = shafts[t] if t < len(shafts) else None
+            if shaft is not None and max_dendrite_distance_um is not None and len(found):
+                shaft_points = np.argwhere(np.asarray(shaft) > 0.5)[::4]
+                keep = near_points(found, shaft_points, self.voxel_size_um,
+                                   float(max_dendrite_distance_um))
+                found, score = found[keep], score[keep]
+            if timed:
+                found = np.column_stack([np.full(len(found), t), found])
+            coords.append(found)
+            scores.append(score)
+        return Detections(np.concatenate(coords), np.concatenate(scores), self.voxel_size_um)
+
+
+def predict_heatmaps(data: Any, axes: str, package: Any,
+                     voxel_size_um: Sequence[float] | None = None, runtime: str = "auto",
+                     device: str = "auto", progress: ProgressCallback | None = None) -> Heatmaps:
+    """Run a spine-detection package over a stack (see `detect_spines`)."""
+    from napari_spines.models import load_model
+
     spec = package.spec
-    post = spec.postprocessing
-    threshold = float(post.get("threshold", 0.5) if threshold is None else threshold)
-    min_distance = float(post.get("min_distance_um", 1.0) if min_distance_um is None
-                         else min_distance_um)
-    max_dendrite = (post.get("max_dendrite_distance_um") if max_dendrite_distance_um is None
-                    else max_dendrite_distance_um)
     loaded = load_model(package, runtime=runtime, device=device)
     voxel = tuple(float(v) for v in (voxel_size_um or spec.input.voxel_size_um))
     outputs = predict_volume(data, axes, loaded, spec, voxel_size_um=voxel_size_um,
                              progress=progress)
     names = [o.name for o in spec.outputs for _ in range(o.channels)]
-    heat = outputs[names.index("heatmap")]
     shaft = outputs[names.index("dendrite")] if "dendrite" in names else None
-    frames = [heat] if "T" not in axes else list(heat)
-    shafts = [shaft] if "T" not in axes or shaft is None else list(shaft)
-    coords, scores = [], []
-    for t, frame in enumerate(frames):
-        found, score = find_peaks(np.asarray(frame), voxel, threshold, min_distance)
-        if shaft is not None and max_dendrite is not None and len(found):
-            shaft_points = np.argwhere(np.asarray(shafts[t]) > 0.5)[::4]
-            keep = near_points(found, shaft_points, voxel, float(max_dendrite))
-            found, score = found[keep], score[keep]
-        if "T" in axes:
-            found = np.column_stack([np.full(len(found), t), found])
-        coords.append(found)
-        scores.append(score)
-    width = 4 if "T" in axes else 3
-    return Detections(np.concatenate(coords) if coords else np.zeros((0, width)),
-                      np.concatenate(scores) if scores else np.zeros(0, np.float32), voxel)
+    return Heatmaps(outputs[names.index("heatmap")], shaft, axes, voxel)  # type: ignore[arg-type]
 
 
 def detections_table(detections: Detections, status: str = "auto") -> dict[str, np.ndarray]:

@@ -80,9 +80,12 @@ def test_train_export_detect_end_to_end(tmp_path):
     found = detect_spines(stack, "ZYX", str(package), (1.0, 0.12, 0.12), threshold=0.0)
     assert found.coords.shape[1] == 3
     from napari_spines.models import open_package
+    from napari_spines.spines.evaluate import load_session
 
-    spec = open_package(package).spec
-    assert spec.name == "spine-2p" and "validation" in spec.metrics
+    measured = T.calibrate(package, load_session(tmp_path / "b.tif"), thresholds=(0.3, 0.5))
+    spec = open_package(package).spec  # sha256 still matches: only model.yaml changed
+    assert spec.name == "spine-2p" and spec.metrics["validation"]["f1"] == measured["f1"]
+    assert spec.postprocessing["threshold"] == measured["threshold"] in (0.3, 0.5)
     assert [o.name for o in spec.outputs] == ["heatmap", "dendrite"]
     # fine-tuning continues from the exported package's TorchScript weights
     width, state = T.load_weights(package)
