@@ -251,7 +251,8 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
         "input": {"axes": "zyx", "channels": 1, "voxel_size_um": list(VOXEL_SIZE_UM),
                   "normalisation": {"kind": NORMALISATION.kind, "low": NORMALISATION.low,
                                     "high": NORMALISATION.high}},
-        "tiling": {"tile": [48, 256, 256], "multiple": list(size_multiple(POOLS)),
+        # one tile spans a typical 70-slice stack; 2 x 2 tiles cover 1024² at 0.24 µm
+        "tiling": {"tile": [80, 320, 320], "multiple": list(size_multiple(POOLS)),
                    "halo": [4, 24, 24]},
         "outputs": [{"name": "heatmap", "channels": 1,
                      "description": "spine-head probability"},
@@ -343,8 +344,9 @@ def load_weights(source: Path) -> tuple[int, dict]:
     return int(state["down.0.0.weight"].shape[0]), state
 
 
-def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
-    """Export a checkpoint as the spine-2p package: sigmoid outputs, ONNX + TorchScript."""
+def export(checkpoint: Path, folder: Path, command: str = "",
+           flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Path:
+    """Export a checkpoint as the spine-2p package: sigmoid outputs averaged over ``flips``."""
     import torch
 
     from napari_spines.training.export import export_package
@@ -364,9 +366,9 @@ def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             out = torch.sigmoid(self.net(x))
-            for dims in TTA_FLIPS:
+            for dims in flips:
                 out = out + torch.flip(torch.sigmoid(self.net(torch.flip(x, dims))), dims)
-            return out / (len(TTA_FLIPS) + 1)
+            return out / (len(flips) + 1)
 
     validation = state["validation"]
     metrics = {"validation": {"data": "rr30a_tp2, within 4 µm of traced dendrites, 1.0 µm "
