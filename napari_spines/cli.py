@@ -55,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(commands)
     commands.add_parser("models", help="list the models: built-in, user folder")
     commands.add_parser("devices", help="list the runtimes and devices really usable here")
+    synthetic = commands.add_parser(
+        "synthetic", help="write a synthetic stack with its ground truth (from a seed)")
+    synthetic.add_argument("kind", choices=("two-photon", "two-photon-sessions", "em"))
+    synthetic.add_argument("-o", "--output", type=Path, required=True,
+                           help="stack .tif; ground truth goes beside it (_spines.csv or "
+                                "_labels.tif)")
+    synthetic.add_argument("--shape", nargs=3, type=int, metavar=("Z", "Y", "X"))
+    synthetic.add_argument("--seed", type=int, default=0)
     info = commands.add_parser("info", help="print what the reader sees in a file")
     info.add_argument("file", type=Path)
     info.add_argument("--lazy", action=argparse.BooleanOptionalAction, default=None,
@@ -67,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "info":
         return info(args.file, lazy=args.lazy)
+    if args.command == "synthetic":
+        return write_synthetic(args.kind, args.output, args.shape, args.seed)
     if args.command in ("predict", "models", "devices"):
         from napari_spines import _cli_models
 
@@ -107,6 +117,32 @@ def info(path: Path, lazy: bool | None = None) -> int:
         print(f"    lazy:       {'yes' if v.lazy else 'no'}")
         if v.multiscale:
             print(f"    multiscale: {len(v.levels)} levels {[tuple(lv.shape) for lv in v.levels]}")
+    return 0
+
+
+def write_synthetic(kind: str, output: Path, shape: Sequence[int] | None, seed: int) -> int:
+    """Write a synthetic stack (OME-TIFF with voxel size) and its ground truth beside it."""
+    from napari_spines.io import write_labels_tiff, write_points_csv
+    from napari_spines.io.outputs import write_float_tiff
+    from napari_spines.training.synthetic import synthetic_em, synthetic_two_photon
+
+    if output.suffix.lower() not in (".tif", ".tiff"):
+        print(f"napari-spines: error: {output}: output must be a .tif file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    extra = {"shape": tuple(shape)} if shape else {}
+    stem = output.with_suffix("")
+    if kind == "em":
+        sample = synthetic_em(seed=seed, **extra)
+        write_float_tiff(output, sample.image, "ZYX", sample.voxel_size_um, sample.image.dtype)
+        truth = write_labels_tiff(f"{stem}_labels.tif", sample.labels, sample.voxel_size_um)
+    else:
+        sessions = 3 if kind == "two-photon-sessions" else 1
+        sample = synthetic_two_photon(seed=seed, n_timepoints=sessions, **extra)
+        axes = "TZYX" if sessions > 1 else "ZYX"
+        write_float_tiff(output, sample.image, axes, sample.voxel_size_um, sample.image.dtype)
+        truth = write_points_csv(f"{stem}_spines.csv", sample.spines, sample.voxel_size_um,
+                                 {"id": sample.spine_ids})
+    print(f"wrote {output} {sample.image.shape} and {truth}", file=sys.stderr)
     return 0
 
 

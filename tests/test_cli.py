@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_spines.cli import main
@@ -46,3 +47,20 @@ def test_view_with_bad_file_exits_2_before_opening_a_window(tmp_path, capsys):
 def test_real_stack_info(real_data, capsys):
     assert main(["info", str(real_data / "two_photon/rr30a/rr30a_tp0.tif")]) == 0
     assert "voxel size: 1 × 0.12 × 0.12 µm (z, y, x)" in capsys.readouterr().out
+
+
+def test_synthetic_command_writes_stack_and_ground_truth(tmp_path):
+    from napari_spines.io import read_points_csv, read_volumes
+
+    out = tmp_path / "s.tif"
+    assert main(["synthetic", "two-photon", "-o", str(out), "--shape", "8", "64", "64"]) == 0
+    (volume,) = read_volumes(out)
+    assert volume.shape == (8, 64, 64) and volume.dtype == np.uint16
+    assert volume.voxel_size_um == pytest.approx((1.0, 0.12, 0.12))
+    coords, voxel, props = read_points_csv(tmp_path / "s_spines.csv")
+    assert voxel == pytest.approx((1.0, 0.12, 0.12)) and len(coords) == len(props["id"])
+    em = tmp_path / "em.tif"
+    assert main(["synthetic", "em", "-o", str(em), "--shape", "4", "32", "32"]) == 0
+    (labels,) = read_volumes(tmp_path / "em_labels.tif")
+    assert labels.shape == (4, 32, 32) and int(labels.data.max()) > 1
+    assert main(["synthetic", "em", "-o", str(tmp_path / "x.png")]) == 2

@@ -13,14 +13,17 @@ from napari_spines.io.atomic import atomic_path
 
 
 def write_float_tiff(path: str | Path, array: Any, axes: str,
-                     voxel_size_um: Sequence[float]) -> Path:
-    """Write float32 ``array`` (e.g. ``CZYX``) atomically as OME-TIFF with the voxel size in µm."""
+                     voxel_size_um: Sequence[float], dtype: Any = np.float32) -> Path:
+    """Write ``array`` (e.g. ``CZYX``) atomically as OME-TIFF with the voxel size in µm.
+
+    Network outputs are float32 (the default ``dtype``); stacks keep their own with ``dtype``.
+    """
     spatial = [a for a in axes if a in "ZYX"]
     sizes = dict(zip(spatial, (float(v) for v in voxel_size_um[-len(spatial):]), strict=True))
     metadata = {"axes": axes, **{f"PhysicalSize{a}": s for a, s in sizes.items()},
                 **{f"PhysicalSize{a}Unit": "µm" for a in sizes}}
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, np.asarray(array, dtype=np.float32), ome=True, metadata=metadata,
+        tifffile.imwrite(tmp, np.asarray(array, dtype=dtype), ome=True, metadata=metadata,
                          compression="zlib", bigtiff=np.asarray(array).nbytes > 2**31)
     return Path(path)
 
