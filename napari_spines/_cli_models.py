@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
+from napari_spines.cli import fail
 from napari_spines.io import VolumeReadError, read_volumes
 from napari_spines.io.outputs import create_zarr_output, write_float_tiff
-
-EXIT_BAD_INPUT = 2
-
-
-def _fail(message: str) -> int:
-    print(f"napari-spines: error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 class TextProgress:
@@ -41,13 +36,13 @@ def predict(args: argparse.Namespace) -> int:
 
     suffix = args.output.name.lower()
     if not suffix.endswith((".tif", ".tiff", ".zarr")):
-        return _fail(f"{args.output}: output must end in .tif, .tiff or .zarr")
+        return fail(f"{args.output}: output must end in .tif, .tiff or .zarr")
     try:
         volume = read_volumes(args.image)[0]
         package = find_model(args.model)
         model = load_model(package, runtime=args.runtime, device=args.device)
     except (VolumeReadError, ModelError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     spec = package.spec
     if args.voxel_size:
         voxel = tuple(args.voxel_size[-len(volume.voxel_size_um):])
@@ -72,13 +67,11 @@ def predict(args: argparse.Namespace) -> int:
                                 tile=args.tile, batch_size=args.batch_size, out=out,
                                 progress=TextProgress("predict"))
     except (ValueError, ModelError) as exc:
-        return _fail(f"{args.image.name}: {exc}")
+        return fail(f"{args.image.name}: {exc}")
     seconds = time.perf_counter() - started
     if out is None:
         write_float_tiff(args.output, result, out_axes, voxel_out)
-    voxels = 1
-    for a, n in zip(volume.axes, volume.shape, strict=True):
-        voxels *= n if a != "C" else 1
+    voxels = math.prod(n for a, n in zip(volume.axes, volume.shape, strict=True) if a != "C")
     print(f"wrote {args.output} {tuple(result.shape)} float32 in {seconds:.1f} s "
           f"({voxels / seconds / 1e6:.2f} Mvoxel/s)", file=sys.stderr)
     return 0

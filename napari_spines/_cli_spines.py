@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from napari_spines._cli_models import TextProgress, _fail
+from napari_spines._cli_models import TextProgress
+from napari_spines.cli import fail
 from napari_spines.io import VolumeReadError, read_volumes
 from napari_spines.io.points_csv import write_points_csv
 
@@ -47,11 +48,11 @@ def detect(args: argparse.Namespace) -> int:
     from napari_spines.spines.detection import detect_spines
 
     if args.output.suffix.lower() != ".csv":
-        return _fail(f"{args.output}: output must be a .csv file")
+        return fail(f"{args.output}: output must be a .csv file")
     try:
         volume = read_volumes(args.image)[0]
     except VolumeReadError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     voxel = tuple(args.voxel_size) if args.voxel_size else (
         volume.voxel_size_um if volume.voxel_size_known else None)
     started = time.perf_counter()
@@ -60,7 +61,7 @@ def detect(args: argparse.Namespace) -> int:
                               runtime=args.runtime, device=args.device,
                               progress=TextProgress("detect"))
     except (ValueError, ModelError) as exc:
-        return _fail(f"{args.image.name}: {exc}")
+        return fail(f"{args.image.name}: {exc}")
     write_points_csv(args.output, found.coords, found.voxel_size_um,
                      {"id": range(1, len(found) + 1), "score": found.scores})
     print(f"{len(found)} spines in {time.perf_counter() - started:.1f} s → {args.output}",
@@ -78,7 +79,7 @@ def train(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in [*args.train, args.validate]:
         if not (args.data / f"{name}.tif").exists():
-            return _fail(f"{args.data / name}.tif: no such stack")
+            return fail(f"{args.data / name}.tif: no such stack")
     checkpoint = train(args.data, args.train, args.validate, args.out, minutes=args.minutes,
                        width=args.width, synthetic=args.synthetic,
                        start_from=args.start_from)

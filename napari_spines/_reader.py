@@ -29,13 +29,19 @@ def read_paths(path: str | list[str]) -> list:
     layers: list[LayerData] = []
     for p in paths:
         try:
-            layers += points_layer_data(p) if looks_like_points_csv(p) else [
-                ld for v in read_volumes(p) for ld in volume_to_layer_data(v)]
+            layers += layer_data_for(p)
         except VolumeReadError as exc:
             from napari.utils.notifications import show_error
 
             show_error(f"napari-spines could not open {exc}")
     return layers or _NOTHING
+
+
+def layer_data_for(path: str | Path) -> list[LayerData]:
+    """Layer data of one stack or spine table; raises `VolumeReadError` for a bad file."""
+    if looks_like_points_csv(path):
+        return points_layer_data(path)
+    return [ld for v in read_volumes(path) for ld in volume_to_layer_data(v)]
 
 
 def points_layer_data(path: str | Path) -> list[LayerData]:

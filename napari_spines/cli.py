@@ -19,6 +19,12 @@ DEMO_SAMPLES = ("two_photon",)
 EXIT_BAD_INPUT = 2
 
 
+def fail(message: str) -> int:
+    """Print a one-line error for the user and return the bad-input exit code."""
+    print(f"napari-spines: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
@@ -103,8 +109,7 @@ def info(path: Path, lazy: bool | None = None) -> int:
             return 0
         volumes = read_volumes(path, lazy=lazy)
     except VolumeReadError as exc:
-        print(f"napari-spines: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail(str(exc))
     print(f"{path}")
     for v in volumes:
         nbytes = v.dtype.itemsize * math.prod(v.shape)
@@ -127,8 +132,7 @@ def write_synthetic(kind: str, output: Path, shape: Sequence[int] | None, seed: 
     from napari_spines.training.synthetic import synthetic_em, synthetic_two_photon
 
     if output.suffix.lower() not in (".tif", ".tiff"):
-        print(f"napari-spines: error: {output}: output must be a .tif file", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail(f"{output}: output must be a .tif file")
     extra = {"shape": tuple(shape)} if shape else {}
     stem = output.with_suffix("")
     if kind == "em":
@@ -149,21 +153,13 @@ def write_synthetic(kind: str, output: Path, shape: Sequence[int] | None, seed: 
 def open_viewer(files: Sequence[Path] = (), samples: Sequence[str] = (),
                 screenshot: Path | None = None) -> int:
     """Open napari with our widgets docked, the given files and samples loaded."""
-    from napari_spines.io import VolumeReadError, read_volumes, volume_to_layer_data
-    from napari_spines.io.points_csv import looks_like_points_csv
+    from napari_spines._reader import layer_data_for
+    from napari_spines.io import VolumeReadError
 
-    layer_data = []
     try:
-        for path in files:
-            if looks_like_points_csv(path):
-                from napari_spines._reader import points_layer_data
-
-                layer_data += points_layer_data(path)
-            else:
-                layer_data += [ld for v in read_volumes(path) for ld in volume_to_layer_data(v)]
+        layer_data = [ld for path in files for ld in layer_data_for(path)]
     except VolumeReadError as exc:
-        print(f"napari-spines: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail(str(exc))
 
     import napari
 
