@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from napari_spines.io.layers import POINT_SIZE_UM, LayerData, placement, volume_to_layer_data
+from napari_spines.io.layers import (
+    LayerData,
+    placement,
+    spine_points_style,
+    volume_to_layer_data,
+)
 from napari_spines.io.points_csv import looks_like_points_csv, read_points_csv
 from napari_spines.io.read import read_volumes, reader_for
 from napari_spines.io.volume import VolumeReadError
@@ -52,9 +57,7 @@ def points_layer_data(path: str | Path) -> list[LayerData]:
         **placement(axes, voxel_size_um),
         "name": Path(path).stem,
         "features": properties,
-        "size": POINT_SIZE_UM / min(voxel_size_um),
-        "face_color": "transparent",
-        "border_color": "yellow",
+        **spine_points_style(voxel_size_um),
         "metadata": {"voxel_size_um": voxel_size_um},
     }
     return [(coords, meta, "points")]

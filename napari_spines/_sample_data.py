@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_spines.io.layers import POINT_SIZE_UM, LayerData, placement
+from napari_spines.io.layers import LayerData, placement, spine_points_style
 from napari_spines.training.synthetic import (
     EMSample,
     TwoPhotonSample,
@@ -25,8 +25,7 @@ def two_photon_layer_data(sample: TwoPhotonSample, name: str = "two-photon") -> 
                   "contrast_limits": robust_contrast_limits(sample.image),
                   "metadata": {"voxel_size_um": sample.voxel_size_um, "axes": axes}}
     points_meta = {**place, "name": f"{name} spines (ground truth)",
-                   "features": {"id": sample.spine_ids}, "face_color": "transparent",
-                   "border_color": "yellow", "size": POINT_SIZE_UM / min(sample.voxel_size_um)}
+                   "features": {"id": sample.spine_ids}, **spine_points_style(sample.voxel_size_um)}
     layers: list[LayerData] = [(sample.image, image_meta, "image"),
                                (sample.spines, points_meta, "points")]
     if time:

@@ -12,6 +12,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
+from napari_spines.errors import first_line
 from napari_spines.progress import CancellableProgress, Cancelled
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class TaskPanel(QWidget):
         self.progressed.connect(self._show_progress)
         self.worker: Any = None
         self._progress: CancellableProgress | None = None
+        self._on_result: Callable[[Any], None] = lambda _result: None
         self.setVisible(False)
 
     @property
@@ -112,15 +114,10 @@ class TaskPanel(QWidget):
                 show_info("Cancelled.")
                 self.cancelled.emit()
             elif outcome.error is not None:
-                show_error(f"{_first_line(outcome.error)}")
+                show_error(first_line(outcome.error))
                 self.failed.emit(outcome.error)
             else:
                 self._on_result(outcome.result)
                 self.succeeded.emit(outcome.result)
         finally:
             self.finished.emit()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

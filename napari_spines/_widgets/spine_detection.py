@@ -25,7 +25,7 @@ from napari.utils.notifications import show_error, show_info
 from napari_spines._widgets._task import TaskPanel
 from napari_spines._widgets._viewer import follow_layers, image_layers
 from napari_spines._widgets.run_model import layer_axes
-from napari_spines.io.layers import POINT_SIZE_UM
+from napari_spines.io.layers import spine_points_style
 from napari_spines.io.points_csv import write_points_csv
 from napari_spines.models import find_model, list_models
 from napari_spines.spines.detection import Detections, detect_spines, detections_table
@@ -108,13 +108,12 @@ class SpineDetectionWidget(Container):
         name = f"{image.name} spines"
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
-        n_spatial = 3
-        voxel = tuple(image.scale[-n_spatial:])
+        voxel = tuple(image.scale[-3:])
         self.layer = self._viewer.add_points(
             found.coords, name=name, features=features, scale=tuple(image.scale),
             translate=tuple(image.translate), units=tuple(image.units),
-            axis_labels=tuple(image.axis_labels), size=POINT_SIZE_UM / min(voxel[-2:]),
-            face_color="transparent", border_width=0.15, border_width_is_relative=True,
+            axis_labels=tuple(image.axis_labels), **spine_points_style(voxel),
+            border_width=0.15, border_width_is_relative=True,
             metadata={"voxel_size_um": voxel})
         self.layer.feature_defaults = {"id": 0, "score": np.nan, "status": "added"}
         self._positions = np.asarray(self.layer.data).copy()

@@ -13,6 +13,12 @@ LayerData = tuple[Any, dict[str, Any], str]
 #: Points are drawn this many µm across.
 POINT_SIZE_UM = 1.5
 
+
+def spine_points_style(voxel_size_um: tuple[float, ...]) -> dict[str, Any]:
+    """How spine Points layers look: open yellow rings `POINT_SIZE_UM` across in the plane."""
+    return {"size": POINT_SIZE_UM / min(voxel_size_um[-2:]), "face_color": "transparent",
+            "border_color": "yellow"}
+
 _AXIS_LABELS = {"T": "t", "Z": "z", "Y": "y", "X": "x"}
 
 
@@ -44,7 +50,7 @@ def volume_to_layer_data(volume: Volume) -> list[LayerData]:
     if "C" not in volume.axes:
         layer_meta = {**meta, "name": volume.name}
         if volume.kind == "image" and volume.lazy:
-            layer_meta["contrast_limits"] = _contrast_limits(volume.levels[-1], axes_no_c)
+            layer_meta["contrast_limits"] = _contrast_limits(volume.levels[-1])
         return [(volume.data, layer_meta, volume.kind)]
     c = volume.axes.index("C")
     n_channels = volume.shape[c]
@@ -57,12 +63,12 @@ def volume_to_layer_data(volume: Volume) -> list[LayerData]:
         layer_meta = {**meta, "name": name, "blending": "additive"}
         if volume.kind == "image":
             level = data[-1] if volume.multiscale else data
-            layer_meta["contrast_limits"] = _contrast_limits(level, axes_no_c)
+            layer_meta["contrast_limits"] = _contrast_limits(level)
         layers.append((data, layer_meta, volume.kind))
     return layers
 
 
-def _contrast_limits(data: Any, axes: str) -> tuple[float, float]:
+def _contrast_limits(data: Any) -> tuple[float, float]:
     """0.1–99.9 percentile of the middle plane: cheap for lazy data, good for display."""
     index = tuple(n // 2 for n in data.shape[:-2])
     plane = data[index]

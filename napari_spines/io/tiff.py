@@ -11,6 +11,7 @@ from pathlib import Path
 
 import tifffile
 
+from napari_spines.errors import first_line
 from napari_spines.io.lazy import should_open_lazily
 from napari_spines.io.units import unit_to_um
 from napari_spines.io.volume import SPATIAL_AXES, Volume, VolumeReadError
@@ -53,7 +54,7 @@ def read_tiff(path: str | Path, lazy: bool | None = None) -> list[Volume]:
         if use_lazy:
             data = _lazy_array(path)
     except (tifffile.TiffFileError, ValueError, IndexError, OSError, KeyError) as exc:
-        raise VolumeReadError(f"{path.name}: not a readable TIFF ({_first_line(exc)})") from exc
+        raise VolumeReadError(f"{path.name}: not a readable TIFF ({first_line(exc)})") from exc
     if data.shape != series.shape:  # tifffile squeezes on the array but not always on the series
         data = data.reshape(series.shape)
     return [
@@ -200,8 +201,3 @@ def _stem(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_spines.errors import first_line
 from napari_spines.models.package import ModelPackage
 from napari_spines.models.spec import ModelError
 
@@ -152,8 +153,6 @@ def _pick_device(runtime: str, device: str) -> str:
     return "mps" if torch.backends.mps.is_available() else "cpu"
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _load_onnx(package: ModelPackage, device: str, explicit: bool) -> LoadedModel:
@@ -169,7 +168,7 @@ def _load_onnx(package: ModelPackage, device: str, explicit: bool) -> LoadedMode
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, ...)
-        raise ModelError(f"{path.name}: not a valid ONNX model ({_first_line(exc)})") from exc
+        raise ModelError(f"{path.name}: not a valid ONNX model ({first_line(exc)})") from exc
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         message = ("onnxruntime could not start its CUDA provider (CUDA or cuDNN libraries "
                    f"missing or mismatched); {ORT_GPU_FIX}, matching your CUDA version")
@@ -215,7 +214,7 @@ def _load_torch(package: ModelPackage, device: str) -> tuple[LoadedModel, tuple[
             warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
             module = torch.jit.load(str(path), map_location=device).eval()
     except Exception as exc:  # torch raises RuntimeError / ValueError for non-TorchScript files
-        message = f"{path.name}: not a valid TorchScript model ({_first_line(exc)})"
+        message = f"{path.name}: not a valid TorchScript model ({first_line(exc)})"
         raise ModelError(message) from exc
     half = device == "cuda" and spec.weights["torchscript"].half
     dtype = torch.float16 if half else torch.float32
@@ -258,7 +257,7 @@ def _dry_run(model: LoadedModel, first: tuple[int, int] | None = None) -> None:
             raise ModelError(f"{name}: model expects {first[1]} input channels but model.yaml "
                              f"says {spec.input.channels}") from error
         raise ModelError(f"{name}: test run on zeros of shape {shape} failed "
-                         f"({_first_line(error)})") from error
+                         f"({first_line(error)})") from error
     if out.ndim != 5 or out.shape[1] != spec.n_output_channels:
         raise ModelError(f"{name}: model gives output of shape {out.shape} but model.yaml's "
                          f"outputs add up to {spec.n_output_channels} channels")

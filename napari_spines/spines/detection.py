@@ -27,11 +27,6 @@ class Detections:
     def __len__(self) -> int:
         return len(self.coords)
 
-    def above(self, threshold: float) -> Detections:
-        """Only the detections scoring at least ``threshold``."""
-        keep = self.scores >= threshold
-        return Detections(self.coords[keep], self.scores[keep], self.voxel_size_um)
-
 
 def check_stack(shape: Sequence[int], axes: str, voxel_size_um: Sequence[float] | None) -> None:
     """Raise ValueError with a clear message for input spine detection cannot use."""
@@ -142,8 +137,8 @@ def predict_heatmaps(data: Any, axes: str, package: Any,
     return Heatmaps(outputs[names.index("heatmap")], shaft, axes, voxel)  # type: ignore[arg-type]
 
 
-def detections_table(detections: Detections, status: str = "auto") -> dict[str, np.ndarray]:
-    """Per-spine properties for a Points layer or CSV: ``id``, ``score``, ``status``."""
+def detections_table(detections: Detections) -> dict[str, np.ndarray]:
+    """Per-spine properties for a Points layer or CSV: ``id``, ``score``, status ``auto``."""
     n = len(detections)
     return {"id": np.arange(1, n + 1), "score": detections.scores.astype(float),
-            "status": np.full(n, status, dtype=object)}
+            "status": np.full(n, "auto", dtype=object)}
