@@ -124,19 +124,22 @@ def test_percentile_normalisation_maps_to_unit_range():
 def test_rescale_round_trip_keeps_shape_and_values():
     z, y, x = np.meshgrid(np.arange(10), np.arange(64), np.arange(48), indexing="ij")
     smooth = (np.sin(y / 9.0) + np.cos(x / 7.0) + z / 10.0).astype(np.float32)
-    seen_shapes = []
+    seen = {"rescaled": [], "native": []}
 
-    def identity(batch):
-        seen_shapes.append(batch.shape)
-        return batch
+    def identity_recording(key):
+        def identity(batch):
+            seen[key].append(batch[0, 0].size * len(batch))
+            return batch
+        return identity
 
     spec = make_spec(n_out=1, voxel=(1.0, 0.24, 0.24), tile=(8, 32, 32))
-    got = predict(smooth, identity, spec, voxel_size_um=(1.0, 0.12, 0.12))
+    got = predict(smooth, identity_recording("rescaled"), spec, voxel_size_um=(1.0, 0.12, 0.12))
     assert got.shape == (1, 10, 64, 48)
     inner = (slice(None), slice(2, -2), slice(2, -2))
     assert np.abs(got[0][inner] - smooth[inner]).max() < 0.02
-    # the network saw the volume at half the resolution in y and x
-    assert predict(smooth, identity, spec).shape == (1, 10, 64, 48)
+    # the network saw the volume at half the resolution in y and x: far fewer voxels
+    assert predict(smooth, identity_recording("native"), spec).shape == (1, 10, 64, 48)
+    assert sum(seen["rescaled"]) < 0.5 * sum(seen["native"])
 
 
 def test_read_resampled_linear_interpolation():

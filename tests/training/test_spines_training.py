@@ -46,12 +46,10 @@ def test_loss_ignores_masked_voxels():
 
 
 def test_crops_have_the_crop_shape_and_stay_aligned():
-    sample = synthetic_two_photon(shape=(20, 128, 128), voxel_size_um=T.VOXEL_SIZE_UM, seed=1)
     volume = T.synthetic_volume(1, shape=(20, 128, 128))
     image, targets, masks = T.random_crop(volume, np.random.default_rng(0))
     assert image.shape == (1, *T.CROP) and targets.shape == (2, *T.CROP) == masks.shape
     assert targets[0].max() > 0.5  # crops are centred near dendrites, where heads are
-    assert len(sample.spines)
 
 
 def write_session(folder, name, seed):

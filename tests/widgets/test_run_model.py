@@ -39,17 +39,18 @@ def test_builtin_model_is_listed_and_default(widget_and_viewer):
     assert "spine-dog" in widget._model.choices
 
 
-def test_run_model_on_2d_layer_gives_clear_message_or_output(widget_and_viewer, qtbot,
-                                                             monkeypatch):
-    from napari_spines._widgets import _task
+def test_rgb_layers_are_not_offered_and_run_without_image_says_so(widget_and_viewer,
+                                                                  monkeypatch):
+    from napari_spines._widgets import run_model
 
     shown = []
-    monkeypatch.setattr(_task, "show_error", shown.append)
+    monkeypatch.setattr(run_model, "show_error", shown.append)
     widget, viewer = widget_and_viewer
     viewer.add_image(np.zeros((4, 30, 30, 3), np.uint8), rgb=True, name="rgb")
     assert widget._image.choices == ()  # RGB images are not offered
     widget.run()
     assert not widget.task.busy
+    assert shown == ["Choose an image layer and a model first."]
 
 
 def test_cancel_leaves_no_layer(widget_and_viewer, qtbot):
