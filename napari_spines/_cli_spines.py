@@ -13,8 +13,8 @@ from napari_spines.io import VolumeReadError, read_volumes
 from napari_spines.io.points_csv import write_points_csv
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``detect`` and ``train`` on the main parser."""
+def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Register ``detect`` and ``train`` on the main parser; return ``train``'s models."""
     detect = commands.add_parser("detect", help="find spine heads in a stack; write a CSV")
     detect.add_argument("image", type=Path, help="ZYX or TZYX stack")
     detect.add_argument("-o", "--output", required=True, type=Path, help="output .csv")
@@ -40,6 +40,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     spines.add_argument("--synthetic", type=int, default=8, help="synthetic stacks to mix in")
     spines.add_argument("--start-from", type=Path, metavar="PACKAGE",
                         help="continue from a spine-2p package or checkpoint (fine-tuning)")
+    return what
 
 
 def detect(args: argparse.Namespace) -> int:

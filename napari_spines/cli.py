@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
                          help="voxel size of the stack in µm (default: from the file)")
     predict.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
-    from napari_spines._cli_spines import add_commands
+    from napari_spines import _cli_segment, _cli_spines
 
-    add_commands(commands)
+    _cli_segment.add_commands(commands, _cli_spines.add_commands(commands))
     commands.add_parser("models", help="list the models: built-in, user folder")
     commands.add_parser("devices", help="list the runtimes and devices really usable here")
     synthetic = commands.add_parser(
@@ -87,6 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from napari_spines import _cli_models
 
         return getattr(_cli_models, args.command)(args)
+    if args.command in ("segment", "affinities") or getattr(args, "what", None) == "affinities":
+        from napari_spines import _cli_segment
+
+        if args.command == "train":
+            return _cli_segment.train_affinities(args)
+        return (_cli_segment.segment(args) if args.command == "segment"
+                else _cli_segment.labels_affinities(args))
     if args.command in ("detect", "train"):
         from napari_spines import _cli_spines
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_spines.models import clear_cache
-from tests.models.tiny import make_tiny_package
+from tests.models.tiny import make_edge_affinity_package, make_tiny_package
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_DATA = Path(os.environ.get("NAPARI_SPINES_DATA", SHARED_DATA))
@@ -43,6 +43,12 @@ def stack() -> np.ndarray:
 def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny 1-in, 1-out package with ONNX and TorchScript weights (do not modify it)."""
     return make_tiny_package(tmp_path_factory.mktemp("tiny") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def edge_affinity_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A deterministic affinity package: bright voxels are cells (do not modify it)."""
+    return make_edge_affinity_package(tmp_path_factory.mktemp("edge") / "edge-affinity")
 
 
 @pytest.fixture

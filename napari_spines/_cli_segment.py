@@ -1,0 +1,139 @@
+"""The EM segmentation commands of ``napari-spines``: ``segment`` and ``train affinities``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from napari_spines._cli_models import TextProgress
+from napari_spines.cli import fail
+from napari_spines.io import VolumeReadError, read_volumes
+
+
+def add_commands(commands: argparse._SubParsersAction,
+                 train_models: argparse._SubParsersAction) -> None:
+    """Register ``segment`` on the main parser and ``affinities`` under ``train``."""
+    segment = commands.add_parser("segment", help="segment neurons in an EM stack; write labels")
+    segment.add_argument("image", type=Path, help="ZYX EM stack")
+    segment.add_argument("-o", "--output", required=True, type=Path, help="labels .tif")
+    segment.add_argument("-m", "--model", default="em-affinity",
+                         help="affinity model name or path (default em-affinity)")
+    segment.add_argument("--threshold", type=float,
+                         help="agglomeration threshold in [0, 1]; higher merges more "
+                              "(default: the model's)")
+    segment.add_argument("--quantile", type=int, metavar="Q",
+                         help="score merges by the Q%% quantile of the boundary's affinities "
+                              "(10-95, step 5) instead of their mean (default: the model's)")
+    segment.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                         help="voxel size in µm (default: from the file)")
+    segment.add_argument("--affinities-out", type=Path, metavar="AFF.tif",
+                         help="also write the affinities (float32, channels z, y, x first)")
+    segment.add_argument("--fragments", choices=("auto", "2d", "3d"), default="auto",
+                         help="fragments per section (2d) or in 3D; auto: 2d when z steps are "
+                              "at least twice the pixel size")
+    segment.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
+    segment.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+
+    to_affinities = commands.add_parser(
+        "affinities", help="affinities of a label volume (training targets, ground truth)")
+    to_affinities.add_argument("labels", type=Path, help="ZYX label volume (0 = boundary)")
+    to_affinities.add_argument("-o", "--output", required=True, type=Path,
+                               help="float32 .tif, channels z, y, x first")
+
+    affinities = train_models.add_parser("affinities", help="the EM affinity model "
+                                                            "(em-affinity)")
+    affinities.add_argument("--data", type=Path, required=True,
+                            help="folder with isbi2012/ and gala/ (../shared/data/em)")
+    affinities.add_argument("--out", type=Path, required=True,
+                            help="run folder (log, checkpoints, exported package)")
+    affinities.add_argument("--minutes", type=float, default=60.0)
+    affinities.add_argument("--width", type=int, default=12, help="U-Net width of level one")
+    affinities.add_argument("--synthetic", type=int, default=4,
+                            help="synthetic EM volumes to mix in")
+    affinities.add_argument("--start-from", type=Path, metavar="CHECKPOINT",
+                            help="continue from a training checkpoint")
+
+
+def segment(args: argparse.Namespace) -> int:
+    """Segment a stack and write its labels (input's shape, integer dtype)."""
+    from napari_spines.io.labels_tiff import write_labels_tiff
+    from napari_spines.io.outputs import write_float_tiff
+    from napari_spines.models import ModelError
+    from napari_spines.segmentation.pipeline import segment_image
+
+    for path in (args.output, args.affinities_out):
+        if path is not None and path.suffix.lower() not in (".tif", ".tiff"):
+            return fail(f"{path}: output must be a .tif or .tiff file")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        return fail(f"threshold {args.threshold} is outside [0, 1]")
+    try:
+        volume = read_volumes(args.image)[0]
+    except VolumeReadError as exc:
+        return fail(str(exc))
+    voxel = tuple(args.voxel_size) if args.voxel_size else (
+        volume.voxel_size_um if volume.voxel_size_known else None)
+    in_plane = {"auto": None, "2d": True, "3d": False}[args.fragments]
+    started = time.perf_counter()
+    try:
+        result = segment_image(volume.levels[0], volume.axes, args.model, voxel, args.threshold,
+                               in_plane, args.quantile, runtime=args.runtime, device=args.device,
+                               progress=TextProgress("segment"))
+    except (ValueError, ModelError) as exc:
+        return fail(f"{args.image.name}: {exc}")
+    labels = result.labels()
+    written_voxel = voxel or volume.voxel_size_um
+    write_labels_tiff(args.output, labels, written_voxel)
+    if args.affinities_out is not None:
+        write_float_tiff(args.affinities_out, result.affinities, "CZYX", written_voxel)
+    n = int(labels.max(initial=0))  # agglomeration numbers segments 1..n
+    print(f"{n} segments at threshold {result.threshold:g} in "
+          f"{time.perf_counter() - started:.1f} s → {args.output}", file=sys.stderr)
+    return 0
+
+
+def labels_affinities(args: argparse.Namespace) -> int:
+    """Write the affinities of a label volume: 1 between neighbours with the same label."""
+    import numpy as np
+
+    from napari_spines.io.outputs import write_float_tiff
+    from napari_spines.segmentation.affinities import labels_to_affinities
+
+    if args.output.suffix.lower() not in (".tif", ".tiff"):
+        return fail(f"{args.output}: output must be a .tif or .tiff file")
+    try:
+        volume = read_volumes(args.labels)[0]
+    except VolumeReadError as exc:
+        return fail(str(exc))
+    labels = np.asarray(volume.levels[0])
+    if labels.dtype.kind not in "biu" or volume.axes != "ZYX":
+        return fail(f"{args.labels.name}: needs an integer ZYX label volume; this is "
+                    f"{volume.axes} {labels.dtype}")
+    write_float_tiff(args.output, labels_to_affinities(labels), "CZYX", volume.voxel_size_um)
+    print(f"affinities {(3, *labels.shape)} → {args.output}", file=sys.stderr)
+    return 0
+
+
+def train_affinities(args: argparse.Namespace) -> int:
+    """Train em-affinity, export the best checkpoint and score it on the held-out sections."""
+    import logging
+
+    from napari_spines.training.affinity import evaluate, export, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for needed in ("isbi2012/isbi2012_train_image.tif", "gala/gala_train_labels.tif"):
+        if not (args.data / needed).exists():
+            return fail(f"{args.data / needed}: missing (--data is the em data folder)")
+    checkpoint = train(args.data, args.out, minutes=args.minutes, width=args.width,
+                       synthetic=args.synthetic, start_from=args.start_from)
+    command = " ".join(["napari-spines", *sys.argv[1:]])
+    package = export(checkpoint, args.out / "em-affinity", command=command)
+    measured = evaluate(package, args.data)
+    for name, score in measured.items():
+        if isinstance(score, dict):
+            print(f"{name}: adapted Rand error {score['adapted_rand_error']} at threshold "
+                  f"{measured['threshold']}", file=sys.stderr)
+    print(f"model package: {package} (copy it into the user models folder to use it)",
+          file=sys.stderr)
+    return 0

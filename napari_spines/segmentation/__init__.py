@@ -1,0 +1,1 @@
+"""EM neuron segmentation: affinities → fragments → agglomeration → proofreading."""

@@ -1,0 +1,152 @@
+"""Segment an EM stack: affinity model → fragments → mean-affinity agglomeration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from napari_spines.progress import ProgressCallback
+from napari_spines.segmentation.agglomeration import (
+    DEFAULT_THRESHOLD,
+    Agglomeration,
+    agglomerate,
+    watershed_fragments,
+)
+
+DEFAULT_MODEL = "em-affinity"
+#: z steps at least this many times the pixel size get per-section (2D) fragments.
+ANISOTROPY_FOR_2D_FRAGMENTS = 2.0
+
+
+@dataclass
+class Segmentation:
+    """Affinities of a stack and their agglomeration; `labels` at any threshold."""
+
+    affinities: np.ndarray
+    agglomeration: Agglomeration
+    threshold: float = DEFAULT_THRESHOLD
+
+    def labels(self, threshold: float | None = None) -> np.ndarray:
+        """uint32 labels at ``threshold`` (default: the model's)."""
+        t = self.threshold if threshold is None else threshold
+        return self.agglomeration.labels(t).astype(np.uint32)
+
+
+def check_image(shape: Sequence[int], axes: str) -> None:
+    """Raise ValueError with a clear message for images the segmentation cannot use."""
+    if "Z" not in axes or "T" in axes or "C" in axes or len(shape) != 3:
+        raise ValueError(f"segmentation needs a single-channel 3D stack (Z, Y, X); this is "
+                         f"{axes} {tuple(shape)}")
+    if min(shape) < 1 or shape[1] < 8 or shape[2] < 8:
+        raise ValueError(f"the stack {tuple(shape)} is too small to segment (at least 8 × 8 "
+                         f"pixels per section)")
+
+
+def check_affinity_model(package: Any) -> None:
+    """Raise ValueError unless ``package`` predicts three nearest-neighbour affinities."""
+    spec = package.spec
+    if spec.task != "affinities" or spec.n_output_channels != 3:
+        raise ValueError(f"model {spec.name!r} predicts {spec.task} ({spec.n_output_channels} "
+                         f"channels), not z, y, x affinities: pick an affinity model")
+
+
+def predict_affinities(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
+                       voxel_size_um: Sequence[float] | None = None, runtime: str = "auto",
+                       device: str = "auto",
+                       progress: ProgressCallback | None = None) -> np.ndarray:
+    """Run an affinity model over a ``ZYX`` stack; return float32 ``(3, Z, Y, X)``.
+
+    ``model`` is a registered name, a package path or an opened package.
+    """
+    from napari_spines.inference import predict_volume
+    from napari_spines.models import find_model, load_model
+
+    check_image(data.shape, axes)
+    package = find_model(model, task="affinities") if isinstance(model, str) else model
+    check_affinity_model(package)
+    loaded = load_model(package, runtime=runtime, device=device)
+    return np.asarray(predict_volume(data, axes, loaded, package.spec,
+                                     voxel_size_um=voxel_size_um, progress=progress),
+                      np.float32)
+
+
+def fragments_in_plane(voxel_size_um: Sequence[float] | None) -> bool:
+    """2D fragments per section unless the voxels are about as deep as they are wide."""
+    if voxel_size_um is None:
+        return True
+    z, y, x = (float(v) for v in voxel_size_um)
+    return z >= ANISOTROPY_FOR_2D_FRAGMENTS * min(y, x)
+
+
+def segment_affinities(affinities: np.ndarray, in_plane: bool = True,
+                       threshold: float = DEFAULT_THRESHOLD, quantile: int | None = None,
+                       progress: ProgressCallback | None = None) -> Segmentation:
+    """Fragments and agglomeration of given affinities (see `agglomeration`).
+
+    ``quantile``: score edges by that quantile of their affinities instead of their mean.
+    """
+    n_blocks = affinities.shape[1] if in_plane else 1
+
+    def fragment_progress(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, n_blocks + 1)
+
+    fragments = watershed_fragments(affinities, in_plane=in_plane, progress=fragment_progress)
+    result = agglomerate(affinities, fragments, quantile)
+    if progress is not None:
+        progress(n_blocks + 1, n_blocks + 1)
+    return Segmentation(np.asarray(affinities, np.float32), result, threshold)
+
+
+def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
+                  voxel_size_um: Sequence[float] | None = None, threshold: float | None = None,
+                  in_plane: bool | None = None, quantile: int | None = None,
+                  runtime: str = "auto", device: str = "auto",
+                  progress: ProgressCallback | None = None) -> Segmentation:
+    """Affinities of a stack by ``model``, then fragments and agglomeration.
+
+    Parameters
+    ----------
+    data, axes
+        A ``ZYX`` stack (numpy, dask or zarr) and its axis letters.
+    model
+        Name or path of an ``affinities`` model package, or an opened package.
+    voxel_size_um
+        Voxel size of ``data``; None means the model's own (no resampling).
+    threshold
+        Agglomeration threshold; default from the model's ``postprocessing``.
+    in_plane
+        2D fragments per section; default from the voxel size (`fragments_in_plane`).
+    quantile
+        Score edges by this quantile of their affinities; default the model's
+        ``postprocessing.quantile``, else the mean.
+    runtime, device
+        See `napari_spines.models.load_model`.
+    progress
+        ``(done, total)`` callback over both stages; may raise `Cancelled`.
+    """
+    from napari_spines.models import find_model
+
+    check_image(data.shape, axes)
+    package = find_model(model, task="affinities") if isinstance(model, str) else model
+    check_affinity_model(package)
+    spec = package.spec
+    if threshold is None:
+        threshold = float(spec.postprocessing.get("threshold", DEFAULT_THRESHOLD))
+    if quantile is None:
+        quantile = spec.postprocessing.get("quantile")
+    if in_plane is None:
+        in_plane = fragments_in_plane(voxel_size_um or spec.input.voxel_size_um)
+
+    def stage(first: int, weight: int) -> ProgressCallback:
+        def report(done: int, total: int) -> None:
+            if progress is not None:
+                progress(first + round(weight * done / max(total, 1)), 100)
+        return report
+
+    affinities = predict_affinities(data, axes, package, voxel_size_um, runtime, device,
+                                    stage(0, 70))
+    return segment_affinities(affinities, in_plane, threshold, quantile, stage(70, 30))

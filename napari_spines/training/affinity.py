@@ -1,0 +1,359 @@
+r"""Train the EM affinity model ``em-affinity``: a 3D U-Net predicting z, y, x affinities.
+
+Data (see ``../shared/data/README.md``):
+
+- ISBI 2012 (``isbi2012_train_image.tif``, ``isbi2012_train_membranes.tif``): sections 0–14 train,
+  15–19 validate. Its instances are the 2D connected components of the non-membrane area of each
+  section, so its z-affinities are unknown and masked out of the loss.
+- gala (``gala_train_image.tif``, ``gala_train_labels.tif``): dense 3D ids; sections
+  0–34 train, 35–49 validate.
+- synthetic EM volumes (`napari_spines.training.synthetic.synthetic_em`).
+
+The network sees every volume on its own grid (no resampling); the targets are computed per crop
+with `labels_to_affinities`, after flips and transposes, so augmentations never break them.
+
+Run::
+
+    napari-spines train affinities --data ../shared/data/em --minutes 60 --out runs/em-affinity
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_spines.inference import normalisation_stats
+from napari_spines.models.spec import Normalisation
+from napari_spines.segmentation.affinities import labels_to_affinities
+
+logger = logging.getLogger(__name__)
+
+#: ISBI 2012: 50 nm sections of 4 nm pixels. The model runs on each stack's own grid.
+VOXEL_SIZE_UM = (0.05, 0.004, 0.004)
+NORMALISATION = Normalisation(kind="percentile", low=1.0, high=99.8)
+#: Three in-plane poolings: z context comes from the 3×3×3 convolutions only, so the model
+#: accepts any number of sections, a single one included.
+POOLS = ((1, 2, 2), (1, 2, 2), (1, 2, 2))
+CROP = (8, 128, 128)
+ISBI_TRAIN = range(0, 15)
+ISBI_VALIDATE = range(15, 20)
+GALA_SPLIT = 35
+
+
+@dataclass
+class LabelledVolume:
+    """A normalised float32 stack, its instance labels (0 = boundary) and what they know."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    z_known: bool  # False: labels are per section, z-affinities unknown
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """Normalise a stack exactly as the inference engine will (percentiles of the volume)."""
+    offset, gain = normalisation_stats(image, NORMALISATION, channel_axis=False)
+    return ((image.astype(np.float32) - offset[0]) * gain[0]).astype(np.float32)
+
+
+def section_labels(membranes: np.ndarray) -> np.ndarray:
+    """Instances of a membrane stack: 4-connected non-membrane components, per section."""
+    from skimage.measure import label
+
+    labels = np.zeros(membranes.shape, np.int64)
+    offset = 0
+    for z, section in enumerate(membranes):
+        components = label(section == 0, connectivity=1)
+        labels[z] = np.where(components > 0, components + offset, 0)
+        offset += int(components.max())
+    return labels
+
+
+def load_isbi(folder: Path, sections: Sequence[int]) -> LabelledVolume:
+    """ISBI 2012 sections with per-section instance labels."""
+    import tifffile
+
+    image = tifffile.imread(folder / "isbi2012_train_image.tif")
+    membranes = tifffile.imread(folder / "isbi2012_train_membranes.tif")
+    picked = list(sections)
+    # normalise with the whole stack's statistics, as inference on the stack would
+    return LabelledVolume(normalise(image)[picked], section_labels(membranes[picked]), False)
+
+
+def load_gala(folder: Path, part: str) -> LabelledVolume:
+    """The gala volume, ``part`` "train" (sections below `GALA_SPLIT`) or "validate"."""
+    import tifffile
+
+    image = tifffile.imread(folder / "gala_train_image.tif")
+    labels = tifffile.imread(folder / "gala_train_labels.tif").astype(np.int64)
+    z = slice(0, GALA_SPLIT) if part == "train" else slice(GALA_SPLIT, None)
+    return LabelledVolume(normalise(image)[z], labels[z], True)
+
+
+def synthetic_volume(seed: int) -> LabelledVolume:
+    """A synthetic EM volume with dense 3D labels."""
+    from napari_spines.training.synthetic import synthetic_em
+
+    sample = synthetic_em(shape=(16, 192, 192), n_cells=30, seed=seed)
+    return LabelledVolume(normalise(sample.image), sample.labels.astype(np.int64), True)
+
+
+def random_crop(volume: LabelledVolume, rng: np.random.Generator,
+                crop: Sequence[int] = CROP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An augmented crop: (image (1, Z, Y, X), affinities (3, ...), loss mask (3, ...)).
+
+    Flips along every axis and a y/x transpose; intensity gain and offset jitter. Volumes
+    smaller than the crop are padded, and the padding is masked.
+    """
+    shape = volume.image.shape
+    starts = [int(rng.integers(0, max(n - c, 0) + 1)) for n, c in zip(shape, crop, strict=True)]
+    region = tuple(slice(s, s + c) for s, c in zip(starts, crop, strict=True))
+    image, labels = volume.image[region], volume.labels[region]
+    valid = np.ones(image.shape, bool)
+    pad = [(0, c - n) for n, c in zip(image.shape, crop, strict=True)]
+    image, labels, valid = (np.pad(a, pad) for a in (image, labels, valid))
+    for axis in range(3):
+        if rng.random() < 0.5:
+            image, labels, valid = (np.flip(a, axis) for a in (image, labels, valid))
+    if crop[1] == crop[2] and rng.random() < 0.5:
+        image, labels, valid = (np.swapaxes(a, 1, 2) for a in (image, labels, valid))
+    image = image * rng.uniform(0.8, 1.2) + rng.uniform(-0.15, 0.15)
+    affinities = labels_to_affinities(np.ascontiguousarray(labels))
+    mask = np.zeros(affinities.shape, np.float32)
+    for axis in range(3):
+        here = [slice(None)] * 3
+        back = [slice(None)] * 3
+        here[axis], back[axis] = slice(1, None), slice(None, -1)
+        mask[(axis, *here)] = valid[tuple(here)] & valid[tuple(back)]
+    if not volume.z_known:
+        mask[0] = 0
+    return (np.ascontiguousarray(image[None], np.float32), affinities, mask)
+
+
+def loss_fn(logits: Any, targets: Any, masks: Any) -> Any:
+    """Class-balanced binary cross-entropy over the masked affinities."""
+    import torch.nn.functional as F
+
+    positives = (targets * masks).sum() / masks.sum().clamp(min=1)
+    positives = positives.clamp(0.05, 0.95)
+    weights = masks * (targets * 0.5 / positives + (1 - targets) * 0.5 / (1 - positives))
+    loss = F.binary_cross_entropy_with_logits(logits, targets, weight=weights, reduction="sum")
+    return loss / masks.sum().clamp(min=1)
+
+
+def predict_affinities(net: Any, image: np.ndarray) -> np.ndarray:
+    """Affinities of a whole normalised stack with a torch network (sizes padded to fit)."""
+    import torch
+
+    from napari_spines.training.unet import size_multiple
+
+    multiple = size_multiple(POOLS)
+    pad = [(0, -n % m) for n, m in zip(image.shape, multiple, strict=True)]
+    padded = np.pad(image, pad, mode="reflect")
+    with torch.no_grad():
+        out = torch.sigmoid(net(torch.from_numpy(padded[None, None]))).numpy()[0]
+    return out[(slice(None), *(slice(0, n) for n in image.shape))]
+
+
+def validation_loss(net: Any, volumes: Sequence[LabelledVolume]) -> float:
+    """Mean masked, balanced cross-entropy on whole validation volumes (no augmentation)."""
+    import torch
+
+    total = 0.0
+    for volume in volumes:
+        affinities = predict_affinities(net, volume.image)
+        targets = labels_to_affinities(volume.labels)
+        mask = np.ones_like(targets)
+        if not volume.z_known:
+            mask[0] = 0
+        probs = torch.from_numpy(affinities).clamp(1e-6, 1 - 1e-6)
+        total += float(loss_fn(torch.logit(probs), torch.from_numpy(targets),
+                               torch.from_numpy(mask)))
+    return total / len(volumes)
+
+
+def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_size: int = 2,
+          lr: float = 2e-3, synthetic: int = 4, validate_every: int = 200, seed: int = 0,
+          start_from: Path | None = None) -> Path:
+    """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
+
+    Every validation writes ``step_N.pt`` and a line of ``log.jsonl``; ``best.pt`` is the
+    checkpoint of the lowest validation loss.
+    """
+    import torch
+
+    from napari_spines.training.unet import build_unet
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    volumes = [load_isbi(data / "isbi2012", ISBI_TRAIN), load_gala(data / "gala", "train")]
+    volumes += [synthetic_volume(2000 + i) for i in range(synthetic)]
+    chances = np.array([0.55, 0.3] + [0.15 / max(synthetic, 1)] * synthetic)
+    chances /= chances.sum()
+    validation = [load_isbi(data / "isbi2012", ISBI_VALIDATE), load_gala(data / "gala", "val")]
+    logger.info("data ready in %.0f s", time.monotonic() - started)
+    net = build_unet(1, 3, width=width, pools=POOLS)
+    if start_from is not None:
+        state = torch.load(start_from, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["state_dict"])
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    deadline = started + minutes * 60
+    best, step = math.inf, 0
+    with open(out / "log.jsonl", "a") as log:
+        while time.monotonic() < deadline:
+            fraction = (time.monotonic() - started) / (minutes * 60)
+            for group in optimiser.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+            crops = [random_crop(volumes[rng.choice(len(volumes), p=chances)], rng)
+                     for _ in range(batch_size)]
+            images, targets, masks = (torch.from_numpy(np.stack(c))
+                                      for c in zip(*crops, strict=True))
+            loss = loss_fn(net(images), targets, masks)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            step += 1
+            if step % validate_every == 0 or time.monotonic() >= deadline:
+                net.eval()
+                val = validation_loss(net, validation)
+                net.train()
+                record = {"step": step, "minutes": round((time.monotonic() - started) / 60, 2),
+                          "loss": float(loss), "validation_loss": val}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                logger.info("step %d loss %.4f validation %.4f", step, float(loss), val)
+                checkpoint = {"state_dict": net.state_dict(), "width": width, "step": step,
+                              "validation_loss": val}
+                torch.save(checkpoint, out / f"step_{step}.pt")
+                if val < best:
+                    best = val
+                    torch.save(checkpoint, out / "best.pt")
+    return out / "best.pt"
+
+
+def model_spec(metrics: dict | None = None, command: str = "",
+               threshold: float = 0.5) -> dict:
+    """The model.yaml content of em-affinity (without weights)."""
+    from napari_spines.training.unet import receptive_radius, size_multiple
+
+    radius = receptive_radius(POOLS)
+    return {
+        "format_version": 1, "name": "em-affinity", "version": "0.1.0", "task": "affinities",
+        "description": "Nearest-neighbour z, y, x affinities of serial-section and FIB-SEM "
+                       "EM: 3D U-Net with in-plane pooling.",
+        "license": "BSD-3-Clause", "authors": ["napari-spines developers"],
+        "training": {"data": ["ISBI 2012 training volume, sections 0-14 (z-affinities masked)",
+                              "gala example volume, sections 0-34 (dense 3D ids)",
+                              "synthetic EM volumes (napari_spines.training.synthetic)"],
+                     "command": command, "base_model": None, "fine_tune_data": []},
+        "input": {"axes": "zyx", "channels": 1, "voxel_size_um": list(VOXEL_SIZE_UM),
+                  "normalisation": {"kind": NORMALISATION.kind, "low": NORMALISATION.low,
+                                    "high": NORMALISATION.high}},
+        "tiling": {"tile": [16, 256, 256], "multiple": list(size_multiple(POOLS)),
+                   "halo": [min(radius[0], 3), min(radius[1], 32), min(radius[2], 32)]},
+        "outputs": [{"name": "affinities", "channels": 3,
+                     "description": "affinity of each voxel to its previous z, y and x "
+                                    "neighbour",
+                     "offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]}],
+        "postprocessing": {"threshold": threshold, "agglomeration": "mean affinity (waterz)"},
+        "metrics": metrics or {},
+    }
+
+
+def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
+    """Export a checkpoint as the em-affinity package (sigmoid outputs)."""
+    import torch
+
+    from napari_spines.training.export import export_package
+    from napari_spines.training.unet import build_unet
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    net = build_unet(1, 3, width=int(state["width"]), pools=POOLS)
+    net.load_state_dict(state["state_dict"])
+
+    class Affinities(torch.nn.Module):
+        """The U-Net with a sigmoid: affinities in [0, 1]."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.net(x))
+
+    metrics = {"training": {"step": int(state["step"]),
+                            "validation_loss": round(float(state["validation_loss"]), 4)}}
+    return export_package(Affinities().eval(), folder, model_spec(metrics, command),
+                          (1, 1, 8, 64, 64))
+
+
+def validation_stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
+    """The held-out stacks as (raw uint8 image, labels, per_section): ISBI 15–19, gala 35–49."""
+    import tifffile
+
+    isbi = data / "isbi2012"
+    gala = data / "gala"
+    picked = list(ISBI_VALIDATE)
+    membranes = tifffile.imread(isbi / "isbi2012_train_membranes.tif")[picked]
+    return {
+        "isbi2012 sections 15-19": (tifffile.imread(isbi / "isbi2012_train_image.tif")[picked],
+                                    section_labels(membranes), True),
+        "gala sections 35-49": (tifffile.imread(gala / "gala_train_image.tif")[GALA_SPLIT:],
+                                tifffile.imread(gala / "gala_train_labels.tif")[GALA_SPLIT:],
+                                False),
+    }
+
+
+def evaluate(package_dir: Path, data: Path,
+             thresholds: Sequence[float] = tuple(round(0.1 * i, 1) for i in range(1, 10)),
+             ) -> dict:
+    """Score a package through `segment_image` on the held-out stacks at every threshold.
+
+    ISBI is scored per section (its labels are 2D), gala in 3D. The threshold with the lowest
+    mean adapted Rand error over both becomes the package's default; the figures go into
+    ``metrics.validation`` of its model.yaml.
+    """
+    import dataclasses
+
+    from napari_spines.models import open_package
+    from napari_spines.models.spec import write_spec
+    from napari_spines.segmentation.metrics import (
+        mean_score,
+        score_per_section,
+        score_segmentation,
+    )
+    from napari_spines.segmentation.pipeline import segment_image
+
+    package = open_package(package_dir)
+    results: dict[str, dict] = {}
+    for name, (image, labels, per_section) in validation_stacks(data).items():
+        segmentation = segment_image(image, "ZYX", package, threshold=0.5)
+        by_threshold = {}
+        for t in thresholds:
+            predicted = segmentation.labels(t)
+            by_threshold[t] = (mean_score(score_per_section(labels, predicted)) if per_section
+                               else score_segmentation(labels, predicted))
+        results[name] = by_threshold
+    best = min(thresholds, key=lambda t: np.mean([r[t].adapted_rand_error
+                                                  for r in results.values()]))
+    validation = {"threshold": best, "through": "napari-spines segment (fragments + waterz "
+                                                "mean-affinity agglomeration)"}
+    for name, by_threshold in results.items():
+        validation[name] = {**by_threshold[best].as_dict(),
+                            "adapted_rand_error_by_threshold": {
+                                str(t): round(s.adapted_rand_error, 4)
+                                for t, s in by_threshold.items()}}
+    spec = package.spec
+    write_spec(package_dir / "model.yaml", dataclasses.replace(
+        spec, postprocessing={**spec.postprocessing, "threshold": best},
+        metrics={**spec.metrics, "validation": validation}))
+    return validation
