@@ -269,8 +269,44 @@ def model_spec(metrics: dict | None = None, command: str = "",
     }
 
 
-def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
-    """Export a checkpoint as the em-affinity package (sigmoid outputs)."""
+#: Test-time flips (dims of (batch, channel, z, y, x)) the exported model averages over.
+TTA_FLIPS: tuple[tuple[int, ...], ...] = ((4,), (3,), (3, 4))
+
+
+def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Any:
+    """``net`` with a sigmoid, averaged over its predictions of flipped inputs.
+
+    A flip turns "affinity to the previous voxel" into "affinity to the next one", so after
+    flipping back, the flipped axis's channel is shifted by one voxel to mean the same again.
+    """
+    import torch
+
+    class FlipAveraged(torch.nn.Module):
+        """Sigmoid affinities, averaged over flips of the input."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            total = torch.sigmoid(self.net(x))
+            for dims in flips:
+                out = torch.flip(torch.sigmoid(self.net(torch.flip(x, dims))), dims)
+                channels = list(torch.unbind(out, dim=1))
+                for dim in dims:
+                    c = channels[dim - 2]  # dims 2, 3, 4 hold channels z, y, x
+                    channels[dim - 2] = torch.cat([c.narrow(dim - 1, 0, 1),
+                                                   c.narrow(dim - 1, 0, c.shape[dim - 1] - 1)],
+                                                  dim=dim - 1)
+                total = total + torch.stack(channels, dim=1)
+            return total / (len(flips) + 1)
+
+    return FlipAveraged()
+
+
+def export(checkpoint: Path, folder: Path, command: str = "",
+           flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Path:
+    """Export a checkpoint as the em-affinity package (sigmoid outputs averaged over flips)."""
     import torch
 
     from napari_spines.training.export import export_package
@@ -279,20 +315,10 @@ def export(checkpoint: Path, folder: Path, command: str = "") -> Path:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     net = build_unet(1, 3, width=int(state["width"]), pools=POOLS)
     net.load_state_dict(state["state_dict"])
-
-    class Affinities(torch.nn.Module):
-        """The U-Net with a sigmoid: affinities in [0, 1]."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.sigmoid(self.net(x))
-
     metrics = {"training": {"step": int(state["step"]),
-                            "validation_loss": round(float(state["validation_loss"]), 4)}}
-    return export_package(Affinities().eval(), folder, model_spec(metrics, command),
+                            "validation_loss": round(float(state["validation_loss"]), 4),
+                            "test_time_flips": [list(f) for f in flips]}}
+    return export_package(flip_averaged(net, flips).eval(), folder, model_spec(metrics, command),
                           (1, 1, 8, 64, 64))
 
 

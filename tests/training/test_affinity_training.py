@@ -1,0 +1,56 @@
+"""em-affinity training pieces: crops and their targets, test-time flips, the spec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_spines.segmentation.affinities import labels_to_affinities
+from napari_spines.training.affinity import LabelledVolume, flip_averaged, random_crop
+from tests.models.tiny import cells_stack
+
+
+def test_flip_averaging_keeps_affinities_aligned() -> None:
+    # a "network" that is exactly the affinities of its input labels: flipping the input and
+    # flipping back must give the same affinities, which needs the one-voxel shift
+    torch = pytest.importorskip("torch")
+    labels = cells_stack((4, 24, 24), n_cells=6, seed=2)[1].astype(np.float32)
+
+    class LabelAffinities(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            aff = labels_to_affinities(x[0, 0].numpy().astype(np.int64))
+            return torch.logit(torch.from_numpy(aff[None]).clamp(1e-4, 1 - 1e-4))
+
+    averaged = flip_averaged(LabelAffinities(), ((4,), (3,), (3, 4), (2,)))
+    with torch.no_grad():
+        out = averaged(torch.from_numpy(labels)[None, None]).numpy()[0]
+    expected = labels_to_affinities(labels.astype(np.int64))
+    inner = (slice(None), slice(1, None), slice(1, None), slice(1, None))
+    np.testing.assert_allclose(out[inner], expected[inner], atol=1e-3)
+
+
+def test_random_crop_targets_follow_the_augmented_labels() -> None:
+    image, labels = cells_stack((6, 40, 40), n_cells=8, seed=4)
+    volume = LabelledVolume(image.astype(np.float32) / 255, labels.astype(np.int64), True)
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        crop, affinities, mask = random_crop(volume, rng, (4, 32, 32))
+        # walls are dark: wherever the target says "same cell", both voxels are bright
+        bright = crop[0] > crop[0].min() + 0.3 * (crop[0].max() - crop[0].min())
+        assert bright[affinities[2] * mask[2] > 0].all()
+        assert not mask[2][:, :, 0].any()  # no neighbour before the first column
+
+
+def test_z_affinities_are_masked_for_per_section_labels() -> None:
+    image, labels = cells_stack((6, 40, 40), n_cells=8, seed=4)
+    volume = LabelledVolume(image.astype(np.float32), labels.astype(np.int64), False)
+    _, _, mask = random_crop(volume, np.random.default_rng(0), (4, 32, 32))
+    assert not mask[0].any() and mask[1].any() and mask[2].any()
+
+
+def test_crops_larger_than_the_volume_are_padded_and_masked() -> None:
+    image, labels = cells_stack((3, 20, 20), n_cells=4, seed=1)
+    volume = LabelledVolume(image.astype(np.float32), labels.astype(np.int64), True)
+    crop, affinities, mask = random_crop(volume, np.random.default_rng(1), (4, 32, 32))
+    assert crop.shape == (1, 4, 32, 32) and affinities.shape == mask.shape == (3, 4, 32, 32)
+    assert mask.sum() < mask.size / 2
