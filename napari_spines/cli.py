@@ -14,7 +14,7 @@ from pathlib import Path
 from napari_spines import __version__
 
 PLUGIN = "napari-spines"
-WIDGETS = ("Spine detection", "Run model", "Voxel size", "Synthetic data")
+WIDGETS = ("Spine detection", "Segmentation", "Run model", "Voxel size", "Synthetic data")
 DEMO_SAMPLES = ("two_photon",)
 EXIT_BAD_INPUT = 2
 

@@ -16,7 +16,10 @@ CORE_MODULES = ["napari_spines", "napari_spines.io", "napari_spines.cli",
                 "napari_spines._sample_data", "napari_spines._writer", "napari_spines.inference",
                 "napari_spines.models", "napari_spines._cli_models", "napari_spines.io.outputs",
                 "napari_spines.training.export", "napari_spines.training.classical",
-                "napari_spines.training.unet"]
+                "napari_spines.training.unet", "napari_spines.segmentation.affinities",
+                "napari_spines.segmentation.agglomeration", "napari_spines.segmentation.metrics",
+                "napari_spines.segmentation.pipeline", "napari_spines.segmentation.proofreading",
+                "napari_spines._cli_segment", "napari_spines.training.affinity"]
 
 
 def _heavy_modules_after(code: str) -> list[str]:
