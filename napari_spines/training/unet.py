@@ -11,29 +11,38 @@ ANISOTROPIC_POOLS = ((1, 2, 2), (1, 2, 2), (2, 2, 2))
 
 
 def build_unet(in_channels: int = 1, out_channels: int = 1, width: int = 16,
-               pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> Any:
-    """A U-Net of ``len(pools)`` levels: two 3×3×3 conv + ReLU per level, width doubling.
+               pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS,
+               kernels: Sequence[Sequence[int]] | None = None) -> Any:
+    """A U-Net of ``len(pools)`` levels: two conv + ReLU per level, width doubling.
 
-    Input sizes must be multiples of `size_multiple` (``pools``); output has the input's size.
+    ``kernels`` gives each level's convolution size (``len(pools) + 1`` odd triples), default
+    3×3×3 everywhere; ``(1, 3, 3)`` at the fine levels of an anisotropic stack keeps the fine
+    levels in-plane, where the detail is. Input sizes must be multiples of `size_multiple`
+    (``pools``); output has the input's size.
     """
     import torch
     from torch import nn
 
-    def block(c_in: int, c_out: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv3d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True),
-                             nn.Conv3d(c_out, c_out, 3, padding=1), nn.ReLU(inplace=True))
+    sizes = [tuple(k) for k in kernels] if kernels else [(3, 3, 3)] * (len(pools) + 1)
+
+    def block(c_in: int, c_out: int, level: int) -> nn.Sequential:
+        padding = tuple(k // 2 for k in sizes[level])
+        return nn.Sequential(nn.Conv3d(c_in, c_out, sizes[level], padding=padding),
+                             nn.ReLU(inplace=True),
+                             nn.Conv3d(c_out, c_out, sizes[level], padding=padding),
+                             nn.ReLU(inplace=True))
 
     class UNet3D(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             widths = [width * 2**i for i in range(len(pools) + 1)]
-            self.down = nn.ModuleList([block(in_channels, widths[0])] + [
-                block(widths[i], widths[i + 1]) for i in range(len(pools))])
+            self.down = nn.ModuleList([block(in_channels, widths[0], 0)] + [
+                block(widths[i], widths[i + 1], i + 1) for i in range(len(pools))])
             self.pools = nn.ModuleList([nn.MaxPool3d(tuple(p)) for p in pools])
             self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], tuple(p),
                                                          stride=tuple(p))
                                       for i, p in enumerate(pools)])
-            self.up_blocks = nn.ModuleList([block(2 * widths[i], widths[i])
+            self.up_blocks = nn.ModuleList([block(2 * widths[i], widths[i], i)
                                             for i in range(len(pools))])
             self.head = nn.Conv3d(widths[0], out_channels, 1)
 

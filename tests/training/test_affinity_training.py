@@ -54,3 +54,17 @@ def test_crops_larger_than_the_volume_are_padded_and_masked() -> None:
     crop, affinities, mask = random_crop(volume, np.random.default_rng(1), (4, 32, 32))
     assert crop.shape == (1, 4, 32, 32) and affinities.shape == mask.shape == (3, 4, 32, 32)
     assert mask.sum() < mask.size / 2
+
+
+def test_in_plane_kernels_do_not_mix_sections() -> None:
+    # with (1, 3, 3) kernels everywhere a section's output depends on that section only
+    torch = pytest.importorskip("torch")
+    from napari_spines.training.unet import build_unet
+
+    net = build_unet(1, 1, width=2, pools=((1, 2, 2),), kernels=((1, 3, 3), (1, 3, 3))).eval()
+    x = torch.rand(1, 1, 3, 16, 16)
+    changed = x.clone()
+    changed[:, :, 2] = 0
+    with torch.no_grad():
+        assert torch.equal(net(x)[:, :, :2], net(changed)[:, :, :2])
+        assert not torch.equal(net(x)[:, :, 2], net(changed)[:, :, 2])

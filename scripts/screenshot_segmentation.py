@@ -1,0 +1,42 @@
+"""Screenshot for docs/images/segmentation.png: em-affinity on ISBI 2012 sections 15-19.
+
+Run:  xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot_segmentation.py
+
+Needs ``../shared/data/em/isbi2012``; shows the image, the affinities, the labels and the
+adapted Rand error against the sections' ground truth.
+"""
+
+import time
+from pathlib import Path
+
+import napari
+import tifffile
+from qtpy.QtWidgets import QApplication
+
+from napari_spines.cli import save_window_screenshot
+from napari_spines.training.affinity import section_labels
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared/data/em/isbi2012"
+
+v = napari.Viewer(show=True)
+image = tifffile.imread(DATA / "isbi2012_train_image.tif")[15:20]
+truth = section_labels(tifffile.imread(DATA / "isbi2012_train_membranes.tif")[15:20])
+v.add_image(image, name="isbi2012 15-19")
+v.add_labels(truth, name="ground truth", visible=False)
+_, widget = v.window.add_plugin_dock_widget("napari-spines", "Segmentation")
+widget._image.value = v.layers["isbi2012 15-19"]
+widget.run()
+t = time.time()
+while widget.task.busy and time.time() - t < 300:
+    QApplication.processEvents()
+    time.sleep(0.05)
+widget._truth.value = v.layers["ground truth"]
+t = time.time()
+while widget.metrics_busy() and time.time() - t < 60:
+    QApplication.processEvents()
+    time.sleep(0.05)
+v.layers["isbi2012 15-19 affinities"].visible = False
+v.layers["isbi2012 15-19 segmentation"].opacity = 0.45
+v.dims.set_current_step(0, 2)
+save_window_screenshot(v, Path("docs/images/segmentation.png"))
+v.close()
