@@ -43,13 +43,13 @@ def score(truth: np.ndarray, labels: np.ndarray, per_section: bool) -> float:
     return result.adapted_rand_error
 
 
-def ours(affinities: np.ndarray, in_plane: bool,
+def ours(affinities: np.ndarray, mode: str,
          quantile: int | None) -> tuple[float, Callable[[float], np.ndarray]]:
     """Seconds to build the hierarchy, and the relabel function."""
     from napari_spines.segmentation.pipeline import segment_affinities
 
     started = time.perf_counter()
-    segmentation = segment_affinities(affinities, in_plane=in_plane, quantile=quantile)
+    segmentation = segment_affinities(affinities, mode=mode, quantile=quantile)
     return time.perf_counter() - started, segmentation.labels
 
 
@@ -85,7 +85,7 @@ def stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
     from napari_spines.training.affinity import validation_stacks
 
     return {name: (predict_affinities(image, "ZYX"), labels, per_section)
-            for name, (image, labels, per_section) in validation_stacks(data).items()}
+            for name, (image, labels, per_section, _) in validation_stacks(data).items()}
 
 
 def main() -> None:
@@ -97,15 +97,15 @@ def main() -> None:
     for name, (affinities, truth, per_section) in stacks(args.data).items():
         mvox = truth.size / 1e6
         for quantile in (None, 75):
-            for in_plane in (True, False):
-                seconds, labels = ours(affinities, in_plane, quantile)
+            for mode in ("2d", "2d+z", "3d"):
+                seconds, labels = ours(affinities, mode, quantile)
                 errors = {t: score(truth, labels(t), per_section) for t in THRESHOLDS}
                 started = time.perf_counter()
                 labels(0.5)
                 relabel = time.perf_counter() - started
                 best = min(errors, key=errors.get)
-                rows.append({"stack": name, "method": f"napari-spines ({'2D' if in_plane else '3D'}"
-                             f" fragments, {'mean' if quantile is None else f'q{quantile}'})",
+                score_name = "mean" if quantile is None else f"q{quantile}"
+                rows.append({"stack": name, "method": f"napari-spines ({mode}, {score_name})",
                              "threshold": best, "arand": errors[best], "seconds": seconds,
                              "relabel_seconds": relabel, "mvoxels_per_s": mvox / seconds})
         seconds, segmentations = waterz_sweep(affinities)

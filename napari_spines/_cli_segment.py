@@ -30,9 +30,11 @@ def add_commands(commands: argparse._SubParsersAction,
                          help="voxel size in µm (default: from the file)")
     segment.add_argument("--affinities-out", type=Path, metavar="AFF.tif",
                          help="also write the affinities (float32, channels z, y, x first)")
-    segment.add_argument("--fragments", choices=("auto", "2d", "3d"), default="auto",
-                         help="fragments per section (2d) or in 3D; auto: 2d when z steps are "
-                              "at least twice the pixel size")
+    segment.add_argument("--mode", choices=("auto", "3d", "2d+z", "2d"), default="auto",
+                         help="3d: 3D fragments and merges; 2d+z: fragments per section, "
+                              "merged within and across sections; 2d: sections on their own. "
+                              "auto: 3d, then 2d+z from z steps twice the pixel size, 2d from "
+                              "eight times")
     segment.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
     segment.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
 
@@ -74,11 +76,11 @@ def segment(args: argparse.Namespace) -> int:
         return fail(str(exc))
     voxel = tuple(args.voxel_size) if args.voxel_size else (
         volume.voxel_size_um if volume.voxel_size_known else None)
-    in_plane = {"auto": None, "2d": True, "3d": False}[args.fragments]
+    mode = None if args.mode == "auto" else args.mode
     started = time.perf_counter()
     try:
         result = segment_image(volume.levels[0], volume.axes, args.model, voxel, args.threshold,
-                               in_plane, args.quantile, runtime=args.runtime, device=args.device,
+                               mode, args.quantile, runtime=args.runtime, device=args.device,
                                progress=TextProgress("segment"))
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")

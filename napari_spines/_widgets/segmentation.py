@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 #: Key → widget method, bound on the segmentation and the proofreading-points layers.
 KEYS = {"Shift-M": "merge", "Shift-S": "split", "Shift-D": "delete", "Shift-F": "fill_holes",
         "Shift-N": "next_segment", "Shift-U": "undo", "Shift-R": "redo"}
-#: "fragments" choice → ``in_plane`` of `segment_image`.
-FRAGMENTS = {"auto": None, "2d": True, "3d": False}
+#: "mode" choice → ``mode`` of `segment_image` (None: from the voxel size).
+MODES = {"auto": None, "3d": "3d", "2d+z": "2d+z", "2d": "2d"}
 #: "next" order shown → order of `Proofreader.next_segment`.
 ORDERS = {"largest": "largest", "smallest": "smallest", "least confident": "least_confident"}
 NO_TRUTH = "no ground truth chosen"
@@ -79,11 +79,11 @@ class SegmentationRun:
 
 
 def segmentation_job(data: Any, axes: str, model: ModelPackage,
-                     voxel_size_um: tuple[float, ...] | None, in_plane: bool | None,
+                     voxel_size_um: tuple[float, ...] | None, mode: str | None,
                      device: str, progress: Any = None) -> SegmentationRun:
     """`segment_image` plus the boundary map split floods; runs in the worker thread."""
     segmentation = segment_image(data, axes, model, voxel_size_um=voxel_size_um,
-                                 in_plane=in_plane, device=device, progress=progress)
+                                 mode=mode, device=device, progress=progress)
     return SegmentationRun(model, segmentation, boundary_map(segmentation.affinities))
 
 
@@ -125,10 +125,11 @@ class SegmentationWidget(Container):
         self._model = ComboBox(label="model", choices=self._model_choices)
         self._model_path = FileEdit(label="or package", mode="d", value="")
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda", "mps"))
-        self._fragments = ComboBox(
-            label="fragments", choices=tuple(FRAGMENTS),
-            tooltip="watershed fragments per section (2d) or in 3D; auto: 2d when the z step "
-                    "is at least twice the pixel size")
+        self._mode = ComboBox(
+            label="mode", choices=tuple(MODES),
+            tooltip="3d: 3D fragments and merges; 2d+z: fragments per section, merged within "
+                    "and across sections; 2d: each section on its own. auto: 3d, 2d+z from z "
+                    "steps twice the pixel size, 2d from eight times (serial-section TEM)")
         self._run = PushButton(text="Segment")
         self._status = Label(value="")
         self._threshold = FloatSlider(label="threshold", min=0.0, max=1.0, step=0.01,
@@ -151,7 +152,7 @@ class SegmentationWidget(Container):
             self._threshold, self._truth, self._metrics, self._order, self._edit_buttons,
             self._history_buttons, self._save_path, self._save], scrollable=True)
         self._review.native.layout().addStretch()  # keep the rows together at the top
-        options = Container(layout="horizontal", widgets=[self._device, self._fragments])
+        options = Container(layout="horizontal", widgets=[self._device, self._mode])
         options.margins = (0, 0, 0, 0)
         super().__init__(widgets=[self._image, self._model, self._model_path, options,
                                   self._run, self._status])
@@ -250,7 +251,7 @@ class SegmentationWidget(Container):
         voxel = None if layer.metadata.get("voxel_size_known") is False else tuple(
             float(s) for s in layer.scale[-3:])
         job = partial(segmentation_job, layer.data, axes, package, voxel,
-                      FRAGMENTS[self._fragments.value], self._device.value)
+                      MODES[self._mode.value], self._device.value)
         if self.task.run(job, on_result=partial(self.show_segmentation, layer)) is not None:
             self._run.enabled = False
             self._status.value = f"segmenting {layer.name} with {package.spec.name}…"

@@ -17,8 +17,17 @@ from napari_spines.segmentation.agglomeration import (
 )
 
 DEFAULT_MODEL = "em-affinity"
-#: z steps at least this many times the pixel size get per-section (2D) fragments.
+#: How fragments are made and merged:
+#: "3d": 3D fragments, merged in 3D;
+#: "2d+z": fragments per section, merged within and across sections (through z-affinities);
+#: "2d": fragments per section, merged within their section only (z-affinities unused).
+MODES = ("3d", "2d+z", "2d")
+#: z steps at least this many times the pixel size get per-section fragments ("2d+z") ...
 ANISOTROPY_FOR_2D_FRAGMENTS = 2.0
+#: ... and from this ratio on (serial-section TEM, ~50 nm sections of ~4 nm pixels) sections are
+#: not merged across by default ("2d"): on ISBI 2012, whose sections are too far apart and
+#: unaligned for z-affinities to be learnt, linking sections merged distinct cells.
+ANISOTROPY_FOR_SECTIONS = 8.0
 
 
 @dataclass
@@ -73,21 +82,25 @@ def predict_affinities(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
                       np.float32)
 
 
-def fragments_in_plane(voxel_size_um: Sequence[float] | None) -> bool:
-    """2D fragments per section unless the voxels are about as deep as they are wide."""
-    if voxel_size_um is None:
-        return True
+def default_mode(voxel_size_um: Sequence[float]) -> str:
+    """The `MODES` entry for a voxel size, from how much deeper than wide the voxels are."""
     z, y, x = (float(v) for v in voxel_size_um)
-    return z >= ANISOTROPY_FOR_2D_FRAGMENTS * min(y, x)
+    anisotropy = z / min(y, x)
+    if anisotropy >= ANISOTROPY_FOR_SECTIONS:
+        return "2d"
+    return "2d+z" if anisotropy >= ANISOTROPY_FOR_2D_FRAGMENTS else "3d"
 
 
-def segment_affinities(affinities: np.ndarray, in_plane: bool = True,
+def segment_affinities(affinities: np.ndarray, mode: str = "2d+z",
                        threshold: float = DEFAULT_THRESHOLD, quantile: int | None = None,
                        progress: ProgressCallback | None = None) -> Segmentation:
-    """Fragments and agglomeration of given affinities (see `agglomeration`).
+    """Fragments and agglomeration of given affinities (see `agglomeration` and `MODES`).
 
     ``quantile``: score edges by that quantile of their affinities instead of their mean.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    in_plane = mode != "3d"
     n_blocks = affinities.shape[1] if in_plane else 1
 
     def fragment_progress(done: int, total: int) -> None:
@@ -95,7 +108,11 @@ def segment_affinities(affinities: np.ndarray, in_plane: bool = True,
             progress(done, n_blocks + 1)
 
     fragments = watershed_fragments(affinities, in_plane=in_plane, progress=fragment_progress)
-    result = agglomerate(affinities, fragments, quantile)
+    merged = affinities
+    if mode == "2d":  # no z-edge may merge: score them 1, above every threshold but the last
+        merged = np.array(affinities, np.float32)
+        merged[0] = 0.0
+    result = agglomerate(merged, fragments, quantile)
     if progress is not None:
         progress(n_blocks + 1, n_blocks + 1)
     return Segmentation(np.asarray(affinities, np.float32), result, threshold)
@@ -103,7 +120,7 @@ def segment_affinities(affinities: np.ndarray, in_plane: bool = True,
 
 def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
                   voxel_size_um: Sequence[float] | None = None, threshold: float | None = None,
-                  in_plane: bool | None = None, quantile: int | None = None,
+                  mode: str | None = None, quantile: int | None = None,
                   runtime: str = "auto", device: str = "auto",
                   progress: ProgressCallback | None = None) -> Segmentation:
     """Affinities of a stack by ``model``, then fragments and agglomeration.
@@ -118,8 +135,8 @@ def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
         Voxel size of ``data``; None means the model's own (no resampling).
     threshold
         Agglomeration threshold; default from the model's ``postprocessing``.
-    in_plane
-        2D fragments per section; default from the voxel size (`fragments_in_plane`).
+    mode
+        One of `MODES`; default from the voxel size (`default_mode`).
     quantile
         Score edges by this quantile of their affinities; default the model's
         ``postprocessing.quantile``, else the mean.
@@ -131,6 +148,8 @@ def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
     from napari_spines.models import find_model
 
     check_image(data.shape, axes)
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     package = find_model(model, task="affinities") if isinstance(model, str) else model
     check_affinity_model(package)
     spec = package.spec
@@ -138,8 +157,8 @@ def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
         threshold = float(spec.postprocessing.get("threshold", DEFAULT_THRESHOLD))
     if quantile is None:
         quantile = spec.postprocessing.get("quantile")
-    if in_plane is None:
-        in_plane = fragments_in_plane(voxel_size_um or spec.input.voxel_size_um)
+    if mode is None:
+        mode = default_mode(voxel_size_um or spec.input.voxel_size_um)
 
     def stage(first: int, weight: int) -> ProgressCallback:
         def report(done: int, total: int) -> None:
@@ -149,4 +168,4 @@ def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
 
     affinities = predict_affinities(data, axes, package, voxel_size_um, runtime, device,
                                     stage(0, 70))
-    return segment_affinities(affinities, in_plane, threshold, quantile, stage(70, 30))
+    return segment_affinities(affinities, mode, threshold, quantile, stage(70, 30))

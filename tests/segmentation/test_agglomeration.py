@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -104,6 +106,27 @@ def test_quantile_scores_resist_boundary_voxels_inside_fragments(truth: np.ndarr
             < score_segmentation(truth, mean).adapted_rand_error)
     with pytest.raises(ValueError, match="quantile"):
         agglomerate(affinities, fragments, quantile=12)
+
+
+def test_2d_mode_never_merges_across_sections(truth: np.ndarray) -> None:
+    from napari_spines.segmentation.pipeline import segment_affinities
+
+    affinities = labels_to_affinities(truth)
+    sections = segment_affinities(affinities, "2d").labels(0.99)
+    ids = [set(np.unique(s)) for s in sections]
+    assert all(a.isdisjoint(b) for a, b in itertools.pairwise(ids))
+    linked = segment_affinities(affinities, "2d+z", quantile=75).labels(0.5)
+    assert score_segmentation(truth, linked).adapted_rand_error < 0.01  # z links cells again
+    with pytest.raises(ValueError, match="mode"):
+        segment_affinities(affinities, "2.5d")
+
+
+def test_default_mode_follows_the_voxel_shape() -> None:
+    from napari_spines.segmentation.pipeline import default_mode
+
+    assert default_mode((0.01, 0.01, 0.01)) == "3d"
+    assert default_mode((0.04, 0.008, 0.008)) == "2d+z"
+    assert default_mode((0.05, 0.004, 0.004)) == "2d"
 
 
 def test_agglomeration_refuses_non_affinities() -> None:

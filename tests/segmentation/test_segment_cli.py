@@ -26,7 +26,7 @@ def test_segment_writes_labels_of_the_input_shape(em_stack, edge_affinity_packag
     image, truth = em_stack
     out, aff = tmp_path / "labels.tif", tmp_path / "aff.tif"
     code = main(["segment", str(image), "-o", str(out), "--model", str(edge_affinity_package),
-                 "--threshold", "0.5", "--affinities-out", str(aff), "--fragments", "3d"])
+                 "--threshold", "0.5", "--affinities-out", str(aff), "--mode", "3d"])
     assert code == 0, capsys.readouterr().err
     labels = tifffile.imread(out)
     assert labels.shape == truth.shape and labels.dtype.kind == "u"

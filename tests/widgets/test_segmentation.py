@@ -74,7 +74,7 @@ def segmented(viewer_and_widget, qtbot):
     viewer.add_labels(truth, name="truth", scale=VOXEL, translate=(0.0, 0.1, 0.2))
     widget._image.value = layer
     widget._model.value = "edge-affinity"
-    widget._fragments.value = "3d"
+    widget._mode.value = "3d"
     widget.run()
     assert widget.task.busy and not widget._run.enabled
     qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
@@ -327,7 +327,7 @@ def test_cancel_stops_the_run_and_adds_nothing(viewer_and_widget, qtbot):
     image, _ = cells_stack(shape=(48, 256, 256), n_cells=80)
     widget._image.value = viewer.add_image(image, scale=VOXEL)
     widget._model.value = "edge-affinity"
-    widget._fragments.value = "2d"  # progress (and the chance to stop) per section
+    widget._mode.value = "2d"  # progress (and the chance to stop) per section
     cancelled = []
     widget.task.cancelled.connect(lambda: cancelled.append(True))
     widget.task.progressed.connect(lambda *_: widget.task.cancel())
