@@ -89,8 +89,10 @@ def choose_truth(widget, viewer, qtbot, name="truth"):
 
 def test_only_affinity_models_are_offered(viewer_and_widget):
     _, widget = viewer_and_widget
+    assert widget._model.choices[0] == "em-affinity"  # the built-in default comes first
     assert "edge-affinity" in widget._model.choices
     assert "spine-dog" not in widget._model.choices  # a spine model is not offered
+    widget._model.value = "edge-affinity"
     assert widget._threshold.value == pytest.approx(0.5)  # the model's threshold
 
 

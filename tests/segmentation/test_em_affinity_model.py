@@ -1,0 +1,48 @@
+"""The built-in em-affinity package: valid, small, and as accurate as its model card says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_spines.models import find_model
+from napari_spines.segmentation.metrics import mean_score, score_per_section
+from napari_spines.segmentation.pipeline import segment_image
+
+
+def test_em_affinity_is_a_small_affinity_model_with_measured_metrics() -> None:
+    package = find_model("em-affinity", task="affinities")
+    spec = package.spec
+    assert spec.n_output_channels == 3 and spec.outputs[0].offsets is not None
+    size = sum(f.stat().st_size for f in Path(package.root).iterdir())
+    assert size < 8e6  # ships inside the package: a few MB
+    validation = spec.metrics["validation"]
+    assert validation["threshold"] == spec.postprocessing["threshold"]
+    assert "isbi2012 sections 15-19" in validation
+
+
+def test_em_affinity_segments_a_synthetic_em_stack() -> None:
+    from napari_spines.training.synthetic import synthetic_em
+
+    sample = synthetic_em(shape=(4, 64, 64), n_cells=6, seed=5)
+    result = segment_image(sample.image, "ZYX")
+    labels = result.labels()
+    assert labels.shape == sample.image.shape and labels.max() >= 2
+    assert result.affinities.shape == (3, *sample.image.shape)
+
+
+def test_em_affinity_on_held_out_isbi_sections(real_data: Path) -> None:
+    import tifffile
+
+    from napari_spines.training.affinity import section_labels
+
+    folder = real_data / "em/isbi2012"
+    image = tifffile.imread(folder / "isbi2012_train_image.tif")[15:20]
+    truth = section_labels(tifffile.imread(folder / "isbi2012_train_membranes.tif")[15:20])
+    labels = segment_image(image, "ZYX").labels()
+    error = mean_score(score_per_section(truth, labels)).adapted_rand_error
+    recorded = find_model("em-affinity").spec.metrics["validation"]["isbi2012 sections 15-19"]
+    assert error == pytest.approx(recorded["adapted_rand_error"], abs=0.01)
+    assert np.unique(labels).size > 100
