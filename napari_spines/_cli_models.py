@@ -15,8 +15,9 @@ from napari_spines.io.outputs import create_zarr_output, write_float_tiff
 class TextProgress:
     """``(done, total)`` progress printed on one line of stderr, at most a few times a second."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, unit: str = "tiles") -> None:
         self.label = label
+        self.unit = unit
         self._last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
@@ -25,7 +26,8 @@ class TextProgress:
             return
         self._last = now
         end = "\n" if done >= total else ""
-        print(f"\r{self.label}: {done}/{total} tiles ({100 * done // max(total, 1)}%)", end=end,
+        percent = 100 * done // max(total, 1)
+        print(f"\r{self.label}: {done}/{total} {self.unit} ({percent}%)", end=end,
               file=sys.stderr, flush=True)
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from napari_spines._cli_models import TextProgress
-from napari_spines.cli import fail
+from napari_spines.cli import chosen_voxel_size, fail
 from napari_spines.io import VolumeReadError, read_volumes
 
 
@@ -74,14 +74,13 @@ def segment(args: argparse.Namespace) -> int:
         volume = read_volumes(args.image)[0]
     except VolumeReadError as exc:
         return fail(str(exc))
-    voxel = tuple(args.voxel_size) if args.voxel_size else (
-        volume.voxel_size_um if volume.voxel_size_known else None)
+    voxel = chosen_voxel_size(volume, args.voxel_size)
     mode = None if args.mode == "auto" else args.mode
     started = time.perf_counter()
     try:
         result = segment_image(volume.levels[0], volume.axes, args.model, voxel, args.threshold,
                                mode, args.quantile, runtime=args.runtime, device=args.device,
-                               progress=TextProgress("segment"))
+                               progress=TextProgress("segment", unit="%"))
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")
     labels = result.labels()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from napari_spines._cli_models import TextProgress
-from napari_spines.cli import fail
+from napari_spines.cli import chosen_voxel_size, fail
 from napari_spines.io import VolumeReadError, read_volumes
 from napari_spines.io.points_csv import write_points_csv
 
@@ -54,8 +54,7 @@ def detect(args: argparse.Namespace) -> int:
         volume = read_volumes(args.image)[0]
     except VolumeReadError as exc:
         return fail(str(exc))
-    voxel = tuple(args.voxel_size) if args.voxel_size else (
-        volume.voxel_size_um if volume.voxel_size_known else None)
+    voxel = chosen_voxel_size(volume, args.voxel_size)
     started = time.perf_counter()
     try:
         found = detect_spines(volume.levels[0], volume.axes, args.model, voxel, args.threshold,

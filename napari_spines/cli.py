@@ -25,6 +25,13 @@ def fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def chosen_voxel_size(volume: object, override: Sequence[float] | None) -> tuple | None:
+    """``--voxel-size`` when given, else the file's when it has one, else None (the model's)."""
+    if override:
+        return tuple(override)
+    return volume.voxel_size_um if volume.voxel_size_known else None  # type: ignore[attr-defined]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(

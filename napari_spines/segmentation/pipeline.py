@@ -62,6 +62,21 @@ def check_affinity_model(package: Any) -> None:
                          f"channels), not z, y, x affinities: pick an affinity model")
 
 
+def affinity_package(model: str | Any) -> Any:
+    """The checked affinity package for a registered name, a package path or an opened one."""
+    from napari_spines.models import find_model
+
+    package = find_model(model, task="affinities") if isinstance(model, str) else model
+    check_affinity_model(package)
+    return package
+
+
+def check_mode(mode: str | None) -> None:
+    """Raise ValueError unless ``mode`` is None (automatic) or one of `MODES`."""
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+
+
 def predict_affinities(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
                        voxel_size_um: Sequence[float] | None = None, runtime: str = "auto",
                        device: str = "auto",
@@ -71,11 +86,10 @@ def predict_affinities(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
     ``model`` is a registered name, a package path or an opened package.
     """
     from napari_spines.inference import predict_volume
-    from napari_spines.models import find_model, load_model
+    from napari_spines.models import load_model
 
     check_image(data.shape, axes)
-    package = find_model(model, task="affinities") if isinstance(model, str) else model
-    check_affinity_model(package)
+    package = affinity_package(model)
     loaded = load_model(package, runtime=runtime, device=device)
     return np.asarray(predict_volume(data, axes, loaded, package.spec,
                                      voxel_size_um=voxel_size_um, progress=progress),
@@ -145,13 +159,9 @@ def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
     progress
         ``(done, total)`` callback over both stages; may raise `Cancelled`.
     """
-    from napari_spines.models import find_model
-
     check_image(data.shape, axes)
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    package = find_model(model, task="affinities") if isinstance(model, str) else model
-    check_affinity_model(package)
+    check_mode(mode)  # before the model runs, not after
+    package = affinity_package(model)
     spec = package.spec
     if threshold is None:
         threshold = float(spec.postprocessing.get("threshold", DEFAULT_THRESHOLD))

@@ -101,7 +101,6 @@ def make_edge_affinity_package(folder: Path, name: str = "edge-affinity") -> Pat
     fields = spec_fields(name=name, task="affinities", channels_in=1, channels_out=3,
                          voxel_size_um=(0.05, 0.004, 0.004), tile=(8, 64, 64),
                          multiple=(1, 1, 1), halo=(1, 2, 2))
-    fields["postprocessing"] = {"threshold": 0.5}
     return export_package(EdgeAffinities(), folder, fields, (1, 1, 4, 16, 16), ("onnx",))
 
 
