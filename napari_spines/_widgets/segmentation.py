@@ -3,7 +3,8 @@
 Keys on the segmentation and proofreading-points layers: Shift-M merge, Shift-S split,
 Shift-D delete, Shift-F fill holes, Shift-N next segment, Shift-U undo, Shift-R redo.
 The widget only gathers parameters and wires the core: `segment_image` runs in a worker,
-`Segmentation.labels` relabels at a new threshold (a lookup), `Proofreader` does the edits,
+`relabel` makes the labels at a new threshold and indexes them for proofreading (in a worker
+too, so the slider never freezes napari on a large volume), `Proofreader` does the edits,
 `score_segmentation` scores against ground truth (in a worker too).
 """
 
@@ -29,6 +30,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
 
 from napari_spines._widgets._task import TaskPanel
 from napari_spines._widgets._viewer import follow_layers, image_layers
@@ -61,6 +63,8 @@ NO_TRUTH = "no ground truth chosen"
 THRESHOLD_TIP = ("Agglomeration threshold: higher merges more. Moving it relabels at once from "
                  "the stored agglomeration and discards the proofreading edits (and their "
                  "undo history).")
+#: The slider relabels once it has rested this long, not at every step of a drag.
+RELABEL_DELAY_MS = 120
 
 
 class _OptionalChoice(ComboBox):
@@ -70,21 +74,41 @@ class _OptionalChoice(ComboBox):
 
 
 @dataclass(frozen=True)
+class Relabelled:
+    """The labels at one threshold and the `Proofreader` that indexes them."""
+
+    threshold: float
+    proofreader: Proofreader
+
+
+def relabel(segmentation: Segmentation, threshold: float,
+            boundaries: np.ndarray | None) -> Relabelled:
+    """Labels at ``threshold`` and their proofreading index; runs in a worker thread."""
+    labels = segmentation.labels(threshold)
+    return Relabelled(threshold, Proofreader(
+        labels, boundaries=boundaries,
+        confidence=segmentation.agglomeration.confidence(threshold)))
+
+
+@dataclass(frozen=True)
 class SegmentationRun:
-    """What the worker hands back: the model's spec, the segmentation and its boundary map."""
+    """What the worker hands back: model, segmentation, boundary map and first labels."""
 
     package: ModelPackage
     segmentation: Segmentation
     boundaries: np.ndarray
+    relabelled: Relabelled
 
 
 def segmentation_job(data: Any, axes: str, model: ModelPackage,
                      voxel_size_um: tuple[float, ...] | None, mode: str | None,
                      device: str, progress: Any = None) -> SegmentationRun:
-    """`segment_image` plus the boundary map split floods; runs in the worker thread."""
+    """`segment_image`, the boundary map split floods, and the first labels; in the worker."""
     segmentation = segment_image(data, axes, model, voxel_size_um=voxel_size_um,
                                  mode=mode, device=device, progress=progress)
-    return SegmentationRun(model, segmentation, boundary_map(segmentation.affinities))
+    boundaries = boundary_map(segmentation.affinities)
+    return SegmentationRun(model, segmentation, boundaries,
+                           relabel(segmentation, segmentation.threshold, boundaries))
 
 
 def score_or_message(truth: Any, labels: np.ndarray) -> SegmentationScore | str:
@@ -121,6 +145,12 @@ class SegmentationWidget(Container):
         self._metrics_worker: Any = None
         self._metrics_pending = False
         self._metrics_request = 0
+        self._relabel_worker: Any = None
+        self._relabel_pending = False
+        self._relabel_timer = QTimer()
+        self._relabel_timer.setSingleShot(True)
+        self._relabel_timer.setInterval(RELABEL_DELAY_MS)
+        self._relabel_timer.timeout.connect(self._start_relabel)
         self._image = ComboBox(label="image", choices=self._image_choices)
         self._model = ComboBox(label="model", choices=self._model_choices)
         self._model_path = FileEdit(label="or package", mode="d", value="")
@@ -270,9 +300,11 @@ class SegmentationWidget(Container):
             layer = self._put_layer(kind, data, {**meta, **placed})
             if meta.get("rgb"):
                 self.affinities_layer = layer
-        self._set_slider(run.segmentation.threshold)
+        self._relabel_timer.stop()
+        self._relabel_pending = False  # a relabel of the previous run still on its way is void
+        self._set_slider(run.relabelled.threshold)
         self.labels_layer = self._put_layer(
-            "labels", run.segmentation.labels(self._threshold.value),
+            "labels", run.relabelled.proofreader.labels,
             {"name": f"{image.name} segmentation", "metadata": {"axes": "ZYX"}, **placed})
         self.labels_layer.events.paint.connect(self._on_paint)
         points = self._viewer.layers[f"{image.name} proofreading points"] if (
@@ -287,7 +319,7 @@ class SegmentationWidget(Container):
                 layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(),
                                overwrite=True)
         self._truth.reset_choices()
-        self._reset_proofreading()
+        self._use_relabelled(run.relabelled)
         self._viewer.layers.selection.active = self.points_layer
         self.points_layer.mode = "add"
         show_info(f"{self._status.value}; click points and use ⇧M / ⇧S / ⇧D / ⇧F / ⇧N.")
@@ -306,25 +338,59 @@ class SegmentationWidget(Container):
             self._viewer.layers.remove(layer)
         return self._viewer.add_layer(napari.layers.Layer.create(data, meta, kind))
 
+    @property
+    def relabel_busy(self) -> bool:
+        """True from a slider move until its labels are shown."""
+        return (self._relabel_timer.isActive() or self._relabel_worker is not None
+                or self._relabel_pending)
+
     def _apply_threshold(self, *_args: object) -> None:
-        """Relabel at the slider's threshold (a lookup); proofreading edits are discarded."""
+        """Relabel at the slider's threshold once it rests; proofreading edits are discarded."""
         if self._quiet or self.segmentation is None or not self._has_labels_layer():
             return
-        assert self.labels_layer is not None
-        self.labels_layer.data = self.segmentation.labels(self._threshold.value)
-        self._reset_proofreading()
+        self._status.value = f"relabelling at threshold {self._threshold.value:.2f}…"
+        self._relabel_timer.start()  # restarts while the slider is dragged
 
-    def _reset_proofreading(self) -> None:
-        """A fresh `Proofreader` on the Labels layer's array (it edits that array in place)."""
-        assert self.segmentation is not None and self.labels_layer is not None
-        threshold = self._threshold.value
-        self.proofreader = Proofreader(
-            self.labels_layer.data, boundaries=self._boundaries,
-            confidence=self.segmentation.agglomeration.confidence(threshold))
+    def _start_relabel(self) -> None:
+        """`relabel` at the slider's value in a worker (the latest value wins)."""
+        if self.segmentation is None:
+            return
+        if self._relabel_worker is not None:
+            self._relabel_pending = True
+            return
+        self._relabel_worker = create_worker(
+            relabel, self.segmentation, self._threshold.value, self._boundaries,
+            _start_thread=False, _connect={"returned": partial(self._relabelled,
+                                                                self.segmentation)})
+        self._relabel_worker.start()
+
+    def _relabelled(self, segmentation: Segmentation, result: Relabelled) -> None:
+        self._relabel_worker = None
+        if self._relabel_pending:  # the slider moved meanwhile: relabel at its new value
+            self._relabel_pending = False
+            self._start_relabel()
+            return
+        if segmentation is not self.segmentation or not self._has_labels_layer():
+            return  # segmented again, or the layer was removed, meanwhile
+        assert self.labels_layer is not None
+        try:
+            self.labels_layer.data = result.proofreader.labels
+        except RuntimeError:  # the dock widget was closed while relabelling
+            logger.debug("segmentation widget closed before its labels arrived")
+            return
+        self._use_relabelled(result)
+
+    def _use_relabelled(self, result: Relabelled) -> None:
+        """Proofread the Labels layer's array in place with ``result``'s index."""
+        assert self.labels_layer is not None
+        self.proofreader = result.proofreader
+        if self.proofreader.labels is not self.labels_layer.data:  # napari copied the array
+            self.proofreader = Proofreader(self.labels_layer.data, boundaries=self._boundaries,
+                                           confidence=result.proofreader.confidence)
         self._current = None
         self._index_stale = False
         n = len(self.proofreader.segment_ids())
-        self._status.value = f"{n} segments at threshold {threshold:.2f}"
+        self._status.value = f"{n} segments at threshold {result.threshold:.2f}"
         self.update_metrics()
 
     def _has_labels_layer(self) -> bool:
@@ -437,6 +503,9 @@ class SegmentationWidget(Container):
     def _proofreader(self) -> Proofreader | None:
         if self.proofreader is None or not self._has_labels_layer():
             self._say("Segment an image first.", error=True)
+            return None
+        if self.relabel_busy:
+            self._say("Relabelling at the new threshold: try again in a moment.", error=True)
             return None
         assert self.labels_layer is not None
         if self.proofreader.labels is not self.labels_layer.data:  # the layer got new data

@@ -156,7 +156,10 @@ def test_threshold_slider_relabels_without_rerunning(segmented, qtbot, monkeypat
     monkeypatch.setattr(widget.task, "run", lambda *a, **k: runs.append(a))
     choose_truth(widget, viewer, qtbot)
     before = n_segments(widget.labels_layer.data)
+    widget._threshold.value = 0.3
     widget._threshold.value = 0.1  # merges less: more segments
+    assert widget.relabel_busy and n_segments(widget.labels_layer.data) == before
+    qtbot.waitUntil(lambda: not widget.relabel_busy, timeout=30_000)
     assert n_segments(widget.labels_layer.data) > before
     np.testing.assert_array_equal(widget.labels_layer.data, widget.segmentation.labels(0.1))
     assert widget.proofreader.labels is widget.labels_layer.data  # proofreading follows
@@ -165,14 +168,17 @@ def test_threshold_slider_relabels_without_rerunning(segmented, qtbot, monkeypat
     assert runs == []
 
 
-def test_moving_the_slider_discards_proofreading_edits(segmented):
+def test_moving_the_slider_discards_proofreading_edits(segmented, qtbot):
     _, widget, _ = segmented
     labels = widget.labels_layer.data
     a, b = segment_ids(labels)[:2]
     widget.points_layer.data = [voxel_of(labels, a), voxel_of(labels, b)]
     assert widget.merge() is not None and len(widget.proofreader.edits) == 1
     widget._threshold.value = 0.3
+    qtbot.waitUntil(lambda: not widget.relabel_busy, timeout=30_000)
     widget._threshold.value = 0.5
+    assert widget.merge() is None  # no edit while the labels are being remade
+    qtbot.waitUntil(lambda: not widget.relabel_busy, timeout=30_000)
     assert widget.proofreader.edits == []
     assert n_segments(widget.labels_layer.data) == 12
 
