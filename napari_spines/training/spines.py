@@ -204,9 +204,11 @@ def validate(net: Any, val: ValidationVolume,
 
     spec = engine_spec(normalised=True)
 
+    device = next(net.parameters()).device
+
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return torch.sigmoid(net(torch.from_numpy(batch))).numpy()
+            return torch.sigmoid(net(torch.from_numpy(batch).to(device))).cpu().numpy()
 
     net.eval()
     heat = predict(val.image, run, spec)[0]  # already normalised and at the model's voxel size
@@ -268,17 +270,22 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
 def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
           minutes: float = 60.0, width: int = 8, batch_size: int = 4, lr: float = 2e-3,
           synthetic: int = 8, validate_every: int = 400, seed: int = 0,
-          start_from: Path | None = None) -> Path:
+          start_from: Path | None = None, kernels: Sequence[Sequence[int]] | None = None,
+          device: str = "auto", workers: int = 0) -> Path:
     """Train, validating on ``validate_name``; keep the best checkpoint; return its path.
 
-    ``start_from``: a spine-2p package (or a checkpoint) whose weights training continues from.
+    ``start_from``: a spine-2p package (or a checkpoint) whose weights training continues from
+    (its width and kernels then override ``width`` and ``kernels``). ``kernels``: each level's
+    convolution size (`build_unet`). ``device``: ``auto``, ``cpu`` or ``cuda``; ``workers``:
+    processes that make the augmented crops (`example_batches`).
     """
     import torch
 
+    from napari_spines.training.batches import example_batches, resolve_device
     from napari_spines.training.unet import build_unet
 
+    device = resolve_device(device)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "a")
     started = time.monotonic()
@@ -287,13 +294,23 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
     volumes += [synthetic_volume(1000 + i) for i in range(synthetic)]
     validation = validation_volume(load_session(data / f"{validate_name}.tif"))
     logger.info("data ready in %.0f s", time.monotonic() - started)
-    net = build_unet(1, 2, width=width, pools=POOLS)
     base = None
     if start_from is not None:
-        width, state = load_weights(Path(start_from))
-        net = build_unet(1, 2, width=width, pools=POOLS)
-        net.load_state_dict(state)
+        state = load_weights(Path(start_from))
+        width, kernels = unet_layout(state)
         base = str(start_from)
+    net = build_unet(1, 2, width=width, pools=POOLS, kernels=kernels)
+    if start_from is not None:
+        net.load_state_dict(state)
+    net.to(device)
+    kernels = unet_layout(net.state_dict())[1]
+
+    def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        real = rng.random() < 0.75 or len(volumes) == n_real
+        pick = rng.integers(n_real) if real else rng.integers(n_real, len(volumes))
+        return random_crop(volumes[pick], rng)
+
+    batches = example_batches(example, batch_size, seed, workers, device)
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     deadline = started + minutes * 60
     best, step = -1.0, 0
@@ -301,11 +318,7 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
         fraction = (time.monotonic() - started) / (minutes * 60)
         for group in optimiser.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
-        picks = [rng.integers(n_real) if rng.random() < 0.75 or len(volumes) == n_real
-                 else rng.integers(n_real, len(volumes)) for _ in range(batch_size)]
-        crops = [random_crop(volumes[i], rng) for i in picks]
-        images, targets, masks = (torch.from_numpy(np.stack(c)) for c in zip(*crops,
-                                                                              strict=True))
+        images, targets, masks = next(batches)
         loss = loss_fn(net(images), targets, masks)
         optimiser.zero_grad()
         loss.backward()
@@ -314,21 +327,30 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
         if step % validate_every == 0 or time.monotonic() >= deadline:
             result = validate(net, validation)
             record = {"step": step, "minutes": (time.monotonic() - started) / 60,
-                      "loss": float(loss), **result}
+                      "loss": loss.item(), **result}
             log.write(json.dumps(record) + "\n")
             log.flush()
             logger.info("step %d loss %.4f val F1 %.3f at %.1f", step, float(loss),
                         result["f1"], result["threshold"])
             if result["f1"] > best:
                 best = result["f1"]
-                torch.save({"state_dict": net.state_dict(), "width": width, "step": step,
-                            "validation": result, "base_model": base}, out / "best.pt")
+                torch.save({"state_dict": net.state_dict(), "width": width,
+                            "kernels": kernels, "step": step, "validation": result,
+                            "base_model": base}, out / "best.pt")
     log.close()
     return out / "best.pt"
 
 
-def load_weights(source: Path) -> tuple[int, dict]:
-    """(width, U-Net state dict) from a training checkpoint or a spine-2p package.
+def unet_layout(state: dict) -> tuple[int, list[list[int]]]:
+    """(width, each level's kernel size) of a `build_unet` state dict, read off its weights."""
+    levels = sorted(int(k.split(".")[1]) for k in state if k.startswith("down.")
+                    and k.endswith(".0.weight"))
+    kernels = [list(state[f"down.{i}.0.weight"].shape[2:]) for i in levels]
+    return int(state["down.0.0.weight"].shape[0]), kernels
+
+
+def load_weights(source: Path) -> dict:
+    """The U-Net state dict of a training checkpoint or a spine-2p package (on the CPU).
 
     Packages are read through their TorchScript weights with ``torch.jit.load``, never unpickled.
     """
@@ -342,7 +364,7 @@ def load_weights(source: Path) -> tuple[int, dict]:
         state = {k.removeprefix("net."): v for k, v in scripted.state_dict().items()}
     else:
         state = torch.load(source, map_location="cpu", weights_only=True)["state_dict"]
-    return int(state["down.0.0.weight"].shape[0]), state
+    return state
 
 
 def export(checkpoint: Path, folder: Path, command: str = "",
@@ -354,8 +376,9 @@ def export(checkpoint: Path, folder: Path, command: str = "",
     from napari_spines.training.unet import build_unet
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    width, weights = load_weights(checkpoint)
-    net = build_unet(1, 2, width=width, pools=POOLS)
+    weights = load_weights(checkpoint)
+    width, kernels = unet_layout(weights)
+    net = build_unet(1, 2, width=width, pools=POOLS, kernels=kernels)
     net.load_state_dict(weights)
 
     class FlipAveraged(torch.nn.Module):

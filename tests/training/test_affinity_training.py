@@ -61,10 +61,24 @@ def test_in_plane_kernels_do_not_mix_sections() -> None:
     torch = pytest.importorskip("torch")
     from napari_spines.training.unet import build_unet
 
-    net = build_unet(1, 1, width=2, pools=((1, 2, 2),), kernels=((1, 3, 3), (1, 3, 3))).eval()
+    torch.manual_seed(0)  # a net this small can be born with dead ReLUs and a constant output
+    net = build_unet(1, 1, width=4, pools=((1, 2, 2),), kernels=((1, 3, 3), (1, 3, 3))).eval()
     x = torch.rand(1, 1, 3, 16, 16)
     changed = x.clone()
     changed[:, :, 2] = 0
     with torch.no_grad():
         assert torch.equal(net(x)[:, :, :2], net(changed)[:, :, :2])
         assert not torch.equal(net(x)[:, :, 2], net(changed)[:, :, 2])
+
+
+def test_elastic_deformation_moves_image_and_labels_together():
+    from napari_spines.training.affinity import elastic_deform
+
+    labels = np.repeat(np.arange(64)[:, None] // 8, 64, axis=1)  # stripes 8 px wide
+    labels = np.stack([labels, labels])
+    warped_image, warped_labels = elastic_deform(np.random.default_rng(0),
+                                                 labels.astype(np.float32), labels)
+    assert warped_labels.shape == labels.shape and warped_labels.dtype == labels.dtype
+    assert (warped_labels != labels).mean() > 0.05  # it did deform
+    assert (np.round(warped_image) == warped_labels).mean() > 0.95  # in step with the image
+    np.testing.assert_array_equal(warped_labels[0], warped_labels[1])  # same in every section
