@@ -253,6 +253,7 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
     import torch
 
     from napari_spines.training.batches import example_batches, resolve_device
+    from napari_spines.training.loop import timed_steps
     from napari_spines.training.unet import build_unet
 
     device = resolve_device(device)
@@ -279,22 +280,12 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
         return random_crop(volumes[rng.choice(len(volumes), p=chances)], rng)
 
     batches = example_batches(example, batch_size, seed, workers, device)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    deadline = started + minutes * 60
-    best, step = math.inf, step_offset
+    best = math.inf
     checkpoint: dict | None = None
     with open(out / "log.jsonl", "a") as log:
-        while time.monotonic() < deadline:
-            fraction = (time.monotonic() - started) / (minutes * 60)
-            for group in optimiser.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
-            images, targets, masks = next(batches)
-            loss = loss_fn(net(images), targets, masks)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            step += 1
-            if step % validate_every == 0 or time.monotonic() >= deadline:
+        for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started,
+                                            step_offset):
+            if step % validate_every == 0 or last:
                 net.eval()
                 scores = validation_scores(net, validation)
                 net.train()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -282,6 +281,7 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
     import torch
 
     from napari_spines.training.batches import example_batches, resolve_device
+    from napari_spines.training.loop import timed_steps
     from napari_spines.training.unet import build_unet
 
     device = resolve_device(device)
@@ -311,20 +311,9 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
         return random_crop(volumes[pick], rng)
 
     batches = example_batches(example, batch_size, seed, workers, device)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    deadline = started + minutes * 60
-    best, step = -1.0, 0
-    while time.monotonic() < deadline:
-        fraction = (time.monotonic() - started) / (minutes * 60)
-        for group in optimiser.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
-        images, targets, masks = next(batches)
-        loss = loss_fn(net(images), targets, masks)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        step += 1
-        if step % validate_every == 0 or time.monotonic() >= deadline:
+    best = -1.0
+    for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started):
+        if step % validate_every == 0 or last:
             result = validate(net, validation)
             record = {"step": step, "minutes": (time.monotonic() - started) / 60,
                       "loss": loss.item(), **result}

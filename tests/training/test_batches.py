@@ -36,3 +36,16 @@ def test_train_commands_refuse_negative_workers(tmp_path, capsys):
     assert main(["train", "affinities", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                  "--workers", "-1"]) != 0
     assert "--workers must be 0 or more" in capsys.readouterr().err
+
+
+def test_timed_steps_stop_at_the_budget_and_decay_the_learning_rate():
+    from napari_spines.training.loop import timed_steps
+
+    net = torch.nn.Linear(2, 1)
+    batch = (torch.ones(4, 2), torch.zeros(4, 1), torch.ones(4, 1))
+    started = __import__("time").monotonic()
+    steps = list(timed_steps(net, iter(lambda: batch, None), lambda out, t, m: ((out - t) ** 2 * m)
+                             .mean(), lr=0.1, minutes=0.05, started=started, first_step=7))
+    assert steps[0][0] == 8 and [s for s, _, _ in steps] == list(range(8, 8 + len(steps)))
+    assert [last for _, _, last in steps] == [False] * (len(steps) - 1) + [True]
+    assert steps[-1][1] < steps[0][1]  # it learnt

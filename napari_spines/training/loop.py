@@ -1,0 +1,36 @@
+"""The training loop both trainers share: AdamW steps on a time budget, cosine learning rate."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+def timed_steps(net: Any, batches: Iterator[tuple[Any, ...]], loss_fn: Callable[..., Any],
+                lr: float, minutes: float, started: float, first_step: int = 0,
+                ) -> Iterator[tuple[int, Any, bool]]:
+    """Train ``net`` until ``minutes`` after ``started`` (a `time.monotonic` reading).
+
+    Each step takes the next ``(images, targets, masks)`` of ``batches``, minimises
+    ``loss_fn(net(images), targets, masks)`` with AdamW, and yields ``(step, loss, last)``:
+    the step's number (counting on from ``first_step``), its loss tensor, and whether the time
+    is up. The learning rate decays from ``lr`` to 0 along a cosine over the budget.
+    """
+    import torch
+
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    budget = minutes * 60
+    step = first_step
+    while time.monotonic() < started + budget:
+        fraction = min((time.monotonic() - started) / budget, 1.0)
+        for group in optimiser.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * fraction))
+        images, targets, masks = next(batches)
+        loss = loss_fn(net(images), targets, masks)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        yield step, loss.detach(), time.monotonic() >= started + budget
