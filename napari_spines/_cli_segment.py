@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from napari_spines._cli_models import TextProgress
-from napari_spines._cli_spines import add_training_device
+from napari_spines._cli_spines import add_training_options
 from napari_spines.cli import chosen_voxel_size, fail
 from napari_spines.io import VolumeReadError, read_volumes
 
@@ -53,13 +53,11 @@ def add_commands(commands: argparse._SubParsersAction,
                             help="run folder (log, checkpoints, exported package)")
     affinities.add_argument("--minutes", type=float, default=60.0)
     affinities.add_argument("--width", type=int, default=12, help="U-Net width of level one")
-    affinities.add_argument("--lr", type=float, default=2e-3,
-                            help="peak learning rate (cosine decay over --minutes)")
     affinities.add_argument("--synthetic", type=int, default=2,
                             help="synthetic EM volumes to mix in")
     affinities.add_argument("--start-from", type=Path, metavar="CHECKPOINT",
                             help="continue from a training checkpoint")
-    add_training_device(affinities)
+    add_training_options(affinities)
 
 
 def segment(args: argparse.Namespace) -> int:
@@ -127,8 +125,6 @@ def train_affinities(args: argparse.Namespace) -> int:
     from napari_spines.training.affinity import evaluate, export, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.workers < 0:
-        return fail("--workers must be 0 or more")
     for needed in ("isbi2012/isbi2012_train_image.tif", "gala/gala_train_labels.tif"):
         if not (args.data / needed).exists():
             return fail(f"{args.data / needed}: missing (--data is the em data folder)")

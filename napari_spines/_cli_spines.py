@@ -40,16 +40,26 @@ def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAc
     spines.add_argument("--synthetic", type=int, default=8, help="synthetic stacks to mix in")
     spines.add_argument("--start-from", type=Path, metavar="PACKAGE",
                         help="continue from a spine-2p package or checkpoint (fine-tuning)")
-    add_training_device(spines)
+    add_training_options(spines)
     return what
 
 
-def add_training_device(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--workers`` of the ``train`` commands."""
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """``--lr``, ``--device`` and ``--workers`` of the ``train`` commands."""
+    parser.add_argument("--lr", type=float, default=2e-3,
+                        help="peak learning rate (cosine decay over --minutes)")
     parser.add_argument("--device", default="auto",
                         help="auto (a CUDA GPU when torch sees one), cpu or cuda")
-    parser.add_argument("--workers", type=int, default=0,
+    parser.add_argument("--workers", type=non_negative_int, default=0,
                         help="processes making augmented crops (use several with a GPU)")
+
+
+def non_negative_int(text: str) -> int:
+    """Parse an integer of 0 or more (an argparse ``type``)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def detect(args: argparse.Namespace) -> int:
@@ -86,14 +96,13 @@ def train(args: argparse.Namespace) -> int:
     from napari_spines.training.spines import calibrate, export, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.workers < 0:
-        return fail("--workers must be 0 or more")
     for name in [*args.train, args.validate]:
         if not (args.data / f"{name}.tif").exists():
             return fail(f"{args.data / name}.tif: no such stack")
     checkpoint = train(args.data, args.train, args.validate, args.out, minutes=args.minutes,
                        width=args.width, synthetic=args.synthetic,
-                       start_from=args.start_from, device=args.device, workers=args.workers)
+                       start_from=args.start_from, lr=args.lr, device=args.device,
+                       workers=args.workers)
     command = " ".join(["napari-spines", *sys.argv[1:]])
     package = export(checkpoint, args.out / "spine-2p", command=command)
     measured = calibrate(package, load_session(args.data / f"{args.validate}.tif"))

@@ -30,12 +30,16 @@ def test_device_auto_is_cpu_without_a_gpu_and_cuda_is_refused(monkeypatch):
         resolve_device("cuda")
 
 
-def test_train_commands_refuse_negative_workers(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["affinities", "spines"])
+def test_train_commands_refuse_negative_workers(model, tmp_path, capsys):
     from napari_spines.cli import main
 
-    assert main(["train", "affinities", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
-                 "--workers", "-1"]) != 0
-    assert "--workers must be 0 or more" in capsys.readouterr().err
+    extra = ["--train", "a", "--validate", "b"] if model == "spines" else []
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", model, "--data", str(tmp_path), "--out", str(tmp_path / "r"), *extra,
+              "--workers", "-1"])
+    assert exit_.value.code != 0
+    assert "--workers: must be 0 or more" in capsys.readouterr().err
 
 
 def test_timed_steps_stop_at_the_budget_and_decay_the_learning_rate():
