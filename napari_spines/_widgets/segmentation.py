@@ -1,7 +1,8 @@
 """Dock widget: segment neurons in an EM stack, tune the threshold, score and proofread.
 
 Keys on the segmentation and proofreading-points layers: Shift-M merge, Shift-S split,
-Shift-D delete, Shift-F fill holes, Shift-N next segment, Shift-U undo, Shift-R redo.
+Shift-D delete, Shift-F fill holes, Shift-N next segment, Shift-U undo, Shift-R redo. napari's
+own Ctrl-Z / Ctrl-Shift-Z still undo and redo brush strokes on the segmentation layer.
 The widget only gathers parameters and wires the core: `segment_image` runs in a worker,
 `relabel` makes the labels at a new threshold and indexes them for proofreading (in a worker
 too, so the slider never freezes napari on a large volume), `Proofreader` does the edits,
@@ -19,6 +20,7 @@ from typing import Any
 
 import napari
 import numpy as np
+from app_model.types import KeyCode, KeyMod
 from magicgui.widgets import (
     ComboBox,
     Container,
@@ -307,6 +309,10 @@ class SegmentationWidget(Container):
             "labels", run.relabelled.proofreader.labels,
             {"name": f"{image.name} segmentation", "metadata": {"axes": "ZYX"}, **placed})
         self.labels_layer.events.paint.connect(self._on_paint)
+        for key, which in ((KeyMod.CtrlCmd | KeyCode.KeyZ, "undo"),
+                           (KeyMod.CtrlCmd | KeyMod.Shift | KeyCode.KeyZ, "redo")):
+            self.labels_layer.bind_key(key, partial(self._napari_history, which),
+                                       overwrite=True)
         points = self._viewer.layers[f"{image.name} proofreading points"] if (
             f"{image.name} proofreading points" in self._viewer.layers) else None
         if not isinstance(points, Points):
@@ -400,6 +406,15 @@ class SegmentationWidget(Container):
         return layer is not None and any(_same(layer, other) for other in self._viewer.layers)
 
     def _on_paint(self, *_args: object) -> None:
+        self._index_stale = True
+
+    def _napari_history(self, which: str, layer: Labels) -> None:
+        """Undo or redo a brush stroke with napari's own history (Ctrl-Z, Ctrl-Shift-Z).
+
+        It changes the labels without a paint event, so the proofreading index is marked out of
+        date here, as after painting.
+        """
+        getattr(layer, which)()
         self._index_stale = True
 
     # -- ground truth ----------------------------------------------------------------------

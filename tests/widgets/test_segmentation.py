@@ -287,6 +287,23 @@ def test_fill_holes_of_the_selected_segment_after_painting(segmented):
     assert widget.proofreader.voxel_count(target) == counts.max()  # reindexed after painting
 
 
+def test_napari_undo_of_a_brush_stroke_reaches_the_proofreading_index(segmented):
+    _, widget, _ = segmented
+    layer = widget.labels_layer
+    labels = layer.data
+    ids, counts = np.unique(labels, return_counts=True)
+    target = int(ids[np.argmax(counts)])
+    voxel = tuple(np.argwhere(labels == target)[0])
+    layer.data_setitem(tuple(np.array([[c] for c in voxel])), 0)  # a brush click
+    layer.selected_label = target
+    press(layer, "shift+f")  # the proofreader indexes the painted labels
+    assert widget.proofreader.voxel_count(target) == counts.max() - 1
+    press(layer, "ctrl+z")  # napari's undo of the stroke: the voxel is the target's again
+    assert labels[voxel] == target
+    press(layer, "shift+f")  # the next edit must index the restored voxel
+    assert widget.proofreader.voxel_count(target) == counts.max()
+
+
 def test_next_segment_selects_the_largest_and_moves_the_view(segmented):
     viewer, widget, _ = segmented
     labels = widget.labels_layer.data
