@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from napari_spines import __version__
@@ -200,6 +200,18 @@ def open_viewer(files: Sequence[Path] = (), samples: Sequence[str] = (),
 def dock_widgets(viewer: object) -> list:
     """Dock every napari-spines widget on the right of ``viewer``; return the widgets."""
     return [viewer.window.add_plugin_dock_widget(PLUGIN, name)[1] for name in WIDGETS]
+
+
+def wait_while(busy: Callable[[], bool], timeout_s: float) -> None:
+    """Process Qt events while ``busy()`` is true, for at most ``timeout_s`` (scripted viewers)."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    started = time.monotonic()
+    while busy() and time.monotonic() - started < timeout_s:
+        QApplication.processEvents()
+        time.sleep(0.05)
 
 
 def save_window_screenshot(viewer: object, path: Path) -> None:

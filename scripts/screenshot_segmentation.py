@@ -6,35 +6,29 @@ Needs ``../shared/data/em/isbi2012``; shows the image, the affinities, the label
 adapted Rand error against the sections' ground truth.
 """
 
-import time
 from pathlib import Path
 
 import napari
 import tifffile
-from qtpy.QtWidgets import QApplication
 
-from napari_spines.cli import save_window_screenshot
+from napari_spines.cli import save_window_screenshot, wait_while
 from napari_spines.training.affinity import section_labels
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/em/isbi2012"
+VOXEL_UM = (0.05, 0.004, 0.004)  # 50 nm sections of 4 nm pixels
 
 v = napari.Viewer(show=True)
 image = tifffile.imread(DATA / "isbi2012_train_image.tif")[15:20]
 truth = section_labels(tifffile.imread(DATA / "isbi2012_train_membranes.tif")[15:20])
-v.add_image(image, name="isbi2012 15-19")
-v.add_labels(truth, name="ground truth", visible=False)
+v.add_image(image, name="isbi2012 15-19", scale=VOXEL_UM)
+v.add_labels(truth, name="ground truth", visible=False, scale=VOXEL_UM)
 _, widget = v.window.add_plugin_dock_widget("napari-spines", "Segmentation")
 widget._image.value = v.layers["isbi2012 15-19"]
 widget.run()
-t = time.time()
-while widget.task.busy and time.time() - t < 300:
-    QApplication.processEvents()
-    time.sleep(0.05)
+wait_while(lambda: widget.task.busy or widget.relabel_busy, 300)
 widget._truth.value = v.layers["ground truth"]
-t = time.time()
-while widget.metrics_busy() and time.time() - t < 60:
-    QApplication.processEvents()
-    time.sleep(0.05)
+wait_while(lambda: widget.metrics_busy, 60)
+print(widget._status.value, widget._metrics.value, sep="\n")
 v.layers["isbi2012 15-19 affinities"].visible = False
 v.layers["isbi2012 15-19 segmentation"].opacity = 0.45
 v.dims.set_current_step(0, 2)
