@@ -123,7 +123,10 @@ def time_edits(times: Times, labels: np.ndarray, boundaries: np.ndarray, merge_i
 
 
 def time_spanning_merge(times: Times, pr: Proofreader, pool: list[int], repeats: int) -> None:
-    """Merge two segments that each span the volume (many cells merged), then undo; repeat."""
+    """Merge two segments that each span the volume (many cells merged), then undo; repeat.
+
+    Then split their union with one seed in each, and undo; repeat.
+    """
     half = min(len(pool) // 2, 100)
     a = pr.merge(pool[:half]).new_ids[0]
     b = pr.merge(pool[half:2 * half]).new_ids[0]
@@ -134,6 +137,14 @@ def time_spanning_merge(times: Times, pr: Proofreader, pool: list[int], repeats:
         with times.measure(f"merge (2 segments of {half} cells, spanning the volume)"):
             pr.merge([a, b])
         with times.measure("undo that merge"):
+            pr.undo()
+    seeds = np.stack([far_seeds(pr, a)[0], far_seeds(pr, b)[0]])
+    merged = pr.merge([a, b]).new_ids[0]
+    for _ in range(min(repeats, 3)):  # seconds each: a few runs tell the story
+        with times.measure(f"split (2 seeds) of a segment of {2 * half} cells, spanning the "
+                           f"volume"):
+            pr.split(merged, seeds)
+        with times.measure("undo that split"):
             pr.undo()
 
 
