@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from napari_spines._cli_models import TextProgress
-from napari_spines._cli_spines import add_training_options
+from napari_spines._cli_spines import add_training_options, run_training
 from napari_spines.cli import chosen_voxel_size, fail
 from napari_spines.io import VolumeReadError, read_volumes
 
@@ -120,24 +120,8 @@ def labels_affinities(args: argparse.Namespace) -> int:
 
 def train_affinities(args: argparse.Namespace) -> int:
     """Train em-affinity, export the best checkpoint and score it on the held-out sections."""
-    import logging
+    from napari_spines.training.affinity import train_and_export
 
-    from napari_spines.training.affinity import evaluate, export, train
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for needed in ("isbi2012/isbi2012_train_image.tif", "gala/gala_train_labels.tif"):
-        if not (args.data / needed).exists():
-            return fail(f"{args.data / needed}: missing (--data is the em data folder)")
-    checkpoint = train(args.data, args.out, minutes=args.minutes, width=args.width,
-                       synthetic=args.synthetic, start_from=args.start_from, lr=args.lr,
-                       device=args.device, workers=args.workers)
-    command = " ".join(["napari-spines", *sys.argv[1:]])
-    package = export(checkpoint, args.out / "em-affinity", command=command)
-    measured = evaluate(package, args.data)
-    for name, score in measured.items():
-        if isinstance(score, dict):
-            print(f"{name}: adapted Rand error {score['adapted_rand_error']} at threshold "
-                  f"{measured['threshold']}", file=sys.stderr)
-    print(f"model package: {package} (copy it into the user models folder to use it)",
-          file=sys.stderr)
-    return 0
+    return run_training(train_and_export, args.data, args.out, minutes=args.minutes,
+                        width=args.width, synthetic=args.synthetic, start_from=args.start_from,
+                        lr=args.lr, device=args.device, workers=args.workers)

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from napari_spines._cli_models import TextProgress
 from napari_spines.cli import chosen_voxel_size, fail
+from napari_spines.errors import first_line
 from napari_spines.io import VolumeReadError, read_volumes
 from napari_spines.io.points_csv import write_points_csv
+
+if TYPE_CHECKING:
+    from napari_spines.training.export import TrainedModel
 
 
 def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -90,24 +96,26 @@ def detect(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     """Train spine-2p, then export the best checkpoint as a model package in the run folder."""
+    from napari_spines.training.spines import train_and_export
+
+    return run_training(train_and_export, args.data, args.train, args.validate, args.out,
+                        minutes=args.minutes, width=args.width, synthetic=args.synthetic,
+                        start_from=args.start_from, lr=args.lr, device=args.device,
+                        workers=args.workers)
+
+
+def run_training(train_and_export: Callable[..., TrainedModel], *args: Any,
+                 **options: Any) -> int:
+    """Run a ``train_and_export`` for a ``train`` command; report its package and figures."""
     import logging
 
-    from napari_spines.spines.evaluate import load_session
-    from napari_spines.training.spines import calibrate, export, train
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for name in [*args.train, args.validate]:
-        if not (args.data / f"{name}.tif").exists():
-            return fail(f"{args.data / name}.tif: no such stack")
-    checkpoint = train(args.data, args.train, args.validate, args.out, minutes=args.minutes,
-                       width=args.width, synthetic=args.synthetic,
-                       start_from=args.start_from, lr=args.lr, device=args.device,
-                       workers=args.workers)
-    command = " ".join(["napari-spines", *sys.argv[1:]])
-    package = export(checkpoint, args.out / "spine-2p", command=command)
-    measured = calibrate(package, load_session(args.data / f"{args.validate}.tif"))
-    print(f"{args.validate}: F1 {measured['f1']} (precision {measured['precision']}, recall "
-          f"{measured['recall']}) at threshold {measured['threshold']}", file=sys.stderr)
-    print(f"model package: {package} (copy it into the user models folder to use it)",
+    try:
+        trained = train_and_export(*args, command=" ".join(["napari-spines", *sys.argv[1:]]),
+                                   **options)
+    except ValueError as exc:
+        return fail(first_line(exc))
+    print(trained.summary, file=sys.stderr)
+    print(f"model package: {trained.package} (copy it into the user models folder to use it)",
           file=sys.stderr)
     return 0

@@ -33,7 +33,9 @@ from scipy import ndimage as ndi
 
 from napari_spines.inference import normalisation_stats
 from napari_spines.models.spec import Normalisation
+from napari_spines.progress import ProgressCallback
 from napari_spines.segmentation.affinities import labels_to_affinities
+from napari_spines.training.export import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -241,14 +243,16 @@ def validation_scores(net: Any, volumes: Sequence[LabelledVolume],
 
 def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_size: int = 2,
           lr: float = 2e-3, synthetic: int = 2, validate_every: int = 200, seed: int = 0,
-          start_from: Path | None = None, device: str = "auto", workers: int = 0) -> Path:
+          start_from: Path | None = None, device: str = "auto", workers: int = 0,
+          progress: ProgressCallback | None = None) -> Path:
     """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
 
     Every validation writes ``step_N.pt`` and a line of ``log.jsonl``; ``best.pt`` is the
     checkpoint of the lowest validation adapted Rand error (ISBI 15–19 and gala 35–49, see
     `validation_scores`; 15 ISBI sections overfit, so the best comes well before the end),
     ``last.pt`` the last one. ``device``: ``auto``, ``cpu`` or ``cuda``; ``workers``: processes
-    that make the augmented crops (`example_batches`).
+    that make the augmented crops (`example_batches`). ``progress``: see `timed_steps`; a
+    cancel keeps the checkpoints saved so far.
     """
     import torch
 
@@ -284,7 +288,7 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
     checkpoint: dict | None = None
     with open(out / "log.jsonl", "a") as log:
         for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started,
-                                            step_offset):
+                                            step_offset, progress):
             if step % validate_every == 0 or last:
                 net.eval()
                 scores = validation_scores(net, validation)
@@ -389,6 +393,32 @@ def export(checkpoint: Path, folder: Path, command: str = "",
                             "test_time_flips": [list(f) for f in flips]}}
     return export_package(flip_averaged(net, flips).eval(), folder, model_spec(metrics, command),
                           (1, 1, 8, 64, 64))
+
+
+def check_data(data: Path) -> None:
+    """Raise ValueError unless ``data`` holds the ISBI 2012 and gala volumes it trains on."""
+    for needed in ("isbi2012/isbi2012_train_image.tif", "isbi2012/isbi2012_train_membranes.tif",
+                   "gala/gala_train_image.tif", "gala/gala_train_labels.tif"):
+        if not (data / needed).exists():
+            raise ValueError(f"{data / needed}: missing (the data folder must hold isbi2012/ "
+                             f"and gala/, as ../shared/data/em does)")
+
+
+def train_and_export(data: Path, out: Path, command: str = "",
+                     progress: ProgressCallback | None = None,
+                     **options: Any) -> TrainedModel:
+    """Check the data, `train`, `export` the best checkpoint and `evaluate` it.
+
+    The package is ``out/em-affinity``; ``options`` go to `train`.
+    """
+    check_data(data)
+    checkpoint = train(data, out, progress=progress, **options)
+    package = export(checkpoint, out / "em-affinity", command=command)
+    measured = evaluate(package, data)
+    scores = [f"{name}: adapted Rand error {score['adapted_rand_error']}"
+              for name, score in measured.items()
+              if isinstance(score, dict) and "linked" not in name]
+    return TrainedModel(package, f"{'; '.join(scores)} at threshold {measured['threshold']}")
 
 
 def validation_stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, bool, str | None]]:

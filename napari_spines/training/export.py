@@ -5,10 +5,19 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from napari_spines.models.spec import ModelSpec, sha256_file, write_spec
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model package made by training, and one line on how it scored on held-out data."""
+
+    package: Path
+    summary: str
 
 
 def export_package(module: Any, folder: str | Path, spec: dict, example_shape: Sequence[int],

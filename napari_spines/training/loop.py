@@ -7,16 +7,20 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from napari_spines.progress import ProgressCallback, raise_if_cancelled
+
 
 def timed_steps(net: Any, batches: Iterator[tuple[Any, ...]], loss_fn: Callable[..., Any],
                 lr: float, minutes: float, started: float, first_step: int = 0,
-                ) -> Iterator[tuple[int, Any, bool]]:
+                progress: ProgressCallback | None = None) -> Iterator[tuple[int, Any, bool]]:
     """Train ``net`` until ``minutes`` after ``started`` (a `time.monotonic` reading).
 
     Each step takes the next ``(images, targets, masks)`` of ``batches``, minimises
     ``loss_fn(net(images), targets, masks)`` with AdamW, and yields ``(step, loss, last)``:
     the step's number (counting on from ``first_step``), its loss tensor, and whether the time
     is up. The learning rate decays from ``lr`` to 0 along a cosine over the budget.
+    ``progress`` gets ``(seconds spent, seconds of the budget)`` after each step and may raise
+    `Cancelled`.
     """
     import torch
 
@@ -24,6 +28,7 @@ def timed_steps(net: Any, batches: Iterator[tuple[Any, ...]], loss_fn: Callable[
     budget = minutes * 60
     step = first_step
     while time.monotonic() < started + budget:
+        raise_if_cancelled(progress)
         fraction = min((time.monotonic() - started) / budget, 1.0)
         for group in optimiser.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * fraction))
@@ -33,4 +38,6 @@ def timed_steps(net: Any, batches: Iterator[tuple[Any, ...]], loss_fn: Callable[
         loss.backward()
         optimiser.step()
         step += 1
+        if progress is not None:
+            progress(min(round(time.monotonic() - started), round(budget)), round(budget))
         yield step, loss.detach(), time.monotonic() >= started + budget

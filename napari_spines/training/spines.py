@@ -36,7 +36,9 @@ from scipy import ndimage as ndi
 from napari_spines.inference import normalisation_stats, read_resampled, source_coords
 from napari_spines.io import read_volumes
 from napari_spines.models.spec import Normalisation
+from napari_spines.progress import ProgressCallback
 from napari_spines.spines.evaluate import AnnotatedSession, load_session, score_on_session
+from napari_spines.training.export import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -283,13 +285,15 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
           minutes: float = 60.0, width: int = 8, batch_size: int = 4, lr: float = 2e-3,
           synthetic: int = 8, validate_every: int = 400, seed: int = 0,
           start_from: Path | None = None, kernels: Sequence[Sequence[int]] | None = None,
-          device: str = "auto", workers: int = 0) -> Path:
+          device: str = "auto", workers: int = 0,
+          progress: ProgressCallback | None = None) -> Path:
     """Train, validating on ``validate_name``; keep the best checkpoint; return its path.
 
     ``start_from``: a spine-2p package (or a checkpoint) whose weights training continues from
     (its width and kernels then override ``width`` and ``kernels``). ``kernels``: each level's
     convolution size (`build_unet`). ``device``: ``auto``, ``cpu`` or ``cuda``; ``workers``:
-    processes that make the augmented crops (`example_batches`).
+    processes that make the augmented crops (`example_batches`). ``progress``: see
+    `timed_steps`; a cancel keeps the best checkpoint saved so far.
     """
     import torch
 
@@ -325,7 +329,8 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
 
     batches = example_batches(example, batch_size, seed, workers, device)
     best = -1.0
-    for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started):
+    for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started,
+                                        progress=progress):
         if step % validate_every == 0 or last:
             result = validate(net, validation)
             record = {"step": step, "minutes": (time.monotonic() - started) / 60,
@@ -340,7 +345,35 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
                             "kernels": kernels, "step": step, "validation": result,
                             "base_model": base}, out / "best.pt")
     log.close()
+    if best < 0:
+        raise ValueError(f"{minutes} minutes were too short for one training step (the data "
+                         f"took {time.monotonic() - started:.0f} s to prepare)")
     return out / "best.pt"
+
+
+def check_sessions(data: Path, names: Sequence[str]) -> None:
+    """Raise ValueError unless every session has its stack and both tables in ``data``."""
+    for name in names:
+        for suffix in (".tif", "_spines.csv", "_dendrites.csv"):
+            if not (data / f"{name}{suffix}").exists():
+                raise ValueError(f"{data / name}{suffix}: no such file (a session is NAME.tif "
+                                 f"with NAME_spines.csv and NAME_dendrites.csv)")
+
+
+def train_and_export(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
+                     command: str = "", progress: ProgressCallback | None = None,
+                     **options: Any) -> TrainedModel:
+    """Check the sessions, `train`, `export` the best checkpoint and `calibrate` it.
+
+    The package is ``out/spine-2p``; ``options`` go to `train`.
+    """
+    check_sessions(data, [*train_names, validate_name])
+    checkpoint = train(data, train_names, validate_name, out, progress=progress, **options)
+    package = export(checkpoint, out / "spine-2p", command=command)
+    measured = calibrate(package, load_session(data / f"{validate_name}.tif"))
+    return TrainedModel(package, f"{validate_name}: F1 {measured['f1']} (precision "
+                                 f"{measured['precision']}, recall {measured['recall']}) at "
+                                 f"threshold {measured['threshold']}")
 
 
 def unet_layout(state: dict) -> tuple[int, list[list[int]]]:

@@ -1,0 +1,113 @@
+"""Dock widget: train a built-in model (spine-2p or em-affinity) on a data folder.
+
+The widget gathers what ``napari-spines train spines|affinities`` takes and runs the same core
+function, ``train_and_export`` of `napari_spines.training.spines` or
+`napari_spines.training.affinity`, in a worker: the bar follows the time budget and Cancel stops
+at the next step (the checkpoints saved so far stay in the run folder).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import napari
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+)
+
+from napari_spines._widgets._task import TaskPanel
+from napari_spines.errors import first_line
+from napari_spines.training.export import TrainedModel
+
+#: Choice shown → what it trains.
+MODELS = {"spine-2p (two-photon spines)": "spines", "em-affinity (EM affinities)": "affinities"}
+
+
+def sessions(text: str) -> list[str]:
+    """``"tp0, tp1"`` or ``"tp0 tp1"`` → ``["tp0", "tp1"]``."""
+    return [name for name in text.replace(",", " ").split() if name]
+
+
+def training_job(model: str, data: Path, out: Path, train_names: list[str], validate_name: str,
+                 minutes: float, device: str, progress: Any = None) -> TrainedModel:
+    """Train, export and score one model (runs in the worker thread, touches no layer)."""
+    if model == "spines":
+        from napari_spines.training.spines import train_and_export
+
+        return train_and_export(data, train_names, validate_name, out, progress=progress,
+                                minutes=minutes, device=device,
+                                command="napari-spines Train model widget")
+    from napari_spines.training.affinity import train_and_export as train_affinities
+
+    return train_affinities(data, out, progress=progress, minutes=minutes, device=device,
+                            command="napari-spines Train model widget")
+
+
+class TrainingWidget(Container):
+    """Pick a model, a data folder and a time budget; Train makes a new model package."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._model = ComboBox(label="model", choices=tuple(MODELS))
+        self._data = FileEdit(label="data folder", mode="d", value="")
+        self._train = LineEdit(label="train on", value="rr30a_tp0 rr30a_tp1")
+        self._validate = LineEdit(label="validate on", value="rr30a_tp2")
+        self._out = FileEdit(label="run folder", mode="d", value="runs/spine-2p")
+        self._minutes = FloatSpinBox(label="minutes", value=60.0, min=0.05, max=10_000.0,
+                                     step=5.0)
+        self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda"))
+        self._run = PushButton(text="Train")
+        self._status = Label(value="")
+        super().__init__(widgets=[self._model, self._data, self._train, self._validate,
+                                  self._out, self._minutes, self._device, self._run,
+                                  self._status])
+        self.task = TaskPanel()
+        self.native.layout().addWidget(self.task)
+        self._run.clicked.connect(self.run)
+        self._model.changed.connect(self._show_sessions)
+        self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
+        self.task.failed.connect(lambda exc: setattr(self._status, "value", first_line(exc)))
+        self.task.cancelled.connect(lambda: setattr(
+            self._status, "value", f"cancelled; checkpoints so far are in {self._out.value}"))
+        self.result: TrainedModel | None = None
+
+    def _show_sessions(self, *_args: object) -> None:
+        spines = MODELS[self._model.value] == "spines"
+        self._train.visible = self._validate.visible = spines
+        self._out.value = "runs/spine-2p" if spines else "runs/em-affinity"
+
+    def run(self) -> None:
+        """Check the choices, then train in a worker."""
+        model = MODELS[self._model.value]
+        data = Path(str(self._data.value or ""))
+        train_names, validate = sessions(self._train.value), self._validate.value.strip()
+        if str(data) in ("", ".") or not data.is_dir():
+            self._say("Choose the data folder first.", error=True)
+            return
+        if model == "spines" and (not train_names or not validate):
+            self._say("Name the sessions to train on and the one to validate on.", error=True)
+            return
+        job = partial(training_job, model, data, Path(str(self._out.value)), train_names,
+                      validate, float(self._minutes.value), self._device.value)
+        if self.task.run(job, on_result=self._done) is not None:
+            self._run.enabled = False
+            self._say(f"training {self._model.value} for {self._minutes.value:g} minutes…")
+
+    def _done(self, trained: TrainedModel) -> None:
+        self.result = trained
+        self._say(f"{trained.summary}\nmodel package: {trained.package} (choose it as "
+                  f"'or package' in the Spine detection or Segmentation widget)")
+
+    def _say(self, message: str, error: bool = False) -> None:
+        from napari.utils.notifications import show_error, show_info
+
+        self._status.value = message
+        (show_error if error else show_info)(message)

@@ -1,0 +1,86 @@
+"""The Train model widget under Xvfb: checks, a short real training run, Cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_spines.cli import PLUGIN
+from napari_spines.io.points_csv import write_points_csv
+from napari_spines.training.synthetic import synthetic_two_photon
+
+pytestmark = pytest.mark.gui
+
+
+def write_session(folder, name, seed):
+    """A synthetic session: NAME.tif with its spine and dendrite tables."""
+    sample = synthetic_two_photon(shape=(16, 128, 128), seed=seed)
+    tifffile.imwrite(folder / f"{name}.tif", sample.image, imagej=True,
+                     resolution=(1 / 0.12, 1 / 0.12),
+                     metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"})
+    n = len(sample.spines)
+    write_points_csv(folder / f"{name}_spines.csv", sample.spines, sample.voxel_size_um,
+                     {"id": np.arange(n), "is_bad": np.zeros(n, int)})
+    centre_line = np.argwhere(sample.dendrite_mask)[::20]
+    write_points_csv(folder / f"{name}_dendrites.csv", centre_line, sample.voxel_size_um,
+                     {"segment_id": np.zeros(len(centre_line), int)})
+
+
+@pytest.fixture
+def widget(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Train model")
+    for name, seed in (("a", 1), ("b", 2)):
+        write_session(tmp_path, name, seed)
+    widget._data.value = tmp_path
+    widget._train.value = "a"
+    widget._validate.value = "b"
+    widget._out.value = tmp_path / "run"
+    return widget
+
+
+def test_training_without_a_data_folder_says_so(widget, tmp_path):
+    widget._data.value = tmp_path / "nowhere"
+    widget.run()
+    assert not widget.task.busy and "data folder" in widget._status.value
+
+
+def test_a_missing_session_is_one_clear_line(widget, qtbot):
+    widget._train.value = "a missing"
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
+    assert widget.result is None
+    assert "missing.tif: no such file" in widget._status.value
+    assert "\n" not in widget._status.value
+
+
+def test_em_affinity_hides_the_session_names(widget):
+    widget._model.value = "em-affinity (EM affinities)"
+    assert not widget._train.visible and not widget._validate.visible
+    assert str(widget._out.value).endswith("em-affinity")
+
+
+def test_too_short_a_budget_is_one_clear_line(widget, qtbot):
+    widget._minutes.value = 0.05  # 3 s: over before the data are ready
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
+    assert widget.result is None and "too short for one training step" in widget._status.value
+
+
+def test_training_makes_a_scored_package(widget, qtbot):
+    widget._minutes.value = 0.4
+    widget.run()
+    assert widget.task.busy and not widget._run.enabled
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=300_000)
+    assert widget.result is not None and (widget.result.package / "model.onnx").exists()
+    assert "b: F1" in widget._status.value and widget._run.enabled
+
+
+def test_cancel_stops_training(widget, qtbot):
+    widget._minutes.value = 30.0
+    widget.run()
+    qtbot.waitUntil(lambda: widget.task.bar.maximum() == 30 * 60, timeout=120_000)
+    widget.task.cancel()
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
+    assert widget.result is None and "cancelled" in widget._status.value
