@@ -92,3 +92,17 @@ def test_train_export_detect_end_to_end(tmp_path):
                     synthetic=0, validate_every=3, start_from=package)
     assert T.export(again, tmp_path / "run2" / "pkg").exists()
     assert open_package(tmp_path / "run2" / "pkg").spec.training["base_model"] == str(package)
+
+
+def test_a_budget_too_short_for_one_step_is_a_clear_error(tmp_path):
+    for name, seed in (("a", 1), ("b", 2)):
+        write_session(tmp_path, name, seed)
+    with pytest.raises(ValueError, match="too short for one training step"):
+        T.train(tmp_path, ["a"], "b", tmp_path / "run", minutes=0.0, synthetic=0)
+
+
+def test_train_and_export_names_a_missing_table(tmp_path):
+    write_session(tmp_path, "a", 1)
+    (tmp_path / "a_dendrites.csv").unlink()
+    with pytest.raises(ValueError, match="a_dendrites.csv: no such file"):
+        T.train_and_export(tmp_path, ["a"], "a", tmp_path / "run")
