@@ -14,7 +14,8 @@ from pathlib import Path
 from napari_spines import __version__
 
 PLUGIN = "napari-spines"
-WIDGETS = ("Spine detection", "Segmentation", "Run model", "Voxel size", "Synthetic data")
+WIDGETS = ("Spine detection", "Segmentation", "Run model", "Train model", "Voxel size",
+           "Synthetic data")
 DEMO_SAMPLES = ("two_photon",)
 EXIT_BAD_INPUT = 2
 
@@ -198,8 +199,18 @@ def open_viewer(files: Sequence[Path] = (), samples: Sequence[str] = (),
 
 
 def dock_widgets(viewer: object) -> list:
-    """Dock every napari-spines widget on the right of ``viewer``; return the widgets."""
-    return [viewer.window.add_plugin_dock_widget(PLUGIN, name)[1] for name in WIDGETS]
+    """Dock every napari-spines widget on the right of ``viewer``; return the widgets.
+
+    They share one tabbed dock area (stacked, six widgets would not fit a laptop screen); the
+    first, Spine detection, is the tab shown.
+    """
+    docked = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)  # type: ignore[attr-defined]
+              for name in WIDGETS]
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()  # the tabs exist only once Qt has laid them out
+    docked[0][0].raise_()
+    return [widget for _dock, widget in docked]
 
 
 def wait_while(busy: Callable[[], bool], timeout_s: float) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import napari
 
 from napari_spines._widgets._viewer import show_plane_of_points
-from napari_spines.cli import dock_widgets, save_window_screenshot, wait_while
+from napari_spines.cli import save_window_screenshot, wait_while
 
 v = napari.Viewer(show=True)
 v.open_sample("napari-spines", "two_photon")
-run, *_ = dock_widgets(v)
+_, run = v.window.add_plugin_dock_widget("napari-spines", "Run model")
 run._image.value = v.layers["two-photon"]
 run.run()
 wait_while(lambda: run.task.busy, 60)
