@@ -347,34 +347,27 @@ TTA_FLIPS: tuple[tuple[int, ...], ...] = ((4,), (3,), (3, 4))
 
 
 def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Any:
-    """``net`` with a sigmoid, averaged over its predictions of flipped inputs.
+    """``net`` with a sigmoid, averaged over its affinities of flipped inputs.
 
     A flip turns "affinity to the previous voxel" into "affinity to the next one", so after
     flipping back, the flipped axis's channel is shifted by one voxel to mean the same again.
     """
+    from napari_spines.training.export import flip_averaged as averaged
+
+    return averaged(net, flips, shift_flipped_affinities)
+
+
+def shift_flipped_affinities(out: Any, dims: tuple[int, ...]) -> Any:
+    """Shift each flipped axis's channel of flipped-back affinities by one voxel (see above)."""
     import torch
 
-    class FlipAveraged(torch.nn.Module):
-        """Sigmoid affinities, averaged over flips of the input."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            total = torch.sigmoid(self.net(x))
-            for dims in flips:
-                out = torch.flip(torch.sigmoid(self.net(torch.flip(x, dims))), dims)
-                channels = list(torch.unbind(out, dim=1))
-                for dim in dims:
-                    c = channels[dim - 2]  # dims 2, 3, 4 hold channels z, y, x
-                    channels[dim - 2] = torch.cat([c.narrow(dim - 1, 0, 1),
-                                                   c.narrow(dim - 1, 0, c.shape[dim - 1] - 1)],
-                                                  dim=dim - 1)
-                total = total + torch.stack(channels, dim=1)
-            return total / (len(flips) + 1)
-
-    return FlipAveraged()
+    channels = list(torch.unbind(out, dim=1))
+    for dim in dims:
+        c = channels[dim - 2]  # dims 2, 3, 4 hold channels z, y, x
+        channels[dim - 2] = torch.cat([c.narrow(dim - 1, 0, 1),
+                                       c.narrow(dim - 1, 0, c.shape[dim - 1] - 1)],
+                                      dim=dim - 1)
+    return torch.stack(channels, dim=1)
 
 
 def export(checkpoint: Path, folder: Path, command: str = "",

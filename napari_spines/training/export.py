@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,32 @@ class TrainedModel:
 
     package: Path
     summary: str
+
+
+def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]],
+                  realign: Callable[[Any, tuple[int, ...]], Any] | None = None) -> Any:
+    """``net`` with a sigmoid, averaged over its predictions of flipped inputs.
+
+    ``flips``: dims of (batch, channel, z, y, x) to flip. Each flipped prediction is flipped
+    back, then ``realign(prediction, dims)`` when given (affinities need a shift).
+    """
+    import torch
+
+    class FlipAveraged(torch.nn.Module):
+        """Sigmoid outputs averaged over flips of the input (test-time augmentation)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            total = torch.sigmoid(self.net(x))
+            for dims in flips:
+                out = torch.flip(torch.sigmoid(self.net(torch.flip(x, dims))), dims)
+                total = total + (out if realign is None else realign(out, dims))
+            return total / (len(flips) + 1)
+
+    return FlipAveraged()
 
 
 def export_package(module: Any, folder: str | Path, spec: dict, example_shape: Sequence[int],

@@ -407,7 +407,7 @@ def export(checkpoint: Path, folder: Path, command: str = "",
     """Export a checkpoint as the spine-2p package: sigmoid outputs averaged over ``flips``."""
     import torch
 
-    from napari_spines.training.export import export_package
+    from napari_spines.training.export import export_package, flip_averaged
     from napari_spines.training.unet import build_unet
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -415,19 +415,6 @@ def export(checkpoint: Path, folder: Path, command: str = "",
     width, kernels = unet_layout(weights)
     net = build_unet(1, 2, width=width, pools=POOLS, kernels=kernels)
     net.load_state_dict(weights)
-
-    class FlipAveraged(torch.nn.Module):
-        """Sigmoid outputs averaged over flips of y and x (test-time augmentation)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = torch.sigmoid(self.net(x))
-            for dims in flips:
-                out = out + torch.flip(torch.sigmoid(self.net(torch.flip(x, dims))), dims)
-            return out / (len(flips) + 1)
 
     validation = state["validation"]
     metrics = {"validation": {"data": "rr30a_tp2, within 4 µm of traced dendrites, 1.0 µm "
@@ -439,7 +426,8 @@ def export(checkpoint: Path, folder: Path, command: str = "",
                               "step": state["step"]}}
     spec = model_spec(metrics, command, validation["threshold"])
     spec["training"]["base_model"] = state.get("base_model")
-    return export_package(FlipAveraged().eval(), folder, spec, (1, 1, 16, 64, 64))
+    return export_package(flip_averaged(net, flips).eval(), folder, spec,
+                          (1, 1, 16, 64, 64))
 
 
 def calibrate(package_dir: Path, session: AnnotatedSession,
