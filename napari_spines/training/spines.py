@@ -52,8 +52,9 @@ CROP = (16, 96, 96)
 #: Range of the random in-plane magnification of training crops.
 SCALE_RANGE = (0.8, 1.25)
 #: Besides the stack itself, the exported model also sees it flipped along these (batch, channel,
-#: z, y, x) axes and averages: on rr30a_tp2 this lifted F1 from 0.45 to 0.51 for one checkpoint.
-TTA_FLIPS = ((3,), (4,), (3, 4))
+#: z, y, x) axes and averages. One flip (x) keeps detect on a 70 x 1024 x 1024 stack under 60 s
+#: on 2 cores (48.6 s); three (y, x, both) took 68.7 s (docs/performance.md).
+TTA_FLIPS = ((4,),)
 
 
 @dataclass
