@@ -207,6 +207,18 @@ def rescale_factors(data_voxel_um: Sequence[float] | None,
     return tuple(factors)  # type: ignore[return-value]
 
 
+def model_grid(shape: Sequence[int], voxel_size_um: Sequence[float] | None,
+               spec: Any) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """The model-space shape of a ``(Z, Y, X)`` volume, and the `rescale_factors` to it.
+
+    Model coordinate ``m`` and data coordinate ``d`` on an axis with factor ``f`` relate as
+    ``m + 0.5 = (d + 0.5) * f`` (voxel centres, edges aligned).
+    """
+    factors = rescale_factors(voxel_size_um, spec.input.voxel_size_um)
+    grid = tuple(max(1, round(int(n) * f)) for n, f in zip(shape[-3:], factors, strict=True))
+    return grid, factors  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class TiledRun:
     """Everything `predict` needs to cut, read, run and place tiles."""
@@ -269,6 +281,7 @@ def predict(
     batch_size: int = 1,
     out: Any | None = None,
     progress: ProgressCallback | None = None,
+    on_model_grid: bool = False,
 ) -> Any:
     """Run ``model`` over ``volume`` tile by tile; return its outputs at the volume's shape.
 
@@ -291,6 +304,9 @@ def predict(
         a new numpy array when None.
     progress
         Called with ``(tiles done, total)``; may raise `Cancelled` to stop.
+    on_model_grid
+        Return the outputs on the model's grid (`model_grid`), not resampled back to the
+        volume's: for work that is better done at the model's resolution, such as peaks.
 
     Returns
     -------
@@ -304,8 +320,7 @@ def predict(
         raise ValueError(f"the model needs {spec.input.channels}-channel 3D input "
                          f"({'C, ' if spec.input.channels > 1 else ''}Z, Y, X), got shape "
                          f"{tuple(volume.shape)}")
-    factors = rescale_factors(voxel_size_um, spec.input.voxel_size_um)
-    model_shape = tuple(max(1, round(n * f)) for n, f in zip(spatial, factors, strict=True))
+    model_shape, factors = model_grid(spatial, voxel_size_um, spec)
     tile = tuple(tile or spec.tiling.tile)
     overlaps = tuple(overlap) if overlap is not None else (None, None, None)
     plans = tuple(plan_axis(n, t, h, m, o) for n, t, h, m, o in zip(
@@ -314,11 +329,12 @@ def predict(
     run = TiledRun(volume, offset, gain, factors, plans)  # type: ignore[arg-type]
 
     n_out = spec.n_output_channels
-    rescaled = factors != (1.0, 1.0, 1.0)
+    rescaled = factors != (1.0, 1.0, 1.0) and not on_model_grid
+    shape = (n_out, *(model_shape if on_model_grid else spatial))
     if out is None:
-        out = np.zeros((n_out, *spatial), np.float32)
-    if tuple(out.shape) != (n_out, *spatial):
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_out, *spatial)}")
+        out = np.zeros(shape, np.float32)
+    if tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
     with tempfile.TemporaryDirectory(prefix="napari-spines-") as scratch:
         target = _accumulator(out, (n_out, *model_shape), scratch) if rescaled else out
         _run_tiles(run, model, target, batch_size, progress, rescaled)
@@ -381,8 +397,11 @@ def predict_volume(
     batch_size: int = 1,
     out: Any | None = None,
     progress: ProgressCallback | None = None,
+    on_model_grid: bool = False,
 ) -> Any:
     """`predict` for any of ``YX, ZYX, CZYX, TZYX, TCZYX``: time points one by one, 2D as one slice.
+
+    ``on_model_grid``: see `predict`.
 
     Returns
     -------
@@ -405,6 +424,8 @@ def predict_volume(
         return out
     n_times = data.shape[axes.index("T")] if "T" in axes else 1
     spatial = tuple(data.shape[-3:])
+    if on_model_grid:
+        spatial = model_grid(spatial, voxel_size_um, spec)[0]
     if out is None:
         out = np.zeros((spec.n_output_channels, *((n_times,) if "T" in axes else ()), *spatial),
                        np.float32)
@@ -417,7 +438,8 @@ def predict_volume(
         if "C" in axes and axes.index("C") != len(axes) - 4:
             raise ValueError(f"axes {axes!r}: channels must come just before Z, Y, X")
         target = out if "T" not in axes else _TimeView(out, t)
-        predict(volume, model, spec, voxel_size_um, tile, None, batch_size, target, report)
+        predict(volume, model, spec, voxel_size_um, tile, None, batch_size, target, report,
+                on_model_grid)
     return out
 
 

@@ -142,6 +142,22 @@ def test_rescale_round_trip_keeps_shape_and_values():
     assert sum(seen["rescaled"]) < 0.5 * sum(seen["native"])
 
 
+def test_outputs_on_the_model_grid_are_not_resampled_back():
+    from napari_spines.inference import model_grid
+
+    volume = np.random.default_rng(0).random((10, 64, 48)).astype(np.float32)
+    spec = make_spec(n_out=1, voxel=(1.0, 0.24, 0.24), tile=(8, 32, 32))
+    grid, factors = model_grid(volume.shape, (1.0, 0.12, 0.12), spec)
+    assert grid == (10, 32, 24) and factors == (1.0, 0.5, 0.5)
+    got = predict(volume, lambda batch: batch, spec, voxel_size_um=(1.0, 0.12, 0.12),
+                  on_model_grid=True)
+    assert got.shape == (1, *grid)
+    # model voxel (z, j, i) sits between data voxels 2j, 2j + 1 (and 2i, 2i + 1)
+    pairs = (volume[:, 0::2, 0::2] + volume[:, 1::2, 0::2] + volume[:, 0::2, 1::2]
+             + volume[:, 1::2, 1::2]) / 4
+    np.testing.assert_allclose(got[0], pairs, atol=1e-5)
+
+
 def test_read_resampled_linear_interpolation():
     ramp = np.arange(10, dtype=np.float32)[None, None, :].repeat(2, 0).repeat(3, 1)
     got = read_resampled(ramp, [np.array([0, 1]), np.array([0, 2]), np.array([0.5, 3.25, 9.0])])

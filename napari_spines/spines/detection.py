@@ -91,12 +91,24 @@ def detect_spines(
 
 @dataclass(frozen=True)
 class Heatmaps:
-    """A model's spine-head (and dendrite-shaft) maps of a stack, ready for peak finding."""
+    """A model's spine-head (and dendrite-shaft) maps of a stack, on the model's grid.
+
+    ``factors`` are model voxels per data voxel on each axis (`napari_spines.inference.
+    model_grid`); peaks are found on the model's grid, where the network made them, and then
+    placed in the stack's voxels.
+    """
 
     heads: np.ndarray
     shaft: np.ndarray | None
     axes: str
     voxel_size_um: tuple[float, float, float]
+    factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    @property
+    def grid_voxel_um(self) -> tuple[float, float, float]:
+        """Voxel size of the maps' grid in µm."""
+        return tuple(v / f for v, f in zip(self.voxel_size_um, self.factors,  # type: ignore
+                                           strict=True))
 
     def peaks(self, threshold: float, min_distance_um: float = 1.0,
               max_dendrite_distance_um: float | None = None) -> Detections:
@@ -104,16 +116,17 @@ class Heatmaps:
         timed = "T" in self.axes
         frames = list(self.heads) if timed else [self.heads]
         shafts = list(self.shaft) if timed and self.shaft is not None else [self.shaft]
+        grid_voxel = self.grid_voxel_um
         coords, scores = [], []
         for t, frame in enumerate(frames):
-            found, score = find_peaks(np.asarray(frame), self.voxel_size_um, threshold,
-                                      min_distance_um)
+            found, score = find_peaks(np.asarray(frame), grid_voxel, threshold, min_distance_um)
             shaft = shafts[t] if t < len(shafts) else None
             if shaft is not None and max_dendrite_distance_um is not None and len(found):
-                shaft_points = np.argwhere(np.asarray(shaft) > 0.5)[::4]
-                keep = near_points(found, shaft_points, self.voxel_size_um,
+                shaft_points = np.argwhere(np.asarray(shaft) > 0.5)[::2]
+                keep = near_points(found, shaft_points, grid_voxel,
                                    float(max_dendrite_distance_um))
                 found, score = found[keep], score[keep]
+            found = (found + 0.5) / np.asarray(self.factors) - 0.5  # into the stack's voxels
             if timed:
                 found = np.column_stack([np.full(len(found), t), found])
             coords.append(found)
@@ -124,17 +137,20 @@ class Heatmaps:
 def predict_heatmaps(data: Any, axes: str, package: Any,
                      voxel_size_um: Sequence[float] | None = None, runtime: str = "auto",
                      device: str = "auto", progress: ProgressCallback | None = None) -> Heatmaps:
-    """Run a spine-detection package over a stack (see `detect_spines`)."""
+    """Run a spine-detection package over a stack, keeping its maps on the model's grid."""
+    from napari_spines.inference import model_grid
     from napari_spines.models import load_model
 
     spec = package.spec
     loaded = load_model(package, runtime=runtime, device=device)
     voxel = tuple(float(v) for v in (voxel_size_um or spec.input.voxel_size_um))
     outputs = predict_volume(data, axes, loaded, spec, voxel_size_um=voxel_size_um,
-                             progress=progress)
+                             progress=progress, on_model_grid=True)
+    factors = model_grid(data.shape[-3:], voxel_size_um, spec)[1]
     names = [o.name for o in spec.outputs for _ in range(o.channels)]
     shaft = outputs[names.index("dendrite")] if "dendrite" in names else None
-    return Heatmaps(outputs[names.index("heatmap")], shaft, axes, voxel)  # type: ignore[arg-type]
+    return Heatmaps(outputs[names.index("heatmap")], shaft, axes, voxel,  # type: ignore[arg-type]
+                    factors)
 
 
 def detections_table(detections: Detections) -> dict[str, np.ndarray]:
