@@ -204,10 +204,10 @@ def dock_widgets(viewer: object) -> list:
     They share one tabbed dock area (stacked, six widgets would not fit a laptop screen); the
     first, Spine detection, is the tab shown.
     """
-    docked = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)  # type: ignore[attr-defined]
-              for name in WIDGETS]
     from qtpy.QtWidgets import QApplication
 
+    docked = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)  # type: ignore[attr-defined]
+              for name in WIDGETS]
     QApplication.processEvents()  # the tabs exist only once Qt has laid them out
     docked[0][0].raise_()
     return [widget for _dock, widget in docked]

@@ -27,6 +27,8 @@ from napari_spines._widgets._task import TaskPanel
 from napari_spines.errors import first_line
 from napari_spines.training.export import TrainedModel
 
+#: Recorded as the training command in the model card of a package made here.
+WIDGET_COMMAND = "napari-spines Train model widget"
 #: Choice shown → what it trains.
 MODELS = {"spine-2p (two-photon spines)": "spines", "em-affinity (EM affinities)": "affinities"}
 
@@ -43,12 +45,11 @@ def training_job(model: str, data: Path, out: Path, train_names: list[str], vali
         from napari_spines.training.spines import train_and_export
 
         return train_and_export(data, train_names, validate_name, out, progress=progress,
-                                minutes=minutes, device=device,
-                                command="napari-spines Train model widget")
+                                minutes=minutes, device=device, command=WIDGET_COMMAND)
     from napari_spines.training.affinity import train_and_export as train_affinities
 
     return train_affinities(data, out, progress=progress, minutes=minutes, device=device,
-                            command="napari-spines Train model widget")
+                            command=WIDGET_COMMAND)
 
 
 class TrainingWidget(Container):

@@ -35,7 +35,7 @@ from napari_spines.inference import normalisation_stats
 from napari_spines.models.spec import Normalisation
 from napari_spines.progress import ProgressCallback
 from napari_spines.segmentation.affinities import labels_to_affinities
-from napari_spines.training.export import TrainedModel
+from napari_spines.training.export import TrainedModel, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -303,13 +303,13 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
                 checkpoint = {"state_dict": net.state_dict(), "width": width, "step": step,
                               "validation_loss": scores["validation_loss"],
                               "adapted_rand_error": scores["adapted_rand_error"]}
-                torch.save(checkpoint, out / f"step_{step}.pt")
+                save_checkpoint(checkpoint, out / f"step_{step}.pt")
                 if scores["adapted_rand_error"] < best:
                     best = scores["adapted_rand_error"]
-                    torch.save(checkpoint, out / "best.pt")
+                    save_checkpoint(checkpoint, out / "best.pt")
     if checkpoint is None:
         raise ValueError(f"{minutes} minutes were too short for one training step")
-    torch.save(checkpoint, out / "last.pt")
+    save_checkpoint(checkpoint, out / "last.pt")
     return out / "best.pt"
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from napari_spines.io.atomic import atomic_path
 from napari_spines.models.spec import ModelSpec, sha256_file, write_spec
 
 
@@ -18,6 +19,14 @@ class TrainedModel:
 
     package: Path
     summary: str
+
+
+def save_checkpoint(checkpoint: dict, path: Path) -> None:
+    """``torch.save`` through a temporary file, so a crash never leaves a broken checkpoint."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]],

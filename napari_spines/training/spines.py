@@ -38,7 +38,7 @@ from napari_spines.io import read_volumes
 from napari_spines.models.spec import Normalisation
 from napari_spines.progress import ProgressCallback
 from napari_spines.spines.evaluate import AnnotatedSession, load_session, score_on_session
-from napari_spines.training.export import TrainedModel
+from napari_spines.training.export import TrainedModel, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ CROP = (16, 96, 96)
 SCALE_RANGE = (0.8, 1.25)
 #: Besides the stack itself, the exported model also sees it flipped along these (batch, channel,
 #: z, y, x) axes and averages. One flip (x) keeps detect on a 70 x 1024 x 1024 stack under 60 s
-#: on 2 cores (48.6 s); three (y, x, both) took 68.7 s (docs/performance.md).
+#: on 2 cores (36.9 s); three (y, x, both) took 68.7 s (docs/performance.md).
 TTA_FLIPS = ((4,),)
 
 
@@ -268,8 +268,9 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
         "input": {"axes": "zyx", "channels": 1, "voxel_size_um": list(VOXEL_SIZE_UM),
                   "normalisation": {"kind": NORMALISATION.kind, "low": NORMALISATION.low,
                                     "high": NORMALISATION.high}},
-        # one tile spans a typical 70-slice stack; measured on 70 x 1024 x 1024: (80, 320, 320)
-        # took 39 s at 7.7 GB peak, (80, 256, 256) 49 s at 5.5 GB (docs/performance.md)
+        # one tile spans a typical 70-slice stack; measured on 70 x 1024 x 1024 (peaks then
+        # found at the stack's resolution): (80, 320, 320) took 39 s at 7.7 GB peak,
+        # (80, 256, 256) 40-49 s at 5.5 GB (docs/performance.md)
         "tiling": {"tile": [80, 256, 256], "multiple": list(size_multiple(POOLS)),
                    "halo": [4, 24, 24]},
         "outputs": [{"name": "heatmap", "channels": 1,
@@ -305,7 +306,6 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
     device = resolve_device(device)
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.jsonl", "a")
     started = time.monotonic()
     volumes = [real_volume(load_session(data / f"{n}.tif")) for n in train_names]
     n_real = len(volumes)
@@ -330,9 +330,11 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
 
     batches = example_batches(example, batch_size, seed, workers, device)
     best = -1.0
-    for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started,
-                                        progress=progress):
-        if step % validate_every == 0 or last:
+    with open(out / "log.jsonl", "a") as log:
+        for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started,
+                                            progress=progress):
+            if step % validate_every != 0 and not last:
+                continue
             result = validate(net, validation)
             record = {"step": step, "minutes": (time.monotonic() - started) / 60,
                       "loss": loss.item(), **result}
@@ -342,10 +344,9 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
                         result["f1"], result["threshold"])
             if result["f1"] > best:
                 best = result["f1"]
-                torch.save({"state_dict": net.state_dict(), "width": width,
-                            "kernels": kernels, "step": step, "validation": result,
-                            "base_model": base}, out / "best.pt")
-    log.close()
+                save_checkpoint({"state_dict": net.state_dict(), "width": width,
+                                 "kernels": kernels, "step": step, "validation": result,
+                                 "base_model": base}, out / "best.pt")
     if best < 0:
         raise ValueError(f"{minutes} minutes were too short for one training step (the data "
                          f"took {time.monotonic() - started:.0f} s to prepare)")
@@ -412,7 +413,7 @@ def export(checkpoint: Path, folder: Path, command: str = "",
     from napari_spines.training.unet import build_unet
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    weights = load_weights(checkpoint)
+    weights = state["state_dict"]
     width, kernels = unet_layout(weights)
     net = build_unet(1, 2, width=width, pools=POOLS, kernels=kernels)
     net.load_state_dict(weights)

@@ -106,3 +106,17 @@ def test_train_and_export_names_a_missing_table(tmp_path):
     (tmp_path / "a_dendrites.csv").unlink()
     with pytest.raises(ValueError, match="a_dendrites.csv: no such file"):
         T.train_and_export(tmp_path, ["a"], "a", tmp_path / "run")
+
+
+def test_rotated_crops_turn_and_magnify_about_their_centre():
+    from scipy import ndimage as ndi
+
+    volume = np.random.default_rng(0).random((6, 40, 40)).astype(np.float32)
+    centre = (2.6, 20.0, 20.0)
+    plain = ndi.map_coordinates(volume, T.rotated_grid(centre, (4, 9, 9), 0.0, 1.0), order=1)
+    np.testing.assert_allclose(plain, volume[1:5, 16:25, 16:25])  # whole slices, no turn
+    quarter = ndi.map_coordinates(volume, T.rotated_grid(centre, (4, 9, 9), np.pi / 2, 1.0),
+                                  order=1)
+    np.testing.assert_allclose(quarter, np.rot90(plain, -1, axes=(1, 2)), atol=1e-5)
+    bigger = T.rotated_grid(centre, (4, 9, 9), 0.0, 2.0)  # magnified: half the span
+    assert np.ptp(bigger[1]) == pytest.approx(4.0) and np.ptp(bigger[2]) == pytest.approx(4.0)
