@@ -1,8 +1,9 @@
 """Progress reporting and cancellation for long core functions, with no Qt in sight.
 
 Core functions take ``progress: ProgressCallback | None`` and call ``progress(done, total)``
-between steps. A `CancellableProgress` passed as that callback raises `Cancelled` at the next
-step once `CancellableProgress.cancel` was called, so cancelling needs no other plumbing.
+between steps; ``progress(0, 0)`` says "busy, with no count to show" (e.g. exporting). A
+`CancellableProgress` passed as that callback raises `Cancelled` at the next step once
+`CancellableProgress.cancel` was called, so cancelling needs no other plumbing.
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ class TaskPanel(QWidget):
             self.cancel_button.setEnabled(False)
 
     def _show_progress(self, done: int, total: int) -> None:
-        self.bar.setRange(0, max(total, 1))
+        """Show ``done`` of ``total``; a total of 0 means "busy, no count" (a moving bar)."""
+        self.bar.setRange(0, max(total, 0))
         self.bar.setValue(done)
 
     def _on_returned(self, outcome: _Outcome) -> None:

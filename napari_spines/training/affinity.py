@@ -406,6 +406,8 @@ def train_and_export(data: Path, out: Path, command: str = "",
     """
     check_data(data)
     checkpoint = train(data, out, progress=progress, **options)
+    if progress is not None:
+        progress(0, 0)  # exporting and scoring: no count to show
     package = export(checkpoint, out / "em-affinity", command=command)
     measured = evaluate(package, data)
     scores = [f"{name}: adapted Rand error {score['adapted_rand_error']}"

@@ -371,6 +371,8 @@ def train_and_export(data: Path, train_names: Sequence[str], validate_name: str,
     """
     check_sessions(data, [*train_names, validate_name])
     checkpoint = train(data, train_names, validate_name, out, progress=progress, **options)
+    if progress is not None:
+        progress(0, 0)  # exporting and scoring: no count to show
     package = export(checkpoint, out / "spine-2p", command=command)
     measured = calibrate(package, load_session(data / f"{validate_name}.tif"))
     return TrainedModel(package, f"{validate_name}: F1 {measured['f1']} (precision "

@@ -63,9 +63,13 @@ def test_em_affinity_hides_the_session_names(widget):
 
 def test_training_makes_a_scored_package(widget, qtbot):
     widget._minutes.value = 0.4
+    reports = []
+    widget.task.progressed.connect(lambda done, total: reports.append((done, total)))
     widget.run()
     assert widget.task.busy and not widget._run.enabled
     qtbot.waitUntil(lambda: not widget.task.busy, timeout=300_000)
+    assert (24, 24) in reports  # the bar counts seconds of the 24 s budget ...
+    assert reports[-1] == (0, 0)  # ... then moves without a count while exporting and scoring
     assert widget.result is not None and (widget.result.package / "model.onnx").exists()
     assert "b: F1" in widget._status.value and widget._run.enabled
 
