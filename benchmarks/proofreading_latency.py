@@ -9,12 +9,17 @@ labels, and an in-plane boundary map from them, then times :class:`Proofreader` 
 boundaries, and on the distance transform), delete, fill_holes (a one-voxel cavity carved in
 each target), undo and redo of all of those, next_segment and relabel_sequential. The baseline
 ``labels[labels == b] = a`` is what a merge costs when it scans the whole volume.
+
+The cells are also the fragments of a :class:`FragmentGraph`, as agglomeration's fragments
+are in the Segmentation widget: a split of a segment made of many cells then reassigns whole
+cells. It is timed beside the voxel watershed split of the same segment.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import resource
 import statistics
@@ -26,6 +31,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_spines.segmentation.affinities import boundary_map, labels_to_affinities
+from napari_spines.segmentation.fragment_graph import FragmentGraph, build_fragment_graph
 from napari_spines.segmentation.proofreading import Proofreader
 
 #: Coarse-grid cell size (z, y, x) of the Voronoi seeds; cells come out ~4× these in voxels.
@@ -67,6 +73,41 @@ def carve_cavity(labels: np.ndarray, segment_id: int, box: tuple[slice, ...]) ->
     return True
 
 
+def spanning_halves(boxes: list, shape: tuple[int, int, int]) -> tuple[list[int], list[int]]:
+    """Two slabs of cells, side by side, that each span the volume in z and x.
+
+    The cells whose box centre lies in y within 3/8 to 1/2 of the height, and within 1/2 to 5/8:
+    each slab is connected, as a neuron spanning the volume is.
+    """
+    height = shape[1]
+    slabs: tuple[list[int], list[int]] = ([], [])
+    for i, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        centre = (box[1].start + box[1].stop) / 2 / height
+        if 3 / 8 <= centre < 1 / 2:
+            slabs[0].append(i)
+        elif 1 / 2 <= centre < 5 / 8:
+            slabs[1].append(i)
+    return slabs
+
+
+def link_halves(graph: FragmentGraph, halves: tuple[list[int], list[int]]) -> FragmentGraph:
+    """Weigh the edges inside each group 0 and all others 1, as agglomeration would have.
+
+    The boundaries of these labels are no guide to which cells belong together (every cell
+    boundary is as strong, and z-faces carry none in-plane), so a seeded cut of the groups'
+    union could split off a single cell. With each group linked, the cut recovers the groups
+    and moves half the voxels: the costly case.
+    """
+    group = np.zeros(len(graph.counts), np.int8)
+    for k, cells in enumerate(halves, start=1):
+        group[cells] = k
+    a, b = group[graph.edges[:, 0]], group[graph.edges[:, 1]]
+    return dataclasses.replace(graph, weights=np.where((a == b) & (a > 0), 0, 1).astype(
+        np.float32))
+
+
 def far_seeds(pr: Proofreader, segment_id: int) -> np.ndarray:
     """Two voxels of the segment, the first and last in scan order."""
     box = pr.bounding_box(segment_id)
@@ -86,10 +127,15 @@ class Times(dict[str, list[float]]):
 
 def time_edits(times: Times, labels: np.ndarray, boundaries: np.ndarray, merge_ids: list[int],
                split_ids: list[int], delete_ids: list[int], fill_ids: list[int],
-               pool: list[int], repeats: int) -> list[np.ndarray]:
+               halves: tuple[list[int], list[int]], repeats: int) -> list[np.ndarray]:
     """Time construction, edits, undo, redo and navigation; leave the labels as they were."""
+    with times.measure("build_fragment_graph (the cells as fragments; once per segmentation)"):
+        graph = build_fragment_graph(labels.copy(), boundaries)
+    graph = link_halves(graph, halves)
     with times.measure("Proofreader(labels, boundaries) (index)"):
-        pr = Proofreader(labels, boundaries)
+        Proofreader(labels, boundaries)
+    with times.measure("Proofreader(labels, boundaries, fragments) (index and owners)"):
+        pr = Proofreader(labels, boundaries, fragments=graph)
     for a, b in zip(merge_ids[::2], merge_ids[1::2], strict=True):
         with times.measure("merge (2 segments)"):
             pr.merge([a, b])
@@ -116,36 +162,50 @@ def time_edits(times: Times, labels: np.ndarray, boundaries: np.ndarray, merge_i
     for k in range(repeats):
         with times.measure("next_segment (largest)"):
             pr.next_segment("largest", after=k + 1)
-    time_spanning_merge(times, pr, pool, repeats)
+    time_spanning_merge(times, pr, boundaries, halves, repeats)
     while pr.undo() is not None:
         pass
     return seeds
 
 
-def time_spanning_merge(times: Times, pr: Proofreader, pool: list[int], repeats: int) -> None:
+def time_spanning_merge(times: Times, pr: Proofreader, boundaries: np.ndarray,
+                        halves: tuple[list[int], list[int]], repeats: int) -> None:
     """Merge two segments that each span the volume (many cells merged), then undo; repeat.
 
-    Then split their union with one seed in each, and undo; repeat.
+    Then split their union with one seed in each, and undo; repeat: by whole fragments, and by
+    a voxel watershed (a proofreader without the fragments).
     """
-    half = min(len(pool) // 2, 100)
-    a = pr.merge(pool[:half]).new_ids[0]
-    b = pr.merge(pool[half:2 * half]).new_ids[0]
+    first, second = halves
+    a = pr.merge(first).new_ids[0]
+    b = pr.merge(second).new_ids[0]
     sizes = [int(np.prod([s.stop - s.start for s in pr.bounding_box(i)])) for i in (a, b)]
+    counts = [pr.voxel_count(i) for i in (a, b)]
     print(f"spanning segments: bounding boxes of {sizes[0] / 1e6:.0f} M and "
           f"{sizes[1] / 1e6:.0f} M voxels")
     for _ in range(repeats):
-        with times.measure(f"merge (2 segments of {half} cells, spanning the volume)"):
+        with times.measure(f"merge (2 segments of {len(first)} and {len(second)} cells, "
+                           f"spanning the volume)"):
             pr.merge([a, b])
         with times.measure("undo that merge"):
             pr.undo()
     seeds = np.stack([far_seeds(pr, a)[0], far_seeds(pr, b)[0]])
     merged = pr.merge([a, b]).new_ids[0]
-    for _ in range(min(repeats, 3)):  # seconds each: a few runs tell the story
-        with times.measure(f"split (2 seeds) of a segment of {2 * half} cells, spanning the "
-                           f"volume"):
+    expected = None
+    cells = len(first) + len(second)
+    for _ in range(repeats):
+        with times.measure(f"split (2 seeds) of the merged slabs ({cells} cells), fragments"):
             pr.split(merged, seeds)
-        with times.measure("undo that split"):
+        if expected is None:
+            expected = {i: pr.voxel_count(i) for i in [*pr.edits[-1].new_ids, merged]}
+        with times.measure("undo that split (fragments)"):
             pr.undo()
+    print(f"fragment split: voxels per piece {expected}; the merged halves had {counts}")
+    by_voxels = Proofreader(pr.labels, boundaries)
+    for _ in range(min(repeats, 3)):  # seconds each: a few runs tell the story
+        with times.measure(f"split (2 seeds) of the merged slabs ({cells} cells), voxel watershed"):
+            by_voxels.split(merged, seeds)
+        with times.measure("undo that split (voxels)"):
+            by_voxels.undo()
 
 
 def time_plain(times: Times, labels: np.ndarray, split_ids: list[int],
@@ -179,7 +239,9 @@ def main() -> None:
     labels = make_labels(shape, args.segments)
     boxes = ndi.find_objects(labels)
     present = [i + 1 for i, box in enumerate(boxes) if box is not None]
-    pool = [int(i) for i in rng.permutation(present)]
+    halves = spanning_halves(boxes, shape)
+    in_slabs = set(halves[0] + halves[1])
+    pool = [int(i) for i in rng.permutation(present) if i not in in_slabs]
     merge_ids = [pool.pop() for _ in range(2 * repeats)]
     split_ids = [pool.pop() for _ in range(repeats)]
     delete_ids = [pool.pop() for _ in range(repeats)]
@@ -190,9 +252,8 @@ def main() -> None:
           f"{time.perf_counter() - t0:.1f} s")
 
     times = Times()
-    spare = [i for i in pool if i not in fill_ids]
     seeds = time_edits(times, labels, boundaries, merge_ids, split_ids, delete_ids, fill_ids,
-                       spare, repeats)
+                       halves, repeats)
     del boundaries
     time_plain(times, labels, split_ids, seeds)
     for a, b in rng.choice(present, size=(repeats, 2), replace=False):

@@ -42,6 +42,7 @@ from napari_spines.io.labels_tiff import write_labels_tiff
 from napari_spines.io.layers import prediction_layer_data
 from napari_spines.models import ModelPackage, find_model, list_models
 from napari_spines.segmentation.affinities import boundary_map
+from napari_spines.segmentation.fragment_graph import FragmentGraph, build_fragment_graph
 from napari_spines.segmentation.metrics import SegmentationScore, score_segmentation
 from napari_spines.segmentation.pipeline import (
     DEFAULT_MODEL,
@@ -83,13 +84,13 @@ class Relabelled:
     proofreader: Proofreader
 
 
-def relabel(segmentation: Segmentation, threshold: float,
-            boundaries: np.ndarray | None) -> Relabelled:
+def relabel(segmentation: Segmentation, threshold: float, boundaries: np.ndarray | None,
+            fragments: FragmentGraph | None = None) -> Relabelled:
     """Labels at ``threshold`` and their proofreading index; runs in a worker thread."""
     labels = segmentation.labels(threshold)
     return Relabelled(threshold, Proofreader(
         labels, boundaries=boundaries,
-        confidence=segmentation.agglomeration.confidence(threshold)))
+        confidence=segmentation.agglomeration.confidence(threshold), fragments=fragments))
 
 
 @dataclass(frozen=True)
@@ -99,18 +100,23 @@ class SegmentationRun:
     package: ModelPackage
     segmentation: Segmentation
     boundaries: np.ndarray
+    fragments: FragmentGraph
     relabelled: Relabelled
 
 
 def segmentation_job(data: Any, axes: str, model: ModelPackage,
                      voxel_size_um: tuple[float, ...] | None, mode: str | None,
                      device: str, progress: Any = None) -> SegmentationRun:
-    """`segment_image`, the boundary map split floods, and the first labels; in the worker."""
+    """`segment_image`, the boundary map and fragment graph splits use, the first labels.
+
+    Runs in the worker.
+    """
     segmentation = segment_image(data, axes, model, voxel_size_um=voxel_size_um,
                                  mode=mode, device=device, progress=progress)
     boundaries = boundary_map(segmentation.affinities)
-    return SegmentationRun(model, segmentation, boundaries,
-                           relabel(segmentation, segmentation.threshold, boundaries))
+    fragments = build_fragment_graph(segmentation.agglomeration.fragments, boundaries)
+    return SegmentationRun(model, segmentation, boundaries, fragments,
+                           relabel(segmentation, segmentation.threshold, boundaries, fragments))
 
 
 def score_or_message(truth: Any, labels: np.ndarray) -> SegmentationScore | str:
@@ -141,6 +147,7 @@ class SegmentationWidget(Container):
         self.points_layer: Points | None = None
         self.affinities_layer: Image | None = None
         self._boundaries: np.ndarray | None = None
+        self._fragments: FragmentGraph | None = None
         self._current: int | None = None  # the segment "next" went to
         self._index_stale = False  # the user painted: the proofreader must reindex
         self._quiet = False  # setting the slider from code: do not relabel
@@ -292,6 +299,7 @@ class SegmentationWidget(Container):
         """Add or update the affinities, labels and proofreading-points layers of ``image``."""
         self.segmentation, self._boundaries, self.source = (run.segmentation, run.boundaries,
                                                             image)
+        self._fragments = run.fragments
         placed = {"scale": tuple(image.scale), "translate": tuple(image.translate),
                   "units": tuple(image.units), "axis_labels": tuple(image.axis_labels)}
         for data, meta, kind in prediction_layer_data(run.segmentation.affinities,
@@ -365,7 +373,7 @@ class SegmentationWidget(Container):
             self._relabel_pending = True
             return
         self._relabel_worker = create_worker(
-            relabel, self.segmentation, self._threshold.value, self._boundaries,
+            relabel, self.segmentation, self._threshold.value, self._boundaries, self._fragments,
             _start_thread=False, _connect={"returned": partial(self._relabelled,
                                                                 self.segmentation)})
         self._relabel_worker.start()
@@ -392,12 +400,19 @@ class SegmentationWidget(Container):
         self.proofreader = result.proofreader
         if self.proofreader.labels is not self.labels_layer.data:  # napari copied the array
             self.proofreader = Proofreader(self.labels_layer.data, boundaries=self._boundaries,
+                                           fragments=self._fragments_of(self.labels_layer.data),
                                            confidence=result.proofreader.confidence)
         self._current = None
         self._index_stale = False
         n = len(self.proofreader.segment_ids())
         self._status.value = f"{n} segments at threshold {result.threshold:.2f}"
         self.update_metrics()
+
+    def _fragments_of(self, labels: Any) -> FragmentGraph | None:
+        """The segmentation's fragments, if ``labels`` could be made of them (same shape)."""
+        if self._fragments is None or np.shape(labels) != self._fragments.fragments.shape:
+            return None
+        return self._fragments
 
     def _has_labels_layer(self) -> bool:
         return self._in_viewer(self.labels_layer)
@@ -525,7 +540,9 @@ class SegmentationWidget(Container):
         assert self.labels_layer is not None
         if self.proofreader.labels is not self.labels_layer.data:  # the layer got new data
             try:
-                self.proofreader = Proofreader(self.labels_layer.data, self._boundaries)
+                self.proofreader = Proofreader(
+                    self.labels_layer.data, self._boundaries,
+                    fragments=self._fragments_of(self.labels_layer.data))
             except ValueError as exc:
                 self._say(first_line(exc), error=True)
                 return None

@@ -31,6 +31,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from napari_spines.io.atomic import atomic_path
+from napari_spines.segmentation.fragment_graph import FragmentGraph, owners, seeded_cut
 
 #: Operations an :class:`Edit` can name.
 OPERATIONS = ("merge", "split", "delete", "fill_holes", "relabel")
@@ -122,6 +123,14 @@ class _Record:
     after: dict[int, _Entry | None]
     region: Region | None  # internal 3D
     mapping: dict[int, int] | None = None  # relabel: old id → new id
+    owners: list[_OwnerPatch] = field(default_factory=list)  # fragment owners changed
+    mixed: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())  # added, removed
+
+
+class _OwnerPatch(NamedTuple):
+    fragments: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
 
 
 def _as_id(value: object) -> int:
@@ -198,11 +207,16 @@ class Proofreader:
     confidence
         Per-segment merge score (lower = less confident) for
         ``next_segment("least_confident")``; segments without one come last.
+    fragments
+        The fragments the labels were agglomerated from, with their adjacency graph. Then
+        :meth:`split` of a segment made of whole fragments reassigns fragments (a seeded cut
+        of their graph) instead of running a voxel watershed over its bounding box.
 
     Raises
     ------
     ValueError
-        Labels that are not an integer 2D/3D array, or boundaries of another shape.
+        Labels that are not an integer 2D/3D array, or boundaries or fragments of another
+        shape.
     """
 
     def __init__(
@@ -210,6 +224,7 @@ class Proofreader:
         labels: np.ndarray,
         boundaries: np.ndarray | None = None,
         confidence: Mapping[int, float] | None = None,
+        fragments: FragmentGraph | None = None,
     ) -> None:
         if not isinstance(labels, np.ndarray):
             raise ValueError(f"labels must be a numpy array, got {type(labels).__name__}")
@@ -239,6 +254,13 @@ class Proofreader:
         self.confidence: dict[int, float] = {
             _as_id(k): float(v) for k, v in (confidence or {}).items()
         }
+        if fragments is not None and fragments.fragments.shape != self._volume.shape:
+            raise ValueError(f"fragments shape {fragments.fragments.shape[self._flat:]} does "
+                             f"not match labels shape {labels.shape}")
+        self._graph = fragments
+        self._owner: np.ndarray | None = None  # fragment → the segment it lies wholly in, or 0
+        self._mixed: set[int] = set()  # segments that are not a union of fragments they own
+        self._find_owners()
         self._index = _build_index(self._volume)
         self._former: dict[int, int] = {}  # voxel counts of ids that left the volume
         self._undo: list[_Record] = []
@@ -276,6 +298,34 @@ class Proofreader:
     def reindex(self) -> None:
         """Rebuild the index from the labels (after they were edited by something else)."""
         self._index = _build_index(self._volume)
+        self._find_owners()
+
+    def _find_owners(self) -> None:
+        if self._graph is not None:
+            self._owner, self._mixed = owners(self._graph, self._volume)
+
+    def _owned_by(self, segment_ids: Iterable[int]) -> np.ndarray:
+        """Fragments lying wholly in any of the segments."""
+        assert self._owner is not None
+        return np.flatnonzero(np.isin(self._owner, list(segment_ids)))
+
+    def _set_owners(self, fragments: np.ndarray, values: int | np.ndarray) -> list[_OwnerPatch]:
+        if self._owner is None or not len(fragments):
+            return []
+        old = self._owner[fragments]
+        new = np.broadcast_to(np.asarray(values, np.int64), old.shape).copy()
+        self._owner[fragments] = new
+        return [_OwnerPatch(fragments, old, new)]
+
+    def _change_mixed(self, add: Iterable[int], remove: Iterable[int]
+                      ) -> tuple[frozenset[int], frozenset[int]]:
+        if self._owner is None:
+            return frozenset(), frozenset()
+        added = frozenset(i for i in add if i not in self._mixed)
+        removed = frozenset(i for i in remove if i in self._mixed and i not in added)
+        self._mixed |= added
+        self._mixed -= removed
+        return added, removed
 
     def _set_index(self, entries: Mapping[int, _Entry | None]) -> None:
         for segment_id, entry in entries.items():
@@ -298,11 +348,14 @@ class Proofreader:
 
     def _commit(self, edit: Edit, patches: list[_Patch], before: dict[int, _Entry | None],
                 after: dict[int, _Entry | None], mapping: dict[int, int] | None = None,
-                region: Region | None = None) -> Edit:
+                region: Region | None = None, owner_patches: list[_OwnerPatch] | None = None,
+                mixed: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset()),
+                ) -> Edit:
         if region is None and patches:
             region = _region(_union(_box_from_slices(p.region) for p in patches))
         self._set_index(after)
-        self._undo.append(_Record(edit, patches, before, after, region, mapping))
+        self._undo.append(_Record(edit, patches, before, after, region, mapping,
+                                  owner_patches or [], mixed))
         self._redo.clear()
         self._changed = region
         return edit
@@ -323,6 +376,10 @@ class Proofreader:
         renamed = {k: v for k, v in self.confidence.items() if k not in mapping}
         renamed.update({mapping[k]: v for k, v in self.confidence.items() if k in mapping})
         self.confidence = renamed
+        if self._owner is not None:
+            self._owner = fastremap.remap(self._owner, dict(mapping),
+                                          preserve_missing_labels=True)
+            self._mixed = {mapping.get(i, i) for i in self._mixed}
 
     # -- operations ----------------------------------------------------------------------
 
@@ -356,8 +413,13 @@ class Proofreader:
                         _union(e.box for e in before.values()))
         after: dict[int, _Entry | None] = {i: None for i in ids}
         after[target] = merged
+        sources = [i for i in ids if i != target]
+        owner_patches = self._set_owners(self._owned_by(sources), target) if self._owner is not (
+            None) else []
+        mixed = self._change_mixed([target] if self._mixed.intersection(ids) else [], sources)
         edit = Edit("merge", ids, [target], self._coordinates(coordinates))
-        return self._commit(edit, patches, before, after)
+        return self._commit(edit, patches, before, after, owner_patches=owner_patches,
+                            mixed=mixed)
 
     def split(self, segment_id: int, seeds: np.ndarray,
               coordinates: Iterable[Iterable[float]] | None = None) -> Edit:
@@ -414,6 +476,13 @@ class Proofreader:
         top = max(self._index)
         if top + n - 1 > np.iinfo(self._volume.dtype).max:
             raise ValueError(f"no free ids left in dtype {self._volume.dtype} for the split")
+        new_ids = list(range(top + 1, top + n))
+        logged = self._coordinates(points.tolist() if coordinates is None else coordinates)
+        edit = Edit("split", [segment_id], new_ids, logged)
+        if self._graph is not None and segment_id not in self._mixed:
+            seed_fragments = self._graph.fragments[tuple(voxels.T)].astype(np.int64)
+            if len(np.unique(seed_fragments)) == n:  # else seeds share a fragment: voxels
+                return self._split_fragments(edit, entry, seed_fragments)
         markers = np.zeros(mask.shape, np.int32)
         markers[tuple(local.T)] = np.arange(1, n + 1, dtype=np.int32)
         if self._boundaries is not None:
@@ -422,7 +491,6 @@ class Proofreader:
             landscape = -ndi.distance_transform_edt(mask)
         parts = watershed(landscape, markers, mask=mask)
         parts[mask & (parts == 0)] = 1  # unreached pieces keep the id
-        new_ids = list(range(top + 1, top + n))
         lut = np.array([0, segment_id, *new_ids], dtype=self._volume.dtype)
         changed = parts > 1
         labels_of_changed = parts[changed]
@@ -439,9 +507,52 @@ class Proofreader:
                                                          for i, b in enumerate(box)))
         before: dict[int, _Entry | None] = {i: None for i in new_ids}
         before[segment_id] = entry
-        logged = self._coordinates(points.tolist() if coordinates is None else coordinates)
-        edit = Edit("split", [segment_id], new_ids, logged)
-        return self._commit(edit, [patch], before, after)
+        owner_patches = (self._set_owners(self._owned_by([segment_id]), 0)
+                         if self._owner is not None else [])
+        mixed = self._change_mixed([segment_id, *new_ids], [])
+        return self._commit(edit, [patch], before, after, owner_patches=owner_patches,
+                            mixed=mixed)
+
+    def _split_fragments(self, edit: Edit, entry: _Entry, seed_fragments: np.ndarray) -> Edit:
+        """Split a segment made of whole fragments by a seeded cut of their graph.
+
+        Fragments no seed reaches keep the segment's id. Only the moved fragments' voxels are
+        visited, inside their own bounding boxes.
+        """
+        assert self._graph is not None and self._owner is not None
+        graph = self._graph
+        segment_id = edit.ids[0]
+        ids = [segment_id, *edit.new_ids]
+        members = np.flatnonzero(self._owner == segment_id)
+        inside = np.zeros(len(self._owner), bool)
+        inside[members] = True
+        keep = inside[graph.edges[:, 0]] & inside[graph.edges[:, 1]]
+        assigned = seeded_cut(graph.edges[keep], graph.weights[keep], seed_fragments)
+        piece = np.zeros(len(self._owner), np.int64)  # members no seed reaches stay in piece 0
+        piece[np.fromiter(assigned, np.int64, len(assigned))] = list(assigned.values())
+        dtype = self._volume.dtype
+        patches = []
+        moved = members[piece[members] > 0]
+        for fragment in moved.tolist():
+            region = _region(tuple(graph.boxes[fragment].tolist()))
+            sub = self._volume[region]
+            mask = graph.fragments[region] == fragment
+            new_id = ids[piece[fragment]]
+            patches.append(_Patch(region, _compact_index(np.flatnonzero(mask), sub.size),
+                                  _Values.constant(segment_id, dtype),
+                                  _Values.constant(new_id, dtype)))
+            sub[mask] = new_id
+        after: dict[int, _Entry | None] = {}
+        for k, new_id in enumerate(ids):
+            part = members[piece[members] == k]
+            boxes = graph.boxes[part]
+            after[new_id] = _Entry(int(graph.counts[part].sum()),
+                                   tuple(boxes[:, :3].min(0).tolist() + boxes[:, 3:].max(0)
+                                         .tolist()))
+        before: dict[int, _Entry | None] = {i: None for i in edit.new_ids}
+        before[segment_id] = entry
+        owner_patches = self._set_owners(moved, np.array(ids)[piece[moved]])
+        return self._commit(edit, patches, before, after, owner_patches=owner_patches)
 
     def delete(self, segment_id: int, coordinates: Iterable[Iterable[float]] = ()) -> Edit:
         """Set a segment to background (0)."""
@@ -454,8 +565,12 @@ class Proofreader:
         patch = _Patch(region, _compact_index(np.flatnonzero(mask), sub.size),
                        _Values.constant(segment_id, sub.dtype), _Values.constant(0, sub.dtype))
         sub[mask] = 0
+        owner_patches = (self._set_owners(self._owned_by([segment_id]), 0)
+                         if self._owner is not None else [])
+        mixed = self._change_mixed([], [segment_id])
         edit = Edit("delete", [segment_id], [], self._coordinates(coordinates))
-        return self._commit(edit, [patch], {segment_id: entry}, {segment_id: None})
+        return self._commit(edit, [patch], {segment_id: entry}, {segment_id: None},
+                            owner_patches=owner_patches, mixed=mixed)
 
     def fill_holes(self, segment_id: int, coordinates: Iterable[Iterable[float]] = ()) -> Edit:
         """Give the segment every voxel (of any id, 0 included) it fully encloses.
@@ -497,7 +612,14 @@ class Proofreader:
                 box = _mask_box(self._volume[_region(was.box)] == other, was.box[:3])
                 after[other] = _Entry(was.count - count, box)  # type: ignore[arg-type]
         ids = [segment_id, *(i for i in swallowed.tolist() if i != 0)]
-        return self._commit(Edit("fill_holes", ids, [segment_id], logged), [patch], before, after)
+        # the segment now holds parts of fragments it does not own; those it swallowed lose
+        # their fragments' ownership
+        owner_patches = (self._set_owners(self._owned_by(ids[1:]), 0)
+                         if self._owner is not None else [])
+        mixed = self._change_mixed([i for i in after if after[i] is not None],
+                                   [i for i in after if after[i] is None])
+        return self._commit(Edit("fill_holes", ids, [segment_id], logged), [patch], before, after,
+                            owner_patches=owner_patches, mixed=mixed)
 
     def relabel_sequential(self) -> Edit:
         """Renumber the ids to ``1..N`` keeping their order (visits the whole volume).
@@ -584,6 +706,7 @@ class Proofreader:
             self._remap({new: old for old, new in record.mapping.items()})
         for patch in reversed(record.patches):
             self._apply(patch, patch.old)
+        self._restore_owners(record, undo=True)
         self._set_index(record.before)
         self._redo.append(record)
         self._changed = record.region
@@ -598,10 +721,20 @@ class Proofreader:
             self._remap(record.mapping)
         for patch in record.patches:
             self._apply(patch, patch.new)
+        self._restore_owners(record, undo=False)
         self._set_index(record.after)
         self._undo.append(record)
         self._changed = record.region
         return record.edit
+
+    def _restore_owners(self, record: _Record, undo: bool) -> None:
+        if self._owner is None:
+            return
+        for fragments, old, new in (reversed(record.owners) if undo else record.owners):
+            self._owner[fragments] = old if undo else new
+        added, removed = record.mixed
+        self._mixed -= added if undo else removed
+        self._mixed |= removed if undo else added
 
     def save_log(self, path: str | os.PathLike) -> Path:
         """Write ``{"edits": [...]}`` as JSON, atomically (no partial file on failure)."""

@@ -240,6 +240,27 @@ def test_split_with_two_seed_points(segmented):
     assert widget.proofreader.edits[-1].operation == "split"
 
 
+def test_a_merge_split_again_reassigns_whole_fragments(segmented, monkeypatch):
+    """The widget hands the agglomeration's fragments to the proofreader: no voxel watershed."""
+    from napari_spines.segmentation import proofreading
+
+    _, widget, _ = segmented
+    labels = widget.labels_layer.data
+    before = labels.copy()
+    a, b = segment_ids(labels)[:2]
+    seeds = [voxel_of(labels, a), voxel_of(labels, b)]
+    widget.points_layer.data = seeds
+    widget.merge()
+    assert labels[tuple(seeds[0].astype(int))] == labels[tuple(seeds[1].astype(int))]
+    monkeypatch.setattr(proofreading, "watershed", None)  # a voxel split would fail
+    widget.points_layer.data = seeds
+    assert widget.split() is not None
+    pieces = [labels[tuple(s.astype(int))] for s in seeds]
+    assert pieces[0] != pieces[1]
+    for piece, original in zip(pieces, (a, b), strict=True):
+        np.testing.assert_array_equal(labels == piece, before == original)
+
+
 def test_split_points_on_two_segments_are_refused_with_a_message(segmented, monkeypatch):
     from napari_spines._widgets import segmentation
 
