@@ -7,9 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from napari_spines._cli_models import TextProgress
 from napari_spines._cli_spines import add_training_options, run_training
 from napari_spines.cli import chosen_voxel_size, fail
+from napari_spines.errors import first_line
 from napari_spines.io import VolumeReadError, read_volumes
 
 
@@ -55,8 +58,13 @@ def add_commands(commands: argparse._SubParsersAction,
     affinities.add_argument("--width", type=int, default=12, help="U-Net width of level one")
     affinities.add_argument("--synthetic", type=int, default=2,
                             help="synthetic EM volumes to mix in")
-    affinities.add_argument("--start-from", type=Path, metavar="CHECKPOINT",
-                            help="continue from a training checkpoint")
+    affinities.add_argument("--start-from", type=Path, metavar="PACKAGE",
+                            help="continue from an em-affinity package or a training checkpoint "
+                                 "(fine-tuning)")
+    affinities.add_argument("--add", nargs=2, action="append", default=[], type=Path,
+                            metavar=("IMAGE", "LABELS"),
+                            help="also train on your own stack and its labels (e.g. proofread "
+                                 "and saved by the Segmentation widget); repeatable")
     add_training_options(affinities)
 
 
@@ -98,8 +106,6 @@ def segment(args: argparse.Namespace) -> int:
 
 def labels_affinities(args: argparse.Namespace) -> int:
     """Write the affinities of a label volume: 1 between neighbours with the same label."""
-    import numpy as np
-
     from napari_spines.io.outputs import write_float_tiff
     from napari_spines.segmentation.affinities import labels_to_affinities
 
@@ -120,8 +126,16 @@ def labels_affinities(args: argparse.Namespace) -> int:
 
 def train_affinities(args: argparse.Namespace) -> int:
     """Train em-affinity, export the best checkpoint and score it on the held-out sections."""
-    from napari_spines.training.affinity import train_and_export
+    from napari_spines.training.affinity import train_and_export, user_volume
 
+    extra = []
+    for image_path, labels_path in args.add:
+        try:
+            image, labels = (np.asarray(read_volumes(p)[0].levels[0])
+                             for p in (image_path, labels_path))
+            extra.append(user_volume(image, labels, name=labels_path.name))
+        except ValueError as exc:  # VolumeReadError included
+            return fail(first_line(exc))
     return run_training(train_and_export, args.data, args.out, minutes=args.minutes,
                         width=args.width, synthetic=args.synthetic, start_from=args.start_from,
-                        lr=args.lr, device=args.device, workers=args.workers)
+                        lr=args.lr, device=args.device, workers=args.workers, extra=extra)

@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from magicgui.widgets import ComboBox
 from napari.layers import Image, Points
 from napari.viewer import Viewer
+
+
+class OptionalChoice(ComboBox):
+    """A ComboBox whose empty choice reads "none" (and, being nullable, reports choosing it)."""
+
+    null_string = "none"
 
 
 def image_layers(viewer: Viewer) -> list[tuple[str, Image]]:

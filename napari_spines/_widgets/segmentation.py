@@ -35,7 +35,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 
 from napari_spines._widgets._task import TaskPanel
-from napari_spines._widgets._viewer import follow_layers, image_layers
+from napari_spines._widgets._viewer import OptionalChoice, follow_layers, image_layers
 from napari_spines._widgets.run_model import layer_axes
 from napari_spines.errors import first_line
 from napari_spines.io.labels_tiff import write_labels_tiff
@@ -68,12 +68,6 @@ THRESHOLD_TIP = ("Agglomeration threshold: higher merges more. Moving it relabel
                  "undo history).")
 #: The slider relabels once it has rested this long, not at every step of a drag.
 RELABEL_DELAY_MS = 120
-
-
-class _OptionalChoice(ComboBox):
-    """A ComboBox whose empty choice reads "none" (and, being nullable, reports choosing it)."""
-
-    null_string = "none"
 
 
 @dataclass(frozen=True)
@@ -173,7 +167,7 @@ class SegmentationWidget(Container):
         self._status = Label(value="")
         self._threshold = FloatSlider(label="threshold", min=0.0, max=1.0, step=0.01,
                                       value=0.5, tooltip=THRESHOLD_TIP)
-        self._truth = _OptionalChoice(label="ground truth", choices=self._truth_choices,
+        self._truth = OptionalChoice(label="ground truth", choices=self._truth_choices,
                                       nullable=True)
         self._metrics = Label(value=NO_TRUTH)
         self._order = ComboBox(label="next", choices=tuple(ORDERS))

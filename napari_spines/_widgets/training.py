@@ -3,7 +3,8 @@
 The widget gathers what ``napari-spines train spines|affinities`` takes and runs the same core
 function, ``train_and_export`` of `napari_spines.training.spines` or
 `napari_spines.training.affinity`, in a worker: the bar follows the time budget and Cancel stops
-at the next step (the checkpoints saved so far stay in the run folder).
+at the next step (the checkpoints saved so far stay in the run folder). For em-affinity, a stack
+and its proofread labels open in the viewer can join the training data (``--add``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import napari
+import numpy as np
 from magicgui.widgets import (
     ComboBox,
     Container,
@@ -22,8 +24,10 @@ from magicgui.widgets import (
     LineEdit,
     PushButton,
 )
+from napari.layers import Image, Labels
 
 from napari_spines._widgets._task import TaskPanel
+from napari_spines._widgets._viewer import OptionalChoice, follow_layers
 from napari_spines.errors import first_line
 from napari_spines.training.export import TrainedModel
 
@@ -39,17 +43,23 @@ def sessions(text: str) -> list[str]:
 
 
 def training_job(model: str, data: Path, out: Path, train_names: list[str], validate_name: str,
-                 minutes: float, device: str, progress: Any = None) -> TrainedModel:
-    """Train, export and score one model (runs in the worker thread, touches no layer)."""
+                 minutes: float, device: str, own: tuple[np.ndarray, np.ndarray, str] | None = None,
+                 progress: Any = None) -> TrainedModel:
+    """Train, export and score one model (runs in the worker thread, touches no layer).
+
+    ``own``: a stack, its labels and their name, added to em-affinity's training data.
+    """
     if model == "spines":
         from napari_spines.training.spines import train_and_export
 
         return train_and_export(data, train_names, validate_name, out, progress=progress,
                                 minutes=minutes, device=device, command=WIDGET_COMMAND)
     from napari_spines.training.affinity import train_and_export as train_affinities
+    from napari_spines.training.affinity import user_volume
 
+    extra = [] if own is None else [user_volume(*own)]
     return train_affinities(data, out, progress=progress, minutes=minutes, device=device,
-                            command=WIDGET_COMMAND)
+                            command=WIDGET_COMMAND, extra=extra)
 
 
 class TrainingWidget(Container):
@@ -65,11 +75,19 @@ class TrainingWidget(Container):
         self._minutes = FloatSpinBox(label="minutes", value=60.0, min=0.05, max=10_000.0,
                                      step=5.0)
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda"))
+        self._own_image = OptionalChoice(label="your stack", choices=self._image_choices,
+                                         nullable=True, visible=False)
+        self._own_labels = OptionalChoice(
+            label="its labels", choices=self._labels_choices, nullable=True, visible=False,
+            tooltip="e.g. the proofread Labels layer of the Segmentation widget: half the "
+                    "training crops then come from this stack")
         self._run = PushButton(text="Train")
         self._status = Label(value="")
         super().__init__(widgets=[self._model, self._data, self._train, self._validate,
-                                  self._out, self._minutes, self._device, self._run,
-                                  self._status])
+                                  self._own_image, self._own_labels, self._out, self._minutes,
+                                  self._device, self._run, self._status])
+        follow_layers(viewer, self._own_image, self._own_labels)
+        self._own_image.changed.connect(self._own_labels.reset_choices)
         self.task = TaskPanel()
         self.native.layout().addWidget(self.task)
         self._run.clicked.connect(self.run)
@@ -80,9 +98,21 @@ class TrainingWidget(Container):
             self._status, "value", f"cancelled; checkpoints so far are in {self._out.value}"))
         self.result: TrainedModel | None = None
 
+    def _image_choices(self, _widget: object = None) -> list[tuple[str, Image]]:
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if isinstance(layer, Image) and not layer.rgb and layer.ndim == 3]
+
+    def _labels_choices(self, _widget: object = None) -> list[tuple[str, Labels]]:
+        """Labels layers shaped like the chosen stack."""
+        image = self._own_image.value
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if isinstance(layer, Labels) and layer.ndim == 3 and (
+                    image is None or layer.data.shape == image.data.shape)]
+
     def _show_sessions(self, *_args: object) -> None:
         spines = MODELS[self._model.value] == "spines"
         self._train.visible = self._validate.visible = spines
+        self._own_image.visible = self._own_labels.visible = not spines
         self._out.value = "runs/spine-2p" if spines else "runs/em-affinity"
 
     def run(self) -> None:
@@ -96,8 +126,15 @@ class TrainingWidget(Container):
         if model == "spines" and (not train_names or not validate):
             self._say("Name the sessions to train on and the one to validate on.", error=True)
             return
+        own = None
+        image, labels = self._own_image.value, self._own_labels.value
+        if model == "affinities" and (image is None) != (labels is None):
+            self._say("Choose both your stack and its labels, or neither.", error=True)
+            return
+        if model == "affinities" and image is not None:  # copied here: layers stay on this thread
+            own = (np.array(image.data), np.array(labels.data), labels.name)
         job = partial(training_job, model, data, Path(str(self._out.value)), train_names,
-                      validate, float(self._minutes.value), self._device.value)
+                      validate, float(self._minutes.value), self._device.value, own)
         if self.task.run(job, on_result=self._done) is not None:
             self._run.enabled = False
             self._say(f"training {self._model.value} for {self._minutes.value:g} minutes…")

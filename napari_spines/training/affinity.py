@@ -35,7 +35,7 @@ from napari_spines.inference import normalisation_stats
 from napari_spines.models.spec import Normalisation
 from napari_spines.progress import ProgressCallback
 from napari_spines.segmentation.affinities import labels_to_affinities
-from napari_spines.training.export import TrainedModel, save_checkpoint
+from napari_spines.training.export import TrainedModel, load_weights, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,30 @@ def load_gala(folder: Path, part: str) -> LabelledVolume:
     labels = tifffile.imread(folder / "gala_train_labels.tif").astype(np.int64)
     z = slice(0, GALA_SPLIT) if part == "train" else slice(GALA_SPLIT, None)
     return LabelledVolume(normalise(image[z]), labels[z], True)  # on its own, as in `load_isbi`
+
+
+def user_volume(image: np.ndarray, labels: np.ndarray, name: str = "stack") -> LabelledVolume:
+    """A user's stack and its (proofread) labels, as training data.
+
+    Every id is one cell, 0 is boundary or unlabelled. Labels in which no id reaches into the
+    next section are taken to be per section (as the Segmentation widget's "2d" mode makes
+    them): their z-affinities are unknown and left out of the loss.
+
+    Raises
+    ------
+    ValueError
+        Not a 3D pair of the same shape, labels that are not integers, or no labelled voxel.
+    """
+    image, labels = np.asarray(image), np.asarray(labels)
+    if image.ndim != 3 or labels.shape != image.shape:
+        raise ValueError(f"{name}: training needs a 3D (Z, Y, X) stack and labels of the same "
+                         f"shape, got {image.shape} and {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
+    if not labels.any():
+        raise ValueError(f"{name}: the labels are empty (all 0)")
+    z_known = bool(((labels[1:] == labels[:-1]) & (labels[1:] != 0)).any())
+    return LabelledVolume(normalise(image), labels.astype(np.int64), z_known)
 
 
 def synthetic_volume(seed: int) -> LabelledVolume:
@@ -244,8 +268,12 @@ def validation_scores(net: Any, volumes: Sequence[LabelledVolume],
 def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_size: int = 2,
           lr: float = 2e-3, synthetic: int = 2, validate_every: int = 200, seed: int = 0,
           start_from: Path | None = None, device: str = "auto", workers: int = 0,
+          extra: Sequence[LabelledVolume] = (),
           progress: ProgressCallback | None = None) -> Path:
     """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
+
+    ``extra``: the user's own labelled stacks (`user_volume`); half of the training crops come
+    from them. Checkpoints are still chosen on ISBI 15–19 and gala 35–49.
 
     Every validation writes ``step_N.pt`` and a line of ``log.jsonl``; ``best.pt`` is the
     checkpoint of the lowest validation adapted Rand error (ISBI 15–19 and gala 35–49, see
@@ -269,15 +297,19 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
     # ISBI most often: its 2D membranes are the hardest to learn; gala teaches z-affinities
     chances = np.array([0.75, 0.2] + [0.05 / max(synthetic, 1)] * synthetic)
     chances /= chances.sum()
+    if extra:  # the user's stacks: half the crops, shared by voxel count
+        sizes = np.array([v.labels.size for v in extra], float)
+        chances = np.concatenate([chances / 2, sizes / sizes.sum() / 2])
+        volumes += list(extra)
     validation = [load_isbi(data / "isbi2012", ISBI_VALIDATE), load_gala(data / "gala", "val")]
     logger.info("data ready in %.0f s", time.monotonic() - started)
     net = build_unet(1, 3, width=width, pools=POOLS, kernels=KERNELS)
-    if start_from is not None:
-        state = torch.load(start_from, map_location="cpu", weights_only=True)
-        net.load_state_dict(state["state_dict"])
-        step_offset = int(state["step"])
-    else:
-        step_offset = 0
+    step_offset = 0
+    if start_from is not None:  # a checkpoint (its steps go on) or an em-affinity package
+        net.load_state_dict(load_weights(Path(start_from)))
+        if not Path(start_from).is_dir():
+            step_offset = int(torch.load(start_from, map_location="cpu",
+                                         weights_only=True)["step"])
     net.to(device)
 
     def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:

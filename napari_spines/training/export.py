@@ -99,3 +99,21 @@ def export_package(module: Any, folder: str | Path, spec: dict, example_shape: S
     model_spec = ModelSpec.from_dict({**spec, "weights": weights}, source=str(folder))
     write_spec(folder / "model.yaml", model_spec)
     return folder
+
+
+def load_weights(source: Path) -> dict:
+    """The U-Net state dict of a training checkpoint or of a package it exported (on the CPU).
+
+    Packages are read through their TorchScript weights with ``torch.jit.load``, never unpickled.
+    """
+    import torch
+
+    if source.is_dir():
+        from napari_spines.models import open_package
+
+        scripted = torch.jit.load(str(open_package(source).weight_path("torch")),
+                                  map_location="cpu")
+        state = {k.removeprefix("net."): v for k, v in scripted.state_dict().items()}
+    else:
+        state = torch.load(source, map_location="cpu", weights_only=True)["state_dict"]
+    return state

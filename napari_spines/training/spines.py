@@ -38,7 +38,7 @@ from napari_spines.io import read_volumes
 from napari_spines.models.spec import Normalisation
 from napari_spines.progress import ProgressCallback
 from napari_spines.spines.evaluate import AnnotatedSession, load_session, score_on_session
-from napari_spines.training.export import TrainedModel, save_checkpoint
+from napari_spines.training.export import TrainedModel, load_weights, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -386,24 +386,6 @@ def unet_layout(state: dict) -> tuple[int, list[list[int]]]:
                     and k.endswith(".0.weight"))
     kernels = [list(state[f"down.{i}.0.weight"].shape[2:]) for i in levels]
     return int(state["down.0.0.weight"].shape[0]), kernels
-
-
-def load_weights(source: Path) -> dict:
-    """The U-Net state dict of a training checkpoint or a spine-2p package (on the CPU).
-
-    Packages are read through their TorchScript weights with ``torch.jit.load``, never unpickled.
-    """
-    import torch
-
-    if source.is_dir():
-        from napari_spines.models import open_package
-
-        scripted = torch.jit.load(str(open_package(source).weight_path("torch")),
-                                  map_location="cpu")
-        state = {k.removeprefix("net."): v for k, v in scripted.state_dict().items()}
-    else:
-        state = torch.load(source, map_location="cpu", weights_only=True)["state_dict"]
-    return state
 
 
 def export(checkpoint: Path, folder: Path, command: str = "",

@@ -82,3 +82,77 @@ def test_elastic_deformation_moves_image_and_labels_together():
     assert (warped_labels != labels).mean() > 0.05  # it did deform
     assert (np.round(warped_image) == warped_labels).mean() > 0.95  # in step with the image
     np.testing.assert_array_equal(warped_labels[0], warped_labels[1])  # same in every section
+
+
+def test_user_volumes_know_whether_their_ids_cross_sections() -> None:
+    from napari_spines.training.affinity import user_volume
+
+    image = np.random.default_rng(0).random((3, 16, 16)).astype(np.float32)
+    labels = np.ones((3, 16, 16), np.uint32)
+    assert user_volume(image, labels).z_known  # one cell through every section
+    per_section = labels * np.arange(1, 4, dtype=np.uint32)[:, None, None]
+    assert not user_volume(image, per_section).z_known  # ids differ in each section
+    for bad, message in ((labels[0], "same shape"), (labels.astype(float), "integers"),
+                         (labels * 0, "empty")):
+        with pytest.raises(ValueError, match=message):
+            user_volume(image, bad, name="mine.tif")
+
+
+def write_em_folder(folder):
+    """A stand-in for ../shared/data/em: tiny isbi2012/ and gala/ from synthetic EM."""
+    import tifffile
+
+    from napari_spines.training.synthetic import synthetic_em
+
+    def uint8(image):
+        image = image - image.min()
+        return (255 * image / max(float(image.max()), 1e-6)).astype(np.uint8)
+
+    isbi = synthetic_em(shape=(20, 48, 48), n_cells=6, seed=1)
+    membranes = (labels_to_affinities(isbi.labels.astype(np.int64))[1:].min(0) == 0)
+    (folder / "isbi2012").mkdir(parents=True)
+    tifffile.imwrite(folder / "isbi2012/isbi2012_train_image.tif", uint8(isbi.image))
+    tifffile.imwrite(folder / "isbi2012/isbi2012_train_membranes.tif", membranes.astype(np.uint8))
+    gala = synthetic_em(shape=(40, 32, 32), n_cells=5, seed=2)
+    (folder / "gala").mkdir()
+    tifffile.imwrite(folder / "gala/gala_train_image.tif", uint8(gala.image))
+    tifffile.imwrite(folder / "gala/gala_train_labels.tif", gala.labels.astype(np.uint32))
+
+
+def test_train_affinities_on_the_users_own_labels(tmp_path, monkeypatch) -> None:
+    """``--add IMAGE LABELS`` mixes the user's stack into the crops; bad pairs are one line."""
+    import tifffile
+
+    from napari_spines.cli import main
+    from napari_spines.training import affinity
+    from napari_spines.training.synthetic import synthetic_em
+
+    write_em_folder(tmp_path / "em")
+    mine = synthetic_em(shape=(6, 40, 40), n_cells=4, seed=3)
+    tifffile.imwrite(tmp_path / "mine.tif", mine.image.astype(np.float32))
+    tifffile.imwrite(tmp_path / "mine_labels.tif", mine.labels.astype(np.uint32))
+    sampled = []
+    crop = affinity.random_crop
+
+    def recording_crop(volume, rng, *args):
+        sampled.append(volume.image.shape == mine.image.shape)
+        return crop(volume, rng, *args)
+
+    monkeypatch.setattr(affinity, "random_crop", recording_crop)
+    command = ["train", "affinities", "--data", str(tmp_path / "em"), "--out",
+               str(tmp_path / "run"), "--minutes", "0.2", "--width", "4"]
+    assert main([*command, "--add", str(tmp_path / "mine.tif"),
+                 str(tmp_path / "mine_labels.tif")]) == 0
+    assert (tmp_path / "run/em-affinity/model.onnx").exists()
+    assert len(sampled) >= 6 and 0 < sum(sampled) < len(sampled)  # about half are the user's
+    assert main([*command, "--add", str(tmp_path / "mine.tif"), str(tmp_path / "no.tif")]) == 2
+
+
+def test_the_builtin_package_is_a_start_for_fine_tuning() -> None:
+    from napari_spines.models.registry import builtin_dir
+    from napari_spines.training.affinity import KERNELS, POOLS
+    from napari_spines.training.export import load_weights
+    from napari_spines.training.unet import build_unet
+
+    net = build_unet(1, 3, width=12, pools=POOLS, kernels=KERNELS)
+    net.load_state_dict(load_weights(builtin_dir() / "em-affinity"))  # strict: all keys

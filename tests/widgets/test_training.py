@@ -81,3 +81,38 @@ def test_cancel_stops_training(widget, qtbot):
     widget.task.cancel()
     qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
     assert widget.result is None and "cancelled" in widget._status.value
+
+
+def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(widget, qtbot,
+                                                                        tmp_path, monkeypatch):
+    from napari_spines.training import affinity
+    from napari_spines.training.synthetic import synthetic_em
+    from tests.training.test_affinity_training import write_em_folder
+
+    write_em_folder(tmp_path / "em")
+    mine = synthetic_em(shape=(6, 40, 40), n_cells=4, seed=3)
+    viewer = widget._viewer
+    image = viewer.add_image(mine.image, name="mine")
+    viewer.add_labels(mine.labels.astype(np.uint32), name="mine proofread")
+    viewer.add_labels(np.zeros((2, 8, 8), np.uint32), name="other shape")
+    widget._model.value = "em-affinity (EM affinities)"
+    assert not widget._own_image.native.isHidden() and not widget._own_labels.native.isHidden()
+    widget._data.value = tmp_path / "em"
+    widget._own_image.value = image
+    assert [name for name, _ in widget._labels_choices()] == ["mine proofread"]
+    widget.run()  # a stack without its labels
+    assert not widget.task.busy and "both" in widget._status.value
+    widget._own_labels.value = viewer.layers["mine proofread"]
+    sampled = []
+    crop = affinity.random_crop
+
+    def recording_crop(volume, rng, *args):
+        sampled.append(volume.image.shape == mine.image.shape)
+        return crop(volume, rng, *args)
+
+    monkeypatch.setattr(affinity, "random_crop", recording_crop)
+    widget._minutes.value = 0.2
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=300_000)
+    assert widget.result is not None, widget._status.value
+    assert any(sampled) and not all(sampled)
