@@ -119,26 +119,33 @@ def write_em_folder(folder):
     tifffile.imwrite(folder / "gala/gala_train_labels.tif", gala.labels.astype(np.uint32))
 
 
+def record_crops(monkeypatch, shape) -> list[bool]:
+    """Spy on training crops: True for each one taken from a volume of ``shape``."""
+    from napari_spines.training import affinity
+
+    sampled: list[bool] = []
+    crop = affinity.random_crop
+
+    def recording_crop(volume, rng, *args):
+        sampled.append(volume.image.shape == tuple(shape))
+        return crop(volume, rng, *args)
+
+    monkeypatch.setattr(affinity, "random_crop", recording_crop)
+    return sampled
+
+
 def test_train_affinities_on_the_users_own_labels(tmp_path, monkeypatch) -> None:
     """``--add IMAGE LABELS`` mixes the user's stack into the crops; bad pairs are one line."""
     import tifffile
 
     from napari_spines.cli import main
-    from napari_spines.training import affinity
     from napari_spines.training.synthetic import synthetic_em
 
     write_em_folder(tmp_path / "em")
     mine = synthetic_em(shape=(6, 40, 40), n_cells=4, seed=3)
     tifffile.imwrite(tmp_path / "mine.tif", mine.image.astype(np.float32))
     tifffile.imwrite(tmp_path / "mine_labels.tif", mine.labels.astype(np.uint32))
-    sampled = []
-    crop = affinity.random_crop
-
-    def recording_crop(volume, rng, *args):
-        sampled.append(volume.image.shape == mine.image.shape)
-        return crop(volume, rng, *args)
-
-    monkeypatch.setattr(affinity, "random_crop", recording_crop)
+    sampled = record_crops(monkeypatch, mine.image.shape)
     command = ["train", "affinities", "--data", str(tmp_path / "em"), "--out",
                str(tmp_path / "run"), "--minutes", "0.2", "--width", "4"]
     assert main([*command, "--add", str(tmp_path / "mine.tif"),

@@ -85,9 +85,8 @@ def test_cancel_stops_training(widget, qtbot):
 
 def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(widget, qtbot,
                                                                         tmp_path, monkeypatch):
-    from napari_spines.training import affinity
     from napari_spines.training.synthetic import synthetic_em
-    from tests.training.test_affinity_training import write_em_folder
+    from tests.training.test_affinity_training import record_crops, write_em_folder
 
     write_em_folder(tmp_path / "em")
     mine = synthetic_em(shape=(6, 40, 40), n_cells=4, seed=3)
@@ -103,14 +102,7 @@ def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(widget, q
     widget.run()  # a stack without its labels
     assert not widget.task.busy and "both" in widget._status.value
     widget._own_labels.value = viewer.layers["mine proofread"]
-    sampled = []
-    crop = affinity.random_crop
-
-    def recording_crop(volume, rng, *args):
-        sampled.append(volume.image.shape == mine.image.shape)
-        return crop(volume, rng, *args)
-
-    monkeypatch.setattr(affinity, "random_crop", recording_crop)
+    sampled = record_crops(monkeypatch, mine.image.shape)
     widget._minutes.value = 0.2
     widget.run()
     qtbot.waitUntil(lambda: not widget.task.busy, timeout=300_000)
