@@ -43,11 +43,12 @@ def sessions(text: str) -> list[str]:
 
 
 def training_job(model: str, data: Path, out: Path, train_names: list[str], validate_name: str,
-                 minutes: float, device: str, own: tuple[np.ndarray, np.ndarray, str] | None = None,
+                 minutes: float, device: str, own: tuple[Any, np.ndarray, str] | None = None,
                  progress: Any = None) -> TrainedModel:
     """Train, export and score one model (runs in the worker thread, touches no layer).
 
-    ``own``: a stack, its labels and their name, added to em-affinity's training data.
+    ``own``: a stack (any array-like), its labels and their name, added to em-affinity's
+    training data.
     """
     if model == "spines":
         from napari_spines.training.spines import train_and_export
@@ -131,8 +132,11 @@ class TrainingWidget(Container):
         if model == "affinities" and (image is None) != (labels is None):
             self._say("Choose both your stack and its labels, or neither.", error=True)
             return
-        if model == "affinities" and image is not None:  # copied here: layers stay on this thread
-            own = (np.array(image.data), np.array(labels.data), labels.name)
+        if model == "affinities" and image is not None:
+            # the labels are snapshotted here, as painting may go on; a lazy stack is read in
+            # the worker, not on napari's thread
+            stack = image.data[0] if image.multiscale else image.data
+            own = (stack, np.array(labels.data), labels.name)
         job = partial(training_job, model, data, Path(str(self._out.value)), train_names,
                       validate, float(self._minutes.value), self._device.value, own)
         if self.task.run(job, on_result=self._done) is not None:

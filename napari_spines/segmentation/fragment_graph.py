@@ -114,12 +114,14 @@ def build_fragment_graph(fragments: np.ndarray, boundaries: np.ndarray, planes: 
     unique, inverse = np.unique(keys, return_inverse=True)
     sums = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts]) if parts else None,
                        minlength=len(unique))
-    counts = np.bincount(inverse, weights=np.concatenate([p[2] for p in parts]) if parts else
-                         None, minlength=len(unique))
+    touching = np.bincount(inverse, weights=np.concatenate([p[2] for p in parts]) if parts else
+                           None, minlength=len(unique))
     edges = np.column_stack([unique // np.uint64(n), unique % np.uint64(n)]).astype(np.int64)
-    weights = (sums / np.maximum(counts, 1)).astype(np.float32)
-    return FragmentGraph(fragments, edges, weights, _fragment_boxes(fragments, n),
-                         np.bincount(fragments.ravel().astype(np.int64), minlength=n))
+    weights = (sums / np.maximum(touching, 1)).astype(np.float32)
+    ids, sizes = fastremap.unique(fragments, return_counts=True)  # no int64 copy of the volume
+    counts = np.zeros(n, np.int64)
+    counts[ids.astype(np.int64)] = sizes
+    return FragmentGraph(fragments, edges, weights, _fragment_boxes(fragments, n), counts)
 
 
 def _fragment_boxes(fragments: np.ndarray, n: int) -> np.ndarray:
@@ -131,7 +133,8 @@ def _fragment_boxes(fragments: np.ndarray, n: int) -> np.ndarray:
     return boxes
 
 
-def owners(graph: FragmentGraph, labels: np.ndarray) -> tuple[np.ndarray, set[int]]:
+def owners(graph: FragmentGraph, labels: np.ndarray,
+           planes: int = 8) -> tuple[np.ndarray, set[int]]:
     """Which segment each fragment lies wholly in, and the segments not made of whole fragments.
 
     Parameters
@@ -140,6 +143,8 @@ def owners(graph: FragmentGraph, labels: np.ndarray) -> tuple[np.ndarray, set[in
         The fragments.
     labels
         ``(Z, Y, X)`` segment ids, the shape of ``graph.fragments``.
+    planes
+        Sections compared at a time, to keep temporaries small.
 
     Returns
     -------
@@ -157,12 +162,20 @@ def owners(graph: FragmentGraph, labels: np.ndarray) -> tuple[np.ndarray, set[in
     if mapping:
         keys = np.fromiter(mapping.keys(), np.int64, len(mapping))
         owner[keys] = np.fromiter(mapping.values(), np.int64, len(mapping))
-    wrong = labels != owner.astype(labels.dtype)[fragments]
+    expected = owner.astype(labels.dtype)
+    shared = np.zeros(n, bool)  # fragments holding voxels of another segment than their owner's
     mixed: set[int] = set()
-    if wrong.any():
-        shared = np.unique(fragments[wrong])
+    for z in range(0, fragments.shape[0], planes):  # a few planes at a time: small temporaries
+        block = slice(z, z + planes)
+        wrong = labels[block] != expected[fragments[block]]
+        if wrong.any():
+            shared[fastremap.unique(fragments[block][wrong]).astype(np.int64)] = True
+    if shared.any():
         owner[shared] = 0
-        mixed = {int(i) for i in fastremap.unique(labels[np.isin(fragments, shared)])} - {0}
+        for z in range(0, fragments.shape[0], planes):
+            block = slice(z, z + planes)
+            mixed.update(fastremap.unique(labels[block][shared[fragments[block]]]).tolist())
+        mixed.discard(0)
     owner[0] = 0
     return owner, mixed
 

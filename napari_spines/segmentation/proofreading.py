@@ -304,10 +304,12 @@ class Proofreader:
         if self._graph is not None:
             self._owner, self._mixed = owners(self._graph, self._volume)
 
-    def _owned_by(self, segment_ids: Iterable[int]) -> np.ndarray:
-        """Fragments lying wholly in any of the segments."""
-        assert self._owner is not None
-        return np.flatnonzero(np.isin(self._owner, list(segment_ids)))
+    def _hand_over(self, segment_ids: Iterable[int], new_owner: int = 0) -> list[_OwnerPatch]:
+        """Hand the fragments lying wholly in any of the segments to ``new_owner`` (0: none)."""
+        if self._owner is None:
+            return []
+        owned = np.flatnonzero(np.isin(self._owner, list(segment_ids)))
+        return self._set_owners(owned, new_owner)
 
     def _set_owners(self, fragments: np.ndarray, values: int | np.ndarray) -> list[_OwnerPatch]:
         if self._owner is None or not len(fragments):
@@ -414,8 +416,7 @@ class Proofreader:
         after: dict[int, _Entry | None] = {i: None for i in ids}
         after[target] = merged
         sources = [i for i in ids if i != target]
-        owner_patches = self._set_owners(self._owned_by(sources), target) if self._owner is not (
-            None) else []
+        owner_patches = self._hand_over(sources, target)
         mixed = self._change_mixed([target] if self._mixed.intersection(ids) else [], sources)
         edit = Edit("merge", ids, [target], self._coordinates(coordinates))
         return self._commit(edit, patches, before, after, owner_patches=owner_patches,
@@ -507,8 +508,7 @@ class Proofreader:
                                                          for i, b in enumerate(box)))
         before: dict[int, _Entry | None] = {i: None for i in new_ids}
         before[segment_id] = entry
-        owner_patches = (self._set_owners(self._owned_by([segment_id]), 0)
-                         if self._owner is not None else [])
+        owner_patches = self._hand_over([segment_id])
         mixed = self._change_mixed([segment_id, *new_ids], [])
         return self._commit(edit, [patch], before, after, owner_patches=owner_patches,
                             mixed=mixed)
@@ -565,8 +565,7 @@ class Proofreader:
         patch = _Patch(region, _compact_index(np.flatnonzero(mask), sub.size),
                        _Values.constant(segment_id, sub.dtype), _Values.constant(0, sub.dtype))
         sub[mask] = 0
-        owner_patches = (self._set_owners(self._owned_by([segment_id]), 0)
-                         if self._owner is not None else [])
+        owner_patches = self._hand_over([segment_id])
         mixed = self._change_mixed([], [segment_id])
         edit = Edit("delete", [segment_id], [], self._coordinates(coordinates))
         return self._commit(edit, [patch], {segment_id: entry}, {segment_id: None},
@@ -614,8 +613,7 @@ class Proofreader:
         ids = [segment_id, *(i for i in swallowed.tolist() if i != 0)]
         # the segment now holds parts of fragments it does not own; those it swallowed lose
         # their fragments' ownership
-        owner_patches = (self._set_owners(self._owned_by(ids[1:]), 0)
-                         if self._owner is not None else [])
+        owner_patches = self._hand_over(ids[1:])
         mixed = self._change_mixed([i for i in after if after[i] is not None],
                                    [i for i in after if after[i] is None])
         return self._commit(Edit("fill_holes", ids, [segment_id], logged), [patch], before, after,

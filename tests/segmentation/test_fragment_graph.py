@@ -47,6 +47,16 @@ def test_owners_marks_fragments_shared_by_segments():
     assert mixed == {6, 7}
 
 
+def test_owners_compare_block_by_block():
+    """A fragment shared across a block boundary (planes=1) is found, with its segments."""
+    fragments = np.array([[[1, 1, 2, 2]], [[1, 1, 2, 2]]], np.uint64)
+    labels = np.array([[[5, 5, 6, 6]], [[5, 5, 8, 8]]], np.uint32)
+    graph = build_fragment_graph(fragments, np.zeros(fragments.shape, np.float32))
+    owner, mixed = owners(graph, labels, planes=1)
+    np.testing.assert_array_equal(owner, [0, 5, 0])
+    assert mixed == {6, 8}
+
+
 def blocks(shape=(4, 12, 24), size=(2, 4, 4)) -> tuple[np.ndarray, np.ndarray]:
     """A grid of box fragments, and a boundary map high between columns 11 and 12."""
     index = [np.arange(n) // s for n, s in zip(shape, size, strict=True)]
