@@ -55,6 +55,10 @@ ISBI_VALIDATE = range(15, 20)
 GALA_SPLIT = 35
 #: Fraction of training crops warped by `elastic_deform`: 15 ISBI sections overfit without it.
 ELASTIC_CHANCE = 0.5
+#: Merges are scored by the median affinity of the boundary between two segments, not its
+#: mean: a faint stretch of membrane then cannot pull two cells together. On ISBI 15–19 (the
+#: same model, per section) this scored 0.045 against 0.062 for the mean.
+QUANTILE = 50
 
 
 @dataclass
@@ -255,7 +259,8 @@ def validation_scores(net: Any, volumes: Sequence[LabelledVolume],
         probs = torch.from_numpy(affinities).clamp(1e-6, 1 - 1e-6)
         losses.append(float(loss_fn(torch.logit(probs), torch.from_numpy(targets),
                                     torch.from_numpy(mask))))
-        segmentation = segment_affinities(affinities, "3d" if volume.z_known else "2d")
+        segmentation = segment_affinities(affinities, "3d" if volume.z_known else "2d",
+                                          quantile=QUANTILE)
         errors.append(min(
             (score_segmentation(volume.labels, segmentation.labels(t)) if volume.z_known
              else mean_score(score_per_section(volume.labels, segmentation.labels(t))))
@@ -369,7 +374,8 @@ def model_spec(metrics: dict | None = None, command: str = "",
                      "description": "affinity of each voxel to its previous z, y and x "
                                     "neighbour",
                      "offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]}],
-        "postprocessing": {"threshold": threshold, "agglomeration": "mean affinity (waterz)"},
+        "postprocessing": {"threshold": threshold, "quantile": QUANTILE,
+                           "agglomeration": f"{QUANTILE} % quantile (median) affinity (waterz)"},
         "metrics": metrics or {},
     }
 
@@ -469,6 +475,17 @@ def validation_stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, boo
     }
 
 
+def leave_one_section_out(errors: np.ndarray) -> float:
+    """Mean error of each section at the threshold best for the other sections.
+
+    ``errors[i, j]`` is the error of section ``j`` at the ``i``-th threshold. Unlike the best
+    threshold's mean, this figure does not choose the threshold on the section it scores.
+    """
+    n = errors.shape[1]
+    chosen = [int(np.argmin(np.delete(errors, j, axis=1).mean(axis=1))) for j in range(n)]
+    return float(np.mean([errors[i, j] for j, i in enumerate(chosen)]))
+
+
 def evaluate(package_dir: Path, data: Path,
              thresholds: Sequence[float] = tuple(round(0.05 * i, 2) for i in range(2, 20)),
              ) -> dict:
@@ -476,8 +493,9 @@ def evaluate(package_dir: Path, data: Path,
 
     ISBI is scored per section (its labels are 2D), gala in 3D. The threshold with the lowest
     adapted Rand error on ISBI becomes the package's default; the figures go into
-    ``metrics.validation`` of its model.yaml. ISBI is also scored with sections linked
-    ("2d+z"), to show what its unlearnt z-affinities do.
+    ``metrics.validation`` of its model.yaml, with ISBI's per-section errors and its
+    `leave_one_section_out` error. ISBI is also scored with sections linked ("2d+z"), to show
+    what its unlearnt z-affinities do.
     """
     import dataclasses
 
@@ -491,27 +509,37 @@ def evaluate(package_dir: Path, data: Path,
     from napari_spines.segmentation.pipeline import segment_affinities, segment_image
 
     package = open_package(package_dir)
+    quantile = package.spec.postprocessing.get("quantile")
     runs = []
     for name, (image, labels, per_section, mode) in validation_stacks(data).items():
         segmentation = segment_image(image, "ZYX", package, mode=mode)
         runs.append((name, segmentation, labels, per_section))
         if per_section:
-            linked = segment_affinities(segmentation.affinities, "2d+z")
+            linked = segment_affinities(segmentation.affinities, "2d+z", quantile=quantile)
             runs.append((f"{name}, sections linked (2d+z)", linked, labels, per_section))
     results: dict[str, dict] = {}
+    sections: dict[str, np.ndarray] = {}
     for name, segmentation, labels, per_section in runs:
-        by_threshold = {}
+        by_threshold, by_section = {}, []
         for t in thresholds:
             predicted = segmentation.labels(t)
-            by_threshold[t] = (mean_score(score_per_section(labels, predicted)) if per_section
-                               else score_segmentation(labels, predicted))
+            if per_section:
+                scores = score_per_section(labels, predicted)
+                by_section.append([s.adapted_rand_error for s in scores])
+                by_threshold[t] = mean_score(scores)
+            else:
+                by_threshold[t] = score_segmentation(labels, predicted)
         results[name] = by_threshold
-    isbi = results["isbi2012 sections 15-19"]
+        if per_section:
+            sections[name] = np.array(by_section)
+    isbi_name = "isbi2012 sections 15-19"
+    isbi = results[isbi_name]
     best = min(thresholds, key=lambda t: isbi[t].adapted_rand_error)
+    agglomeration = "mean" if quantile is None else f"{quantile} % quantile"
     validation: dict[str, Any] = {
         "threshold": best,
-        "through": "napari-spines segment: fragments, waterz mean-affinity agglomeration; "
-                   "ISBI per section, gala in 3D"}
+        "through": f"napari-spines segment: fragments, waterz {agglomeration} affinity "
+                   f"agglomeration; ISBI per section, gala in 3D"}
     for name, by_threshold in results.items():
         own_best = min(thresholds, key=lambda t: by_threshold[t].adapted_rand_error)
         validation[name] = {
@@ -520,6 +548,10 @@ def evaluate(package_dir: Path, data: Path,
             "best_adapted_rand_error": round(by_threshold[own_best].adapted_rand_error, 4),
             "adapted_rand_error_by_threshold": {str(t): round(s.adapted_rand_error, 4)
                                                 for t, s in by_threshold.items()}}
+    errors = sections[isbi_name]
+    validation[isbi_name]["adapted_rand_error_per_section"] = [
+        round(float(e), 4) for e in errors[list(thresholds).index(best)]]
+    validation[isbi_name]["leave_one_section_out"] = round(leave_one_section_out(errors), 4)
     spec = package.spec
     write_spec(package_dir / "model.yaml", dataclasses.replace(
         spec, postprocessing={**spec.postprocessing, "threshold": best},

@@ -139,6 +139,8 @@ def test_train_affinities_on_the_users_own_labels(tmp_path, monkeypatch) -> None
     import tifffile
 
     from napari_spines.cli import main
+    from napari_spines.models import open_package
+    from napari_spines.training.affinity import QUANTILE
     from napari_spines.training.synthetic import synthetic_em
 
     write_em_folder(tmp_path / "em")
@@ -151,8 +153,20 @@ def test_train_affinities_on_the_users_own_labels(tmp_path, monkeypatch) -> None
     assert main([*command, "--add", str(tmp_path / "mine.tif"),
                  str(tmp_path / "mine_labels.tif")]) == 0
     assert (tmp_path / "run/em-affinity/model.onnx").exists()
+    spec = open_package(tmp_path / "run/em-affinity").spec
+    assert spec.postprocessing["quantile"] == QUANTILE  # median agglomeration, as validated
+    assert "leave_one_section_out" in spec.metrics["validation"]["isbi2012 sections 15-19"]
     assert len(sampled) >= 6 and 0 < sum(sampled) < len(sampled)  # about half are the user's
     assert main([*command, "--add", str(tmp_path / "mine.tif"), str(tmp_path / "no.tif")]) == 2
+
+
+def test_leave_one_section_out_never_picks_the_threshold_on_the_scored_section() -> None:
+    from napari_spines.training.affinity import leave_one_section_out
+
+    errors = np.array([[0.1, 0.1, 0.9],   # threshold 0: good for sections 0, 1
+                       [0.2, 0.2, 0.0]])  # threshold 1: best on average (0.133)
+    # sections 0 and 1 get threshold 1 (the others' best), section 2 threshold 0
+    assert leave_one_section_out(errors) == pytest.approx((0.2 + 0.2 + 0.9) / 3)
 
 
 def test_the_builtin_package_is_a_start_for_fine_tuning() -> None:
