@@ -51,7 +51,7 @@ from napari_spines.segmentation.pipeline import (
     check_image,
     segment_image,
 )
-from napari_spines.segmentation.proofreading import Edit, Proofreader
+from napari_spines.segmentation.proofreading import Edit, LabelIndex, Proofreader
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,8 @@ class SegmentationWidget(Container):
         self._fragments: FragmentGraph | None = None
         self._current: int | None = None  # the segment "next" went to
         self._index_stale = False  # the user painted: the proofreader must reindex
+        self._index_worker: Any = None  # reindexing painted labels
+        self._after_index: Callable[[], object] | None = None  # the request it holds up
         self._quiet = False  # setting the slider from code: do not relabel
         self._metrics_worker: Any = None
         self._metrics_pending = False
@@ -512,7 +514,7 @@ class SegmentationWidget(Container):
     def _edit(self, operation: Callable[[Proofreader, np.ndarray], Edit | None],
               describe: Callable[[Edit], str]) -> Edit | None:
         """Run one proofreading operation; refresh the layer, clear the points, rescore."""
-        proofreader = self._proofreader()
+        proofreader = self._proofreader(partial(self._edit, operation, describe))
         if proofreader is None:
             return None
         try:
@@ -526,12 +528,25 @@ class SegmentationWidget(Container):
         self._say(describe(edit))
         return edit
 
-    def _proofreader(self) -> Proofreader | None:
+    @property
+    def index_busy(self) -> bool:
+        """True while painted labels are being indexed (an operation waits for it)."""
+        return self._index_worker is not None
+
+    def _proofreader(self, retry: Callable[[], object] | None = None) -> Proofreader | None:
+        """The proofreader of the Labels layer, or None (with a message).
+
+        After hand painting, the labels are indexed again in a worker, so napari does not
+        freeze on a large volume; then ``retry`` (the request that asked) runs.
+        """
         if self.proofreader is None or not self._has_labels_layer():
             self._say("Segment an image first.", error=True)
             return None
         if self.relabel_busy:
             self._say("Relabelling at the new threshold: try again in a moment.", error=True)
+            return None
+        if self.index_busy:
+            self._after_index = retry  # the latest request runs when the index is ready
             return None
         assert self.labels_layer is not None
         if self.proofreader.labels is not self.labels_layer.data:  # the layer got new data
@@ -543,9 +558,38 @@ class SegmentationWidget(Container):
                 self._say(first_line(exc), error=True)
                 return None
         elif self._index_stale:  # painted by hand since the last operation
-            self.proofreader.reindex()
+            self._start_reindex(self.proofreader, retry)
+            return None
         self._index_stale = False
         return self.proofreader
+
+    def _start_reindex(self, proofreader: Proofreader,
+                       retry: Callable[[], object] | None) -> None:
+        """Index the painted labels in a worker; painting on meanwhile marks them stale again."""
+        self._index_stale = False
+        self._after_index = retry
+        self._say("indexing the painted labels…")
+        self._index_worker = create_worker(
+            proofreader.index_labels, _start_thread=False,
+            _connect={"returned": partial(self._reindexed, proofreader),
+                      "errored": self._reindex_failed})
+        self._index_worker.start()
+
+    def _reindexed(self, proofreader: Proofreader, index: LabelIndex) -> None:
+        self._index_worker = None
+        retry, self._after_index = self._after_index, None
+        if proofreader is not self.proofreader:  # relabelled or segmented again meanwhile
+            return
+        proofreader.reindex(index)
+        self._say("painted labels indexed")
+        if retry is not None:
+            retry()
+
+    def _reindex_failed(self, exc: Exception) -> None:
+        self._index_worker = None
+        self._after_index = None
+        self._index_stale = True
+        self._say(f"could not index the painted labels: {first_line(exc)}", error=True)
 
     def _after_edit(self) -> None:
         assert self.labels_layer is not None and self.proofreader is not None
@@ -623,7 +667,7 @@ class SegmentationWidget(Container):
 
     def next_segment(self) -> int | None:
         """Select the next segment in the chosen order and move the view to it."""
-        proofreader = self._proofreader()
+        proofreader = self._proofreader(self.next_segment)
         if proofreader is None:
             return None
         try:
@@ -664,7 +708,7 @@ class SegmentationWidget(Container):
     def save(self, path: str | Path) -> tuple[Path, Path] | None:
         """Write the labels TIFF (image's voxel size) and ``<name>.edits.json`` beside it."""
         path = Path(path)
-        proofreader = self._proofreader()
+        proofreader = self._proofreader(partial(self.save, path))
         if proofreader is None or self.labels_layer is None:
             return None
         if path.suffix.lower() not in (".tif", ".tiff"):

@@ -174,6 +174,15 @@ def _mask_box(mask: np.ndarray, offset: Sequence[int]) -> Box | None:
     return tuple(lo) + tuple(hi)
 
 
+@dataclass(frozen=True)
+class LabelIndex:
+    """What a :class:`Proofreader` knows of its labels, built by `Proofreader.index_labels`."""
+
+    entries: dict[int, _Entry]  # segment id → voxel count and bounding box
+    owner: np.ndarray | None  # fragment → the segment it lies wholly in, or 0
+    mixed: set[int]  # segments that are not a union of fragments they own
+
+
 def _build_index(volume: np.ndarray) -> dict[int, _Entry]:
     """Voxel count and bounding box of every nonzero id, in two passes over the volume."""
     ids, counts = fastremap.unique(volume, return_counts=True)
@@ -260,8 +269,8 @@ class Proofreader:
         self._graph = fragments
         self._owner: np.ndarray | None = None  # fragment → the segment it lies wholly in, or 0
         self._mixed: set[int] = set()  # segments that are not a union of fragments they own
-        self._find_owners()
-        self._index = _build_index(self._volume)
+        self._index: dict[int, _Entry] = {}
+        self.reindex()
         self._former: dict[int, int] = {}  # voxel counts of ids that left the volume
         self._undo: list[_Record] = []
         self._redo: list[_Record] = []
@@ -295,14 +304,22 @@ class Proofreader:
         """Bounding box touched by the last operation, undo or redo; None if nothing changed."""
         return None if self._changed is None else self._public(self._changed)
 
-    def reindex(self) -> None:
-        """Rebuild the index from the labels (after they were edited by something else)."""
-        self._index = _build_index(self._volume)
-        self._find_owners()
+    def index_labels(self) -> LabelIndex:
+        """Index the labels as they are now, without changing the proofreader.
 
-    def _find_owners(self) -> None:
-        if self._graph is not None:
-            self._owner, self._mixed = owners(self._graph, self._volume)
+        It only reads the labels, so it may run in a worker thread (a second or so on 100 M
+        voxels); `reindex` installs the result.
+        """
+        owner, mixed = (None, set()) if self._graph is None else owners(self._graph,
+                                                                        self._volume)
+        return LabelIndex(_build_index(self._volume), owner, set(mixed))
+
+    def reindex(self, index: LabelIndex | None = None) -> None:
+        """Use ``index`` (default: index the labels now), after something else edited them."""
+        index = self.index_labels() if index is None else index
+        self._index = dict(index.entries)
+        self._owner = None if index.owner is None else index.owner.copy()
+        self._mixed = set(index.mixed)
 
     def _hand_over(self, segment_ids: Iterable[int], new_owner: int = 0) -> list[_OwnerPatch]:
         """Hand the fragments lying wholly in any of the segments to ``new_owner`` (0: none)."""

@@ -290,7 +290,7 @@ def test_delete_the_selected_segment_or_the_one_under_a_point(segmented):
     assert [e.operation for e in widget.proofreader.edits] == ["delete", "delete"]
 
 
-def test_fill_holes_of_the_selected_segment_after_painting(segmented):
+def test_fill_holes_of_the_selected_segment_after_painting(segmented, qtbot):
     from scipy import ndimage as ndi
 
     _, widget, _ = segmented
@@ -303,12 +303,15 @@ def test_fill_holes_of_the_selected_segment_after_painting(segmented):
     assert labels[hole] == 0
     widget.labels_layer.selected_label = target
     press(widget.labels_layer, "shift+f")
+    # the painted labels are indexed in a worker, not on napari's thread; then the fill runs
+    assert widget.index_busy and labels[hole] == 0
+    qtbot.waitUntil(lambda: not widget.index_busy, timeout=30_000)
     assert labels[hole] == target
     assert widget.proofreader.edits[-1].operation == "fill_holes"
     assert widget.proofreader.voxel_count(target) == counts.max()  # reindexed after painting
 
 
-def test_napari_undo_of_a_brush_stroke_reaches_the_proofreading_index(segmented):
+def test_napari_undo_of_a_brush_stroke_reaches_the_proofreading_index(segmented, qtbot):
     _, widget, _ = segmented
     layer = widget.labels_layer
     labels = layer.data
@@ -318,11 +321,27 @@ def test_napari_undo_of_a_brush_stroke_reaches_the_proofreading_index(segmented)
     layer.data_setitem(tuple(np.array([[c] for c in voxel])), 0)  # a brush click
     layer.selected_label = target
     press(layer, "shift+f")  # the proofreader indexes the painted labels
+    qtbot.waitUntil(lambda: not widget.index_busy, timeout=30_000)
     assert widget.proofreader.voxel_count(target) == counts.max() - 1
     press(layer, "ctrl+z")  # napari's undo of the stroke: the voxel is the target's again
     assert labels[voxel] == target
     press(layer, "shift+f")  # the next edit must index the restored voxel
+    qtbot.waitUntil(lambda: not widget.index_busy, timeout=30_000)
     assert widget.proofreader.voxel_count(target) == counts.max()
+
+
+def test_only_the_latest_request_runs_after_indexing(segmented, qtbot):
+    _, widget, _ = segmented
+    layer = widget.labels_layer
+    labels = layer.data
+    voxel = tuple(np.argwhere(labels > 0)[0])
+    layer.data_setitem(tuple(np.array([[c] for c in voxel])), 0)  # a brush click
+    layer.selected_label = int(np.unique(labels)[-1])
+    assert widget.delete() is None and widget.index_busy  # waits for the index
+    assert widget.next_segment() is None  # a newer request replaces it
+    qtbot.waitUntil(lambda: not widget.index_busy, timeout=30_000)
+    assert widget.proofreader.edits == []  # the delete did not run
+    assert layer.selected_label == widget.proofreader.next_segment("largest")
 
 
 def test_next_segment_selects_the_largest_and_moves_the_view(segmented):
