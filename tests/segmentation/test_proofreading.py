@@ -485,3 +485,30 @@ def test_2d_labels():
     assert_index_right(pr)
     with pytest.raises(ValueError, match=r"seeds must be an \(N, 2\) array"):
         pr.split(2, [[0, 2, 12], [0, 9, 17]])
+
+
+def test_undo_records_are_compact_for_dense_and_sparse_edits():
+    labels = np.zeros((20, 64, 64), np.uint32)
+    labels[:, :32] = 1
+    labels[:, 32:] = 2
+    z = np.arange(20)
+    labels[z, 3 * z, 3 * z + 1] = 3  # a thin diagonal: 20 voxels in a 20 × 58 × 58 box
+    original = labels.copy()
+    pr = Proofreader(labels)
+    target = pr.merge([1, 2]).new_ids[0]  # about half of a 20 × 64 × 64 box: a bit mask
+    pr.merge([target, 3])  # 20 voxels of a 20 × 58 × 58 box: their indices
+
+    def stored_bytes(record) -> int:
+        return sum(a.nbytes for p in record.patches for a in p.voxels if isinstance(a, np.ndarray))
+
+    dense, sparse = pr._undo
+    assert stored_bytes(dense) <= 20 * 64 * 64 // 8  # one bit per voxel of the box
+    assert stored_bytes(sparse) == 20 * 4  # one uint32 per changed voxel
+    merged = labels.copy()
+    pr.undo()
+    pr.undo()
+    np.testing.assert_array_equal(labels, original)
+    pr.redo()
+    pr.redo()
+    np.testing.assert_array_equal(labels, merged)
+    assert_index_right(pr)
