@@ -357,7 +357,7 @@ def model_spec(metrics: dict | None = None, command: str = "",
 
     radius = receptive_radius(POOLS)
     return {
-        "format_version": 1, "name": "em-affinity", "version": "0.1.0", "task": "affinities",
+        "format_version": 1, "name": "em-affinity", "version": "0.2.0", "task": "affinities",
         "description": "Nearest-neighbour z, y, x affinities of serial-section and FIB-SEM "
                        "EM: 3D U-Net with in-plane pooling.",
         "license": "BSD-3-Clause", "authors": ["napari-spines developers"],
