@@ -342,14 +342,15 @@ class Proofreader:
         """
         owner, mixed = (None, set()) if self._graph is None else owners(self._graph,
                                                                         self._volume)
-        return LabelIndex(_build_index(self._volume), owner, set(mixed))
+        return LabelIndex(_build_index(self._volume), owner, mixed)
 
     def reindex(self, index: LabelIndex | None = None) -> None:
-        """Use ``index`` (default: index the labels now), after something else edited them."""
+        """Use ``index`` (default: index the labels now), after something else edited them.
+
+        The proofreader takes ``index`` over and edits it: index the labels anew for another.
+        """
         index = self.index_labels() if index is None else index
-        self._index = dict(index.entries)
-        self._owner = None if index.owner is None else index.owner.copy()
-        self._mixed = set(index.mixed)
+        self._index, self._owner, self._mixed = index.entries, index.owner, index.mixed
 
     def _hand_over(self, segment_ids: Iterable[int], new_owner: int = 0) -> list[_OwnerPatch]:
         """Hand the fragments lying wholly in any of the segments to ``new_owner`` (0: none)."""
