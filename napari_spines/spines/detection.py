@@ -10,7 +10,7 @@ import numpy as np
 
 from napari_spines.inference import predict_volume
 from napari_spines.progress import ProgressCallback
-from napari_spines.spines.detect import find_peaks, near_points
+from napari_spines.spines.detect import find_peaks, near_points, place_between_slices
 
 #: Voxel sizes outside this range (µm) are almost certainly a unit mistake.
 PLAUSIBLE_VOXEL_UM = (0.005, 20.0)
@@ -70,7 +70,8 @@ def detect_spines(
     threshold, min_distance_um, max_dendrite_distance_um
         Post-processing; default from the model's ``postprocessing``. The dendrite distance
         applies when the model has a ``dendrite`` output: peaks farther from the predicted
-        shaft are dropped.
+        shaft are dropped. A ``between_slices_ratio`` in the model's ``postprocessing`` places
+        heads that fill two slices between them (`place_between_slices`).
     runtime, device
         See `napari_spines.models.load_model`.
     progress
@@ -86,7 +87,7 @@ def detect_spines(
         float(post.get("threshold", 0.5) if threshold is None else threshold),
         float(post.get("min_distance_um", 1.0) if min_distance_um is None else min_distance_um),
         post.get("max_dendrite_distance_um") if max_dendrite_distance_um is None
-        else max_dendrite_distance_um)
+        else max_dendrite_distance_um, post.get("between_slices_ratio"))
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,22 @@ class Heatmaps:
                                            strict=True))
 
     def peaks(self, threshold: float, min_distance_um: float = 1.0,
-              max_dendrite_distance_um: float | None = None) -> Detections:
-        """Peaks above ``threshold``; near the predicted shaft when a distance is given."""
+              max_dendrite_distance_um: float | None = None,
+              between_slices_ratio: float | None = None) -> Detections:
+        """Peaks above ``threshold``; near the predicted shaft when a distance is given.
+
+        ``between_slices_ratio``: see `place_between_slices`; None keeps the parabola's z.
+        """
         timed = "T" in self.axes
         frames = list(self.heads) if timed else [self.heads]
         shafts = list(self.shaft) if timed and self.shaft is not None else [self.shaft]
         grid_voxel = self.grid_voxel_um
         coords, scores = [], []
         for t, frame in enumerate(frames):
-            found, score = find_peaks(np.asarray(frame), grid_voxel, threshold, min_distance_um)
+            frame = np.asarray(frame)
+            found, score = find_peaks(frame, grid_voxel, threshold, min_distance_um)
+            if between_slices_ratio is not None:
+                found = place_between_slices(frame, found, float(between_slices_ratio))
             shaft = shafts[t] if t < len(shafts) else None
             if shaft is not None and max_dendrite_distance_um is not None and len(found):
                 shaft_points = np.argwhere(np.asarray(shaft) > 0.5)[::2]

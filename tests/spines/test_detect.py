@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_spines.spines.detect import find_peaks, near_points
+from napari_spines.spines.detect import find_peaks, near_points, place_between_slices
 from napari_spines.spines.metrics import match_points, score_detections
 
 
@@ -65,3 +65,16 @@ def test_scores_count_matches_within_distance_only():
     score = score_detections(predicted, annotated, (1, 1, 1), 1.0)
     assert (score.true_positives, score.false_positives, score.false_negatives) == (1, 1, 1)
     assert score.precision == pytest.approx(0.5) and score.f1 == pytest.approx(0.5)
+
+
+def test_heads_filling_two_slices_are_placed_between_them():
+    """A neighbour slice at ≥ ratio x the peak moves z halfway; weaker ones leave z alone."""
+    heat = np.zeros((5, 9, 9))
+    heat[2, 4, 4], heat[3, 4, 4], heat[1, 4, 4] = 1.0, 0.6, 0.2  # strong slice above
+    heat[0, 1, 1], heat[1, 1, 1] = 1.0, 0.9  # on the first slice: nothing below it
+    heat[4, 7, 7], heat[3, 7, 7] = 1.0, 0.3  # on the last slice, weak neighbour
+    coords = np.array([[2.1, 4.0, 4.0], [0.2, 1.0, 1.0], [3.9, 7.0, 7.0]])
+    placed = place_between_slices(heat, coords, ratio=0.5)
+    assert placed[:, 0].tolist() == [2.5, 0.5, 3.9]
+    assert placed[:, 1:].tolist() == coords[:, 1:].tolist()
+    assert place_between_slices(heat, coords, ratio=0.7)[0, 0] == 2.1  # 0.6 < 0.7
