@@ -1,4 +1,4 @@
-"""The spine commands of ``napari-spines``: ``detect`` and ``train spines``."""
+"""The spine commands of ``napari-spines``: ``detect``, ``score`` and ``train spines``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """Register ``detect`` and ``train`` on the main parser; return ``train``'s models."""
+    """Register ``detect``, ``score`` and ``train``; return ``train``'s models."""
     detect = commands.add_parser("detect", help="find spine heads in a stack; write a CSV")
     detect.add_argument("image", type=Path, help="ZYX or TZYX stack")
     detect.add_argument("-o", "--output", required=True, type=Path, help="output .csv")
@@ -32,6 +32,18 @@ def add_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAc
     detect.add_argument("--threshold", type=float, help="minimum score (default: the model's)")
     detect.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
     detect.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+
+    score = commands.add_parser(
+        "score", help="score a spines CSV against an annotated session (precision, recall, F1)")
+    score.add_argument("spines", type=Path, help="spines .csv (from detect or Export CSV)")
+    score.add_argument("--session", required=True, type=Path, metavar="STACK.tif",
+                       help="annotated stack; STACK_spines.csv and STACK_dendrites.csv beside it")
+    score.add_argument("--min-score", type=float, default=None,
+                       help="ignore spines scoring below this (default: keep all)")
+    score.add_argument("--within-um", type=float, default=4.0,
+                       help="score only within this distance of a traced dendrite")
+    score.add_argument("--match-um", type=float, default=1.0,
+                       help="a detection matches an annotation within this distance")
 
     train = commands.add_parser("train", help="train a built-in model on your data")
     what = train.add_subparsers(dest="what", metavar="MODEL", required=True)
@@ -91,6 +103,40 @@ def detect(args: argparse.Namespace) -> int:
                      {"id": range(1, len(found) + 1), "score": found.scores})
     print(f"{len(found)} spines in {time.perf_counter() - started:.1f} s → {args.output}",
           file=sys.stderr)
+    return 0
+
+
+def score(args: argparse.Namespace) -> int:
+    """Print precision, recall and F1 of a spines CSV on an annotated session.
+
+    Spines with status ``rejected`` (a reviewed export) are not counted as detections.
+    """
+    import numpy as np
+
+    from napari_spines.io.points_csv import read_points_csv
+    from napari_spines.spines.evaluate import load_session, score_on_session
+
+    stem = args.session.with_suffix("")
+    missing = [p.name for p in (args.session, Path(f"{stem}_spines.csv"),
+                                Path(f"{stem}_dendrites.csv")) if not p.exists()]
+    if missing:
+        return fail(f"{args.session}: an annotated session is STACK.tif with STACK_spines.csv "
+                    f"and STACK_dendrites.csv beside it; missing {', '.join(missing)}")
+    try:
+        coords, _, properties = read_points_csv(args.spines)
+        session = load_session(args.session)
+    except (VolumeReadError, OSError, ValueError) as exc:
+        return fail(first_line(exc))
+    if coords.shape[1] != 3:
+        return fail(f"{args.spines.name}: needs z, y, x columns (one time point), "
+                    f"not {coords.shape[1]} axes")
+    keep = np.ones(len(coords), bool)
+    if "status" in properties:
+        keep &= np.asarray(properties["status"]).astype(str) != "rejected"
+    if args.min_score is not None and "score" in properties:
+        keep &= np.asarray(properties["score"], dtype=float) >= args.min_score
+    result = score_on_session(coords[keep], session, args.within_um, args.match_um)
+    print(f"{args.spines.name} on {args.session.stem}: {result}")
     return 0
 
 

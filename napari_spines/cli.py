@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cli_segment.train_affinities(args)
         return (_cli_segment.segment(args) if args.command == "segment"
                 else _cli_segment.labels_affinities(args))
-    if args.command in ("detect", "train"):
+    if args.command in ("detect", "score", "train"):
         from napari_spines import _cli_spines
 
         return getattr(_cli_spines, args.command)(args)
