@@ -124,7 +124,7 @@ def place_between_slices(heatmap: np.ndarray, coords: np.ndarray, ratio: float) 
     above = np.where(z < last, heatmap[np.minimum(z + 1, last), y, x], 0.0)
     up = (above >= below) & (above >= ratio * peak)
     down = (below > above) & (below >= ratio * peak)
-    placed = coords.astype(float).copy()
+    placed = coords.astype(float)  # a copy
     placed[:, 0] = np.where(up, z + 0.5, np.where(down, z - 0.5, placed[:, 0]))
     return placed
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,12 +82,10 @@ def detect_spines(
     check_stack(data.shape, axes, voxel_size_um)
     package = find_model(model, task="spine-detection")
     maps = predict_heatmaps(data, axes, package, voxel_size_um, runtime, device, progress)
-    post = package.spec.postprocessing
-    return maps.peaks(
-        float(post.get("threshold", 0.5) if threshold is None else threshold),
-        float(post.get("min_distance_um", 1.0) if min_distance_um is None else min_distance_um),
-        post.get("max_dendrite_distance_um") if max_dendrite_distance_um is None
-        else max_dendrite_distance_um, post.get("between_slices_ratio"))
+    given = {"threshold": threshold, "min_distance_um": min_distance_um,
+             "max_dendrite_distance_um": max_dendrite_distance_um}
+    return maps.postprocessed({**package.spec.postprocessing,
+                               **{k: v for k, v in given.items() if v is not None}})
 
 
 @dataclass(frozen=True)
@@ -110,6 +108,13 @@ class Heatmaps:
         """Voxel size of the maps' grid in µm."""
         return tuple(v / f for v, f in zip(self.voxel_size_um, self.factors,  # type: ignore
                                            strict=True))
+
+    def postprocessed(self, postprocessing: Mapping[str, Any]) -> Detections:
+        """`peaks` with the settings of a model's ``postprocessing`` (threshold 0.5 if none)."""
+        return self.peaks(float(postprocessing.get("threshold", 0.5)),
+                          float(postprocessing.get("min_distance_um", 1.0)),
+                          postprocessing.get("max_dendrite_distance_um"),
+                          postprocessing.get("between_slices_ratio"))
 
     def peaks(self, threshold: float, min_distance_um: float = 1.0,
               max_dendrite_distance_um: float | None = None,

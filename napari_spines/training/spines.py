@@ -260,7 +260,7 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
     return {
         "format_version": 1, "name": "spine-2p", "version": "0.1.1", "task": "spine-detection",
         "description": "Spine heads in two-photon stacks of dendrites: 3D U-Net with a spine "
-                       "head and a dendrite shaft channel, averaged over flips of y and x.",
+                       "head and a dendrite shaft channel, averaged over a flip of x.",
         "license": "BSD-3-Clause", "authors": ["napari-spines developers"],
         "training": {"data": ["rr30a_tp0, rr30a_tp1 (PyMapManager-Data, MIT)",
                               "synthetic two-photon stacks (napari_spines.training.synthetic)"],
@@ -435,10 +435,8 @@ def calibrate(package_dir: Path, session: AnnotatedSession,
     volume = read_volumes(session.stack)[0]
     maps = predict_heatmaps(volume.data, volume.axes, package, volume.voxel_size_um)
     post = spec.postprocessing
-    scores = {t: score_on_session(maps.peaks(t, post.get("min_distance_um", 1.0),
-                                             post.get("max_dendrite_distance_um"),
-                                             post.get("between_slices_ratio")).coords,
-                                  session) for t in thresholds}
+    scores = {t: score_on_session(maps.postprocessed({**post, "threshold": t}).coords, session)
+              for t in thresholds}
     best = max(scores, key=lambda t: scores[t].f1)
     validation = {
         "data": f"{session.stack.stem}, within 4 µm of traced dendrites, 1.0 µm one-to-one "
