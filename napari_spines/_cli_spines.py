@@ -114,11 +114,9 @@ def score(args: argparse.Namespace) -> int:
     import numpy as np
 
     from napari_spines.io.points_csv import read_points_csv
-    from napari_spines.spines.evaluate import load_session, score_on_session
+    from napari_spines.spines.evaluate import load_session, score_on_session, session_files
 
-    stem = args.session.with_suffix("")
-    missing = [p.name for p in (args.session, Path(f"{stem}_spines.csv"),
-                                Path(f"{stem}_dendrites.csv")) if not p.exists()]
+    missing = [p.name for p in session_files(args.session) if not p.exists()]
     if missing:
         return fail(f"{args.session}: an annotated session is STACK.tif with STACK_spines.csv "
                     f"and STACK_dendrites.csv beside it; missing {', '.join(missing)}")

@@ -19,7 +19,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import tifffile
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
@@ -34,9 +33,9 @@ RATIOS = (None, 0.3, 0.5, 0.7)
 THRESHOLDS = tuple(round(0.25 + 0.05 * i, 2) for i in range(6))
 
 
-def brightest_slice_offsets(session: AnnotatedSession) -> np.ndarray:
+def brightest_slice_offsets(stack: np.ndarray, session: AnnotatedSession) -> np.ndarray:
     """Brightest slice (of ±3) at each annotated head's y, x minus the annotated slice."""
-    image = ndi.gaussian_filter(tifffile.imread(session.stack).astype(np.float32), (0, 2, 2))
+    image = ndi.gaussian_filter(np.asarray(stack, np.float32), (0, 2, 2))
     offsets = []
     for z, y, x in np.round(session.spines).astype(int):
         lo, hi = max(z - 3, 0), min(z + 4, image.shape[0])
@@ -73,10 +72,10 @@ def main() -> None:
     threshold = float(post.get("threshold", 0.5))
     for name in args.sessions:
         session = load_session(args.data / f"{name}.tif")
-        offsets = brightest_slice_offsets(session)
+        volume = read_volumes(session.stack)[0]
+        offsets = brightest_slice_offsets(volume.data, session)
         print(f"{name}: annotated slice is the brightest for {np.mean(offsets == 0):.0%} of "
               f"{len(offsets)} heads; 3+ slices off for {np.mean(abs(offsets) >= 3):.0%}")
-        volume = read_volumes(session.stack)[0]
         maps = predict_heatmaps(volume.data, volume.axes, package, volume.voxel_size_um)
 
         def peaks(t: float, ratio: float | None, maps=maps) -> np.ndarray:

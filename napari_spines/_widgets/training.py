@@ -27,7 +27,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels
 
 from napari_spines._widgets._task import TaskPanel
-from napari_spines._widgets._viewer import OptionalChoice, follow_layers
+from napari_spines._widgets._viewer import OptionalChoice, follow_layers, image_layers
 from napari_spines.errors import first_line
 from napari_spines.training.export import TrainedModel
 
@@ -100,8 +100,7 @@ class TrainingWidget(Container):
         self.result: TrainedModel | None = None
 
     def _image_choices(self, _widget: object = None) -> list[tuple[str, Image]]:
-        return [(layer.name, layer) for layer in self._viewer.layers
-                if isinstance(layer, Image) and not layer.rgb and layer.ndim == 3]
+        return [(name, layer) for name, layer in image_layers(self._viewer) if layer.ndim == 3]
 
     def _labels_choices(self, _widget: object = None) -> list[tuple[str, Labels]]:
         """Labels layers shaped like the chosen stack."""

@@ -32,13 +32,19 @@ class AnnotatedSession:
     voxel_size_um: tuple[float, float, float]
 
 
-def load_session(stack: str | Path) -> AnnotatedSession:
-    """Read the spine and dendrite tables that sit beside ``stack``."""
+def session_files(stack: str | Path) -> tuple[Path, Path, Path]:
+    """A session's files: the stack, ``STACK_spines.csv`` and ``STACK_dendrites.csv``."""
     stack = Path(stack)
     stem = stack.with_suffix("")
-    coords, voxel, properties = read_points_csv(f"{stem}_spines.csv")
+    return stack, Path(f"{stem}_spines.csv"), Path(f"{stem}_dendrites.csv")
+
+
+def load_session(stack: str | Path) -> AnnotatedSession:
+    """Read the spine and dendrite tables that sit beside ``stack``."""
+    stack, spines_csv, dendrites_csv = session_files(stack)
+    coords, voxel, properties = read_points_csv(spines_csv)
     bad = np.asarray(properties.get("is_bad", np.zeros(len(coords))), dtype=float) > 0
-    dendrites, _, _ = read_points_csv(f"{stem}_dendrites.csv")
+    dendrites, _, _ = read_points_csv(dendrites_csv)
     return AnnotatedSession(stack, coords[~bad], coords[bad], dendrites,
                             tuple(voxel))  # type: ignore[arg-type]
 

@@ -37,7 +37,12 @@ from napari_spines.inference import normalisation_stats, read_resampled, source_
 from napari_spines.io import read_volumes
 from napari_spines.models.spec import Normalisation
 from napari_spines.progress import ProgressCallback
-from napari_spines.spines.evaluate import AnnotatedSession, load_session, score_on_session
+from napari_spines.spines.evaluate import (
+    AnnotatedSession,
+    load_session,
+    score_on_session,
+    session_files,
+)
 from napari_spines.training.export import TrainedModel, load_weights, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -358,10 +363,10 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
 def check_sessions(data: Path, names: Sequence[str]) -> None:
     """Raise ValueError unless every session has its stack and both tables in ``data``."""
     for name in names:
-        for suffix in (".tif", "_spines.csv", "_dendrites.csv"):
-            if not (data / f"{name}{suffix}").exists():
-                raise ValueError(f"{data / name}{suffix}: no such file (a session is NAME.tif "
-                                 f"with NAME_spines.csv and NAME_dendrites.csv)")
+        for path in session_files(data / f"{name}.tif"):
+            if not path.exists():
+                raise ValueError(f"{path}: no such file (a session is NAME.tif with "
+                                 f"NAME_spines.csv and NAME_dendrites.csv)")
 
 
 def train_and_export(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
