@@ -111,29 +111,19 @@ def score(args: argparse.Namespace) -> int:
 
     Spines with status ``rejected`` (a reviewed export) are not counted as detections.
     """
-    import numpy as np
-
     from napari_spines.io.points_csv import read_points_csv
-    from napari_spines.spines.evaluate import load_session, score_on_session, session_files
+    from napari_spines.spines.evaluate import counted_spines, load_session, score_on_session
 
-    missing = [p.name for p in session_files(args.session) if not p.exists()]
-    if missing:
-        return fail(f"{args.session}: an annotated session is STACK.tif with STACK_spines.csv "
-                    f"and STACK_dendrites.csv beside it; missing {', '.join(missing)}")
     try:
-        coords, _, properties = read_points_csv(args.spines)
         session = load_session(args.session)
+        coords, _, properties = read_points_csv(args.spines)
     except (VolumeReadError, OSError, ValueError) as exc:
         return fail(first_line(exc))
     if coords.shape[1] != 3:
         return fail(f"{args.spines.name}: needs z, y, x columns (one time point), "
                     f"not {coords.shape[1]} axes")
-    keep = np.ones(len(coords), bool)
-    if "status" in properties:
-        keep &= np.asarray(properties["status"]).astype(str) != "rejected"
-    if args.min_score is not None and "score" in properties:
-        keep &= np.asarray(properties["score"], dtype=float) >= args.min_score
-    result = score_on_session(coords[keep], session, args.within_um, args.match_um)
+    detections = counted_spines(coords, properties, args.min_score)
+    result = score_on_session(detections, session, args.within_um, args.match_um)
     print(f"{args.spines.name} on {args.session.stem}: {result}")
     return 0
 

@@ -29,6 +29,12 @@ from napari_spines.io.layers import spine_points_style
 from napari_spines.io.points_csv import write_points_csv
 from napari_spines.models import find_model, list_models
 from napari_spines.spines.detection import Detections, detect_spines, detections_table
+from napari_spines.spines.evaluate import (
+    counted_spines,
+    load_session,
+    score_on_session,
+    session_files,
+)
 from napari_spines.spines.review import ReviewQueue, status_colours
 
 #: Peaks are searched down to this fraction of the model's threshold, so the slider can go lower
@@ -54,9 +60,15 @@ class SpineDetectionWidget(Container):
             PushButton(text="Undo (U)")])
         self._export_path = FileEdit(label="CSV", mode="w", filter="*.csv", value="spines.csv")
         self._export = PushButton(text="Export CSV")
+        self._session = FileEdit(label="annotated", mode="r", filter="*.tif *.tiff", value="",
+                                 tooltip="STACK.tif with STACK_spines.csv and "
+                                         "STACK_dendrites.csv beside it")
+        self._score = PushButton(text="Score against annotated stack")
+        self._score_result = Label(value="")
         super().__init__(widgets=[self._image, self._model, self._device, self._run,
                                   self._threshold, self._counts, self._buttons,
-                                  self._export_path, self._export])
+                                  self._export_path, self._export, self._session,
+                                  self._score, self._score_result])
         self.task = TaskPanel()
         self.native.layout().insertWidget(4, self.task)
         self.layer: napari.layers.Points | None = None
@@ -70,6 +82,7 @@ class SpineDetectionWidget(Container):
         for button, action in zip(self._buttons, actions, strict=True):
             button.clicked.connect(action)
         self._export.clicked.connect(self.export)
+        self._score.clicked.connect(self.score)
         follow_layers(viewer, self._image)
         self._use_model_threshold()
 
@@ -125,6 +138,7 @@ class SpineDetectionWidget(Container):
                                  self.layer.features["status"].to_numpy(dtype=object),
                                  self._threshold.value)
         self._refresh()
+        self._offer_annotations(image)
         show_info(f"{len(found)} spines; review them with N / B, A / R, U.")
 
     def _apply_threshold(self, *_args: object) -> None:
@@ -228,3 +242,40 @@ class SpineDetectionWidget(Container):
         write_points_csv(path, self.layer.data[keep],
                          tuple(self.layer.metadata["voxel_size_um"]), features)
         show_info(f"{int(keep.sum())} spines written to {path}")
+
+    # -- scoring ---------------------------------------------------------------------------
+    def _offer_annotations(self, image: napari.layers.Image) -> None:
+        """Fill in the annotated stack when the image came from a file with tables beside it."""
+        source = image.source.path
+        if source and all(path.exists() for path in session_files(source)):
+            self._session.value = source
+
+    def score(self) -> None:
+        """Score the spines that count (shown, not rejected) against an annotated stack."""
+        if self.layer is None:
+            show_error("Detect spines first.")
+            return
+        if self.layer.data.shape[1] != 3:
+            show_error("Scoring works on one Z × Y × X stack, not on a time series.")
+            return
+        path = Path(str(self._session.value))
+        if not path.is_file():
+            show_error("Choose an annotated stack: STACK.tif with STACK_spines.csv and "
+                       "STACK_dendrites.csv beside it.")
+            return
+        try:
+            session = load_session(path)
+        except (OSError, ValueError) as exc:
+            show_error(str(exc))
+            return
+        voxel = np.asarray(self.layer.metadata["voxel_size_um"], dtype=float)
+        if not np.allclose(voxel, session.voxel_size_um, rtol=0.01):
+            show_error(f"The spines have voxel size {tuple(voxel)} µm but {path.name} is "
+                       f"annotated at {session.voxel_size_um} µm: score the spines of that "
+                       "stack.")
+            return
+        features = {name: self.layer.features[name].to_numpy() for name in ("status", "score")}
+        detections = counted_spines(self.layer.data, features, self._threshold.value)
+        result = score_on_session(detections, session)
+        self._score_result.value = f"{path.stem}: {result}"
+        show_info(f"{len(detections)} spines scored on {path.name}: {result}")

@@ -8,8 +8,10 @@ within `SCORED_WITHIN_UM` of a traced centre line before matching.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,13 +42,41 @@ def session_files(stack: str | Path) -> tuple[Path, Path, Path]:
 
 
 def load_session(stack: str | Path) -> AnnotatedSession:
-    """Read the spine and dendrite tables that sit beside ``stack``."""
+    """Read the spine and dendrite tables that sit beside ``stack``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a table is missing; the message names the files an annotated session needs.
+    """
     stack, spines_csv, dendrites_csv = session_files(stack)
+    missing = [p.name for p in (spines_csv, dendrites_csv) if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{stack.name}: an annotated session is STACK.tif with STACK_spines.csv and "
+            f"STACK_dendrites.csv beside it; missing {', '.join(missing)}")
     coords, voxel, properties = read_points_csv(spines_csv)
     bad = np.asarray(properties.get("is_bad", np.zeros(len(coords))), dtype=float) > 0
     dendrites, _, _ = read_points_csv(dendrites_csv)
     return AnnotatedSession(stack, coords[~bad], coords[bad], dendrites,
                             tuple(voxel))  # type: ignore[arg-type]
+
+
+def counted_spines(coords: np.ndarray, properties: Mapping[str, Any],
+                   min_score: float | None = None) -> np.ndarray:
+    """The rows of a spine table that count as detections when it is scored.
+
+    A spine counts unless its ``status`` is ``rejected`` or its ``score`` is below
+    ``min_score``; spines a person added have no score (NaN) and always count.
+    """
+    coords = np.asarray(coords, dtype=float)
+    keep = np.ones(len(coords), bool)
+    if "status" in properties:
+        keep &= np.asarray(properties["status"]).astype(str) != "rejected"
+    if min_score is not None and "score" in properties:
+        scores = np.asarray(properties["score"], dtype=float)
+        keep &= np.isnan(scores) | (scores >= min_score)
+    return coords[keep]
 
 
 def score_on_session(predicted: np.ndarray, session: AnnotatedSession,

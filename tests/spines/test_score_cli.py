@@ -45,3 +45,12 @@ def test_score_without_annotations_is_a_clear_error(tmp_path, capsys):
     write_points_csv(found, spines, VOXEL, {"score": [1, 1, 1]})
     assert main(["score", str(found), "--session", str(stack)]) == 2
     assert "missing s_dendrites.csv" in capsys.readouterr().err
+
+
+def test_added_spines_count_whatever_the_min_score(tmp_path, capsys):
+    stack, spines = annotated_session(tmp_path)
+    reviewed = tmp_path / "reviewed.csv"
+    write_points_csv(reviewed, spines, VOXEL, {"score": [0.9, np.nan, 0.2],
+                                               "status": ["accepted", "added", "auto"]})
+    assert main(["score", str(reviewed), "--session", str(stack), "--min-score", "0.5"]) == 0
+    assert "TP 2, FP 0, FN 1" in capsys.readouterr().out  # the added one has no score

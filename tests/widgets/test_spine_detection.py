@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+import tifffile
 
+from napari_spines._widgets import spine_detection
 from napari_spines.cli import PLUGIN
 from napari_spines.io import read_points_csv
+from napari_spines.io.points_csv import write_points_csv
 
 pytestmark = pytest.mark.gui
 
@@ -105,3 +108,50 @@ def test_export_reads_back_with_statuses(detected, tmp_path):
     coords, voxel, props = read_points_csv(path)
     assert voxel == pytest.approx((1.0, 0.12, 0.12), rel=1e-3)
     assert "rejected" in set(props["status"]) and len(coords) == len(props["score"])
+
+
+def annotate(folder, coords, voxel):
+    """An annotated stack in ``folder`` whose spines, and traced dendrite, are ``coords``."""
+    stack = folder / "s.tif"
+    tifffile.imwrite(stack, np.zeros((4, 8, 8), np.uint8))
+    write_points_csv(folder / "s_spines.csv", coords, voxel, {"is_bad": [0] * len(coords)})
+    write_points_csv(folder / "s_dendrites.csv", coords, voxel,
+                     {"segment_id": [1] * len(coords)})
+    return stack
+
+
+def test_score_counts_shown_spines_and_not_rejected_ones(detected, tmp_path):
+    _, widget = detected
+    layer = widget.layer
+    widget._threshold.value = float(layer.features["score"].min())
+    widget.next()
+    current = widget.queue.current
+    others = [i for i in range(len(layer.data)) if i != current][:2]
+    annotated = layer.data[[current, *others]]
+    widget._session.value = annotate(tmp_path, annotated, layer.metadata["voxel_size_um"])
+    widget.score()
+    assert "TP 3" in widget._score_result.value and "FN 0" in widget._score_result.value
+    widget.reject()
+    widget.score()
+    assert "TP 2" in widget._score_result.value and "FN 1" in widget._score_result.value
+    hidden = [i for i in others if layer.features["score"][i] < layer.features["score"].max()]
+    widget._threshold.value = float(layer.features["score"].max())  # hides the lower ones
+    widget.score()
+    assert f"TP {2 - len(hidden)}" in widget._score_result.value
+
+
+def test_score_explains_missing_tables_and_other_voxel_sizes(detected, tmp_path, monkeypatch):
+    _, widget = detected
+    shown = []
+    monkeypatch.setattr(spine_detection, "show_error", shown.append)
+    widget.score()
+    assert "Choose an annotated stack" in shown[-1]
+    layer = widget.layer
+    stack = annotate(tmp_path, layer.data[:3], (1.0, 0.5, 0.5))
+    widget._session.value = stack
+    widget.score()
+    assert "voxel size" in shown[-1]
+    (tmp_path / "s_dendrites.csv").unlink()
+    widget.score()
+    assert "missing s_dendrites.csv" in shown[-1]
+    assert widget._score_result.value == ""
