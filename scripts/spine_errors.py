@@ -10,6 +10,8 @@ Prints, for each session:
 - matched, wrong and missed spines at the model's threshold, and how many of the wrong ones
   sit beside a missed spine on another slice;
 - recall within 1 and 2 µm at a low threshold;
+- best F1 over thresholds when z is ignored (matching in y and x only): no placement of the
+  heads in z can score higher;
 - best F1 over thresholds for several `between_slices_ratio` values (off = parabola only).
 """
 
@@ -27,7 +29,7 @@ from napari_spines.models import find_model
 from napari_spines.spines.detect import near_points
 from napari_spines.spines.detection import predict_heatmaps
 from napari_spines.spines.evaluate import AnnotatedSession, load_session, score_on_session
-from napari_spines.spines.metrics import match_points
+from napari_spines.spines.metrics import match_points, score_detections
 
 RATIOS = (None, 0.3, 0.5, 0.7)
 THRESHOLDS = tuple(round(0.25 + 0.05 * i, 2) for i in range(6))
@@ -61,6 +63,14 @@ def error_breakdown(found: np.ndarray, session: AnnotatedSession) -> str:
             f"slice), {int(np.sum(distance > 3.0))} more than 3 µm from any")
 
 
+def f1_ignoring_z(found: np.ndarray, session: AnnotatedSession) -> float:
+    """F1 near traced dendrites with spines matched within 1 µm in y and x, whatever their z."""
+    voxel = np.asarray(session.voxel_size_um)
+    found = found[near_points(found, session.dendrites, voxel, 4.0)]
+    truth = session.spines[near_points(session.spines, session.dendrites, voxel, 4.0)]
+    return score_detections(found, truth, (1e-6, *voxel[1:]), 1.0).f1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
@@ -87,6 +97,9 @@ def main() -> None:
         low = peaks(0.2, ratio)
         print("  at 0.2, recall within 1 µm {:.2f}, within 2 µm {:.2f}".format(
             *(score_on_session(low, session, match_um=r).recall for r in (1.0, 2.0))))
+        in_plane = {t: f1_ignoring_z(peaks(t, ratio), session) for t in THRESHOLDS}
+        best = max(in_plane, key=in_plane.get)
+        print(f"  ignoring z (y, x within 1 µm): best F1 {in_plane[best]:.3f} at {best}")
         for r in RATIOS:
             f1 = {t: score_on_session(peaks(t, r), session).f1 for t in THRESHOLDS}
             best = max(f1, key=f1.get)
