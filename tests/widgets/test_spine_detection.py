@@ -155,3 +155,23 @@ def test_score_explains_missing_tables_and_other_voxel_sizes(detected, tmp_path,
     widget.score()
     assert "missing s_dendrites.csv" in shown[-1]
     assert widget._score_result.value == ""
+
+
+def test_time_series_gets_a_time_axis_and_scoring_says_it_needs_one_stack(
+        make_napari_viewer, qtbot, monkeypatch):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "two_photon")
+    stack = viewer.layers["two-photon"]
+    series = viewer.add_image(np.stack([stack.data, stack.data]), name="series",
+                              scale=(1.0, *stack.scale))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spine detection")
+    widget._image.value = series
+    widget._model.value = "spine-dog"
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
+    times = widget.layer.data[:, 0]
+    assert widget.layer.data.shape[1] == 4 and set(times) == {0.0, 1.0}
+    shown = []
+    monkeypatch.setattr(spine_detection, "show_error", shown.append)
+    widget.score()
+    assert "time series" in shown[-1]
