@@ -28,7 +28,12 @@ from napari_spines.io import read_volumes
 from napari_spines.models import find_model
 from napari_spines.spines.detect import near_points
 from napari_spines.spines.detection import predict_heatmaps
-from napari_spines.spines.evaluate import AnnotatedSession, load_session, score_on_session
+from napari_spines.spines.evaluate import (
+    SCORED_WITHIN_UM,
+    AnnotatedSession,
+    load_session,
+    score_on_session,
+)
 from napari_spines.spines.metrics import match_points, score_detections
 
 RATIOS = (None, 0.3, 0.5, 0.7)
@@ -45,11 +50,16 @@ def brightest_slice_offsets(stack: np.ndarray, session: AnnotatedSession) -> np.
     return np.asarray(offsets)
 
 
+def near_traced(points: np.ndarray, session: AnnotatedSession) -> np.ndarray:
+    """The points within 4 µm of the session's traced dendrites, where annotations exist."""
+    voxel = session.voxel_size_um
+    return points[near_points(points, session.dendrites, voxel, SCORED_WITHIN_UM)]
+
+
 def error_breakdown(found: np.ndarray, session: AnnotatedSession) -> str:
     """Matched / wrong / missed near traced dendrites; wrong ones beside a missed head in y, x."""
     voxel = np.asarray(session.voxel_size_um)
-    found = found[near_points(found, session.dendrites, voxel, 4.0)]
-    truth = session.spines[near_points(session.spines, session.dendrites, voxel, 4.0)]
+    found, truth = near_traced(found, session), near_traced(session.spines, session)
     pairs = match_points(found, truth, voxel, 1.0)
     wrong = np.setdiff1d(np.arange(len(found)), [p for p, _ in pairs])
     missed = np.setdiff1d(np.arange(len(truth)), [t for _, t in pairs])
@@ -66,8 +76,7 @@ def error_breakdown(found: np.ndarray, session: AnnotatedSession) -> str:
 def f1_ignoring_z(found: np.ndarray, session: AnnotatedSession) -> float:
     """F1 near traced dendrites with spines matched within 1 µm in y and x, whatever their z."""
     voxel = np.asarray(session.voxel_size_um)
-    found = found[near_points(found, session.dendrites, voxel, 4.0)]
-    truth = session.spines[near_points(session.spines, session.dendrites, voxel, 4.0)]
+    found, truth = near_traced(found, session), near_traced(session.spines, session)
     return score_detections(found, truth, (1e-6, *voxel[1:]), 1.0).f1
 
 

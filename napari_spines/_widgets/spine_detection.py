@@ -274,8 +274,9 @@ class SpineDetectionWidget(Container):
                        f"annotated at {session.voxel_size_um} µm: score the spines of that "
                        "stack.")
             return
-        features = {name: self.layer.features[name].to_numpy() for name in ("status", "score")}
-        detections = counted_spines(self.layer.data, features, self._threshold.value)
+        shown = self.layer.shown  # the threshold slider's choice
+        statuses = self.layer.features["status"].to_numpy()[shown]
+        detections = counted_spines(self.layer.data[shown], {"status": statuses})
         result = score_on_session(detections, session)
         self._score_result.value = f"{path.stem}: {result}"
         show_info(f"{len(detections)} spines scored on {path.name}: {result}")

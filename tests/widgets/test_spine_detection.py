@@ -126,7 +126,8 @@ def test_score_counts_shown_spines_and_not_rejected_ones(detected, tmp_path):
     widget._threshold.value = float(layer.features["score"].min())
     widget.next()
     current = widget.queue.current
-    others = [i for i in range(len(layer.data)) if i != current][:2]
+    scores = layer.features["score"].to_numpy()
+    others = [int(i) for i in np.argsort(scores) if i != current][:2]  # the two lowest
     annotated = layer.data[[current, *others]]
     widget._session.value = annotate(tmp_path, annotated, layer.metadata["voxel_size_um"])
     widget.score()
@@ -134,10 +135,10 @@ def test_score_counts_shown_spines_and_not_rejected_ones(detected, tmp_path):
     widget.reject()
     widget.score()
     assert "TP 2" in widget._score_result.value and "FN 1" in widget._score_result.value
-    hidden = [i for i in others if layer.features["score"][i] < layer.features["score"].max()]
-    widget._threshold.value = float(layer.features["score"].max())  # hides the lower ones
+    assert scores[others].max() < 0.99
+    widget._threshold.value = float(scores[others].max()) + 0.01  # hides both
     widget.score()
-    assert f"TP {2 - len(hidden)}" in widget._score_result.value
+    assert "TP 0" in widget._score_result.value and "FN 3" in widget._score_result.value
 
 
 def test_score_explains_missing_tables_and_other_voxel_sizes(detected, tmp_path, monkeypatch):
