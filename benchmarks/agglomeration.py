@@ -39,13 +39,17 @@ def score(truth: np.ndarray, labels: np.ndarray, per_section: bool) -> float:
         score_segmentation,
     )
 
-    result = (mean_score(score_per_section(truth, labels)) if per_section
-              else score_segmentation(truth, labels))
+    result = (
+        mean_score(score_per_section(truth, labels))
+        if per_section
+        else score_segmentation(truth, labels)
+    )
     return result.adapted_rand_error
 
 
-def ours(affinities: np.ndarray, mode: str,
-         quantile: int | None) -> tuple[float, Callable[[float], np.ndarray]]:
+def ours(
+    affinities: np.ndarray, mode: str, quantile: int | None
+) -> tuple[float, Callable[[float], np.ndarray]]:
     """Seconds to build the hierarchy, and the relabel function."""
     from napari_spines.segmentation.pipeline import segment_affinities
 
@@ -54,8 +58,9 @@ def ours(affinities: np.ndarray, mode: str,
     return time.perf_counter() - started, segmentation.labels
 
 
-def waterz_sweep(affinities: np.ndarray,
-                 quantile: int | None) -> tuple[float, dict[float, np.ndarray]]:
+def waterz_sweep(
+    affinities: np.ndarray, quantile: int | None
+) -> tuple[float, dict[float, np.ndarray]]:
     """waterz with its own fragments: one call, every threshold."""
     import waterz
 
@@ -63,10 +68,18 @@ def waterz_sweep(affinities: np.ndarray,
 
     started = time.perf_counter()
     with _quiet_stdout():
-        results = {t: seg.copy() for t, seg in zip(
-            THRESHOLDS, waterz.agglomerate(np.ascontiguousarray(affinities), list(THRESHOLDS),
-                                           scoring_function=scoring_function(quantile)),
-            strict=True)}
+        results = {
+            t: seg.copy()
+            for t, seg in zip(
+                THRESHOLDS,
+                waterz.agglomerate(
+                    np.ascontiguousarray(affinities),
+                    list(THRESHOLDS),
+                    scoring_function=scoring_function(quantile),
+                ),
+                strict=True,
+            )
+        }
     return time.perf_counter() - started, results
 
 
@@ -87,8 +100,10 @@ def stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
     from napari_spines.segmentation.pipeline import predict_affinities
     from napari_spines.training.affinity import validation_stacks
 
-    return {name: (predict_affinities(image, "ZYX"), labels, per_section)
-            for name, (image, labels, per_section, _) in validation_stacks(data).items()}
+    return {
+        name: (predict_affinities(image, "ZYX"), labels, per_section)
+        for name, (image, labels, per_section, _) in validation_stacks(data).items()
+    }
 
 
 def main() -> None:
@@ -108,33 +123,61 @@ def main() -> None:
                 relabel = time.perf_counter() - started
                 best = min(errors, key=errors.get)
                 score_name = "mean" if quantile is None else f"q{quantile}"
-                rows.append({"stack": name, "method": f"napari-spines ({mode}, {score_name})",
-                             "threshold": best, "arand": errors[best], "seconds": seconds,
-                             "relabel_seconds": relabel, "mvoxels_per_s": mvox / seconds})
+                rows.append(
+                    {
+                        "stack": name,
+                        "method": f"napari-spines ({mode}, {score_name})",
+                        "threshold": best,
+                        "arand": errors[best],
+                        "seconds": seconds,
+                        "relabel_seconds": relabel,
+                        "mvoxels_per_s": mvox / seconds,
+                    }
+                )
         for quantile in (None, 50):
             seconds, segmentations = waterz_sweep(affinities, quantile)
             errors = {t: score(truth, s, per_section) for t, s in segmentations.items()}
             best = min(errors, key=errors.get)
             score_name = "mean" if quantile is None else f"q{quantile}"
-            rows.append({"stack": name, "method": f"waterz (zwatershed fragments, {score_name})",
-                         "threshold": best, "arand": errors[best], "seconds": seconds,
-                         "relabel_seconds": None, "mvoxels_per_s": mvox / seconds})
+            rows.append(
+                {
+                    "stack": name,
+                    "method": f"waterz (zwatershed fragments, {score_name})",
+                    "threshold": best,
+                    "arand": errors[best],
+                    "seconds": seconds,
+                    "relabel_seconds": None,
+                    "mvoxels_per_s": mvox / seconds,
+                }
+            )
         timed = {}
         for t in THRESHOLDS:
             started = time.perf_counter()
             labels = skimage_watershed(affinities, t)
             timed[t] = (time.perf_counter() - started, score(truth, labels, per_section))
         best = min(timed, key=lambda t: timed[t][1])
-        rows.append({"stack": name, "method": "skimage seeded watershed", "threshold": best,
-                     "arand": timed[best][1], "seconds": timed[best][0],
-                     "relabel_seconds": None, "mvoxels_per_s": mvox / timed[best][0]})
-    print("| stack | method | best threshold | adapted Rand error | time (s) | Mvoxel/s | "
-          "relabel (s) |")
+        rows.append(
+            {
+                "stack": name,
+                "method": "skimage seeded watershed",
+                "threshold": best,
+                "arand": timed[best][1],
+                "seconds": timed[best][0],
+                "relabel_seconds": None,
+                "mvoxels_per_s": mvox / timed[best][0],
+            }
+        )
+    print(
+        "| stack | method | best threshold | adapted Rand error | time (s) | Mvoxel/s | "
+        "relabel (s) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         relabel = "" if r["relabel_seconds"] is None else f"{r['relabel_seconds']:.3f}"
-        print(f"| {r['stack']} | {r['method']} | {r['threshold']} | {r['arand']:.4f} | "
-              f"{r['seconds']:.2f} | {r['mvoxels_per_s']:.2f} | {relabel} |")
+        print(
+            f"| {r['stack']} | {r['method']} | {r['threshold']} | {r['arand']:.4f} | "
+            f"{r['seconds']:.2f} | {r['mvoxels_per_s']:.2f} | {relabel} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

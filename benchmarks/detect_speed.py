@@ -39,8 +39,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.model:
             out = Path(tmp) / f"{model}.csv"
-            result = subprocess.run([sys.executable, "-c", MEASURE, str(args.stack), model,
-                                     str(out)], capture_output=True, text=True)
+            result = subprocess.run(
+                [sys.executable, "-c", MEASURE, str(args.stack), model, str(out)],
+                capture_output=True,
+                text=True,
+            )
             lines = result.stdout.strip().splitlines()
             if result.returncode or not lines:
                 print(f"| {model} | failed: {result.stderr.strip().splitlines()[-1:]} | | |")

@@ -49,12 +49,19 @@ def unet_package(folder: Path):
     from napari_spines.training.unet import build_unet, size_multiple
 
     spec = {
-        "format_version": 1, "name": "unet-w16-random", "version": "0", "task": "restoration",
-        "description": "benchmark network", "license": "BSD-3-Clause",
-        "input": {"axes": "zyx", "channels": 1, "voxel_size_um": [1.0, 0.24, 0.24],
-                  "normalisation": {"kind": "percentile", "low": 1, "high": 99.8}},
-        "tiling": {"tile": [32, 128, 128], "multiple": list(size_multiple()),
-                   "halo": [4, 16, 16]},
+        "format_version": 1,
+        "name": "unet-w16-random",
+        "version": "0",
+        "task": "restoration",
+        "description": "benchmark network",
+        "license": "BSD-3-Clause",
+        "input": {
+            "axes": "zyx",
+            "channels": 1,
+            "voxel_size_um": [1.0, 0.24, 0.24],
+            "normalisation": {"kind": "percentile", "low": 1, "high": 99.8},
+        },
+        "tiling": {"tile": [32, 128, 128], "multiple": list(size_multiple()), "halo": [4, 16, 16]},
         "outputs": [{"name": "output", "channels": 1}],
     }
     return export_package(build_unet(width=16), folder, spec, (1, 1, 16, 64, 64)), build_unet
@@ -80,8 +87,10 @@ def main() -> None:
     from napari_spines.training.unet import conv_flops
 
     ceiling = matmul_gflops()
-    print(f"float32 matmul ceiling: numpy {ceiling['numpy']:.1f} GFLOP/s, "
-          f"torch {ceiling['torch']:.1f} GFLOP/s, {torch.get_num_threads()} threads")
+    print(
+        f"float32 matmul ceiling: numpy {ceiling['numpy']:.1f} GFLOP/s, "
+        f"torch {ceiling['torch']:.1f} GFLOP/s, {torch.get_num_threads()} threads"
+    )
     best = max(ceiling.values())
     volume = np.random.default_rng(0).random(args.shape, dtype=np.float32) * 1000
     n_voxels = volume.size
@@ -103,19 +112,29 @@ def main() -> None:
 
             for runtime in package.runtimes:
                 model = load_model(package, runtime=runtime, device=args.device)
-                for label, tile in (("tiled", tuple(spec.tiling.tile)),
-                                    ("whole", tuple(n + 2 * h for n, h in zip(
-                                        args.shape, spec.tiling.halo, strict=True)))):
-                    plans = [plan_axis(n, t, h, m) for n, t, h, m in zip(
-                        args.shape, tile, spec.tiling.halo, spec.tiling.multiple, strict=True)]
+                for label, tile in (
+                    ("tiled", tuple(spec.tiling.tile)),
+                    (
+                        "whole",
+                        tuple(n + 2 * h for n, h in zip(args.shape, spec.tiling.halo, strict=True)),
+                    ),
+                ):
+                    plans = [
+                        plan_axis(n, t, h, m)
+                        for n, t, h, m in zip(
+                            args.shape, tile, spec.tiling.halo, spec.tiling.multiple, strict=True
+                        )
+                    ]
                     predict(volume[:8, :64, :64], model, spec, tile=tile)  # warm up
                     seconds = _timed(lambda m=model, s=spec, t=tile: predict(volume, m, s, tile=t))
                     gflops = tile_flops(package, plans, flops) / seconds / 1e9
                     n_tiles = math.prod(len(p.starts) for p in plans)
-                    print(f"| {spec.name} | {runtime} ({model.provider}) | {label} "
-                          f"{tuple(p.tile for p in plans)} | {n_tiles} | {seconds:.2f} | "
-                          f"{n_voxels / seconds / 1e6:.2f} | {gflops:.1f} | "
-                          f"{100 * gflops / best:.0f}% |")
+                    print(
+                        f"| {spec.name} | {runtime} ({model.provider}) | {label} "
+                        f"{tuple(p.tile for p in plans)} | {n_tiles} | {seconds:.2f} | "
+                        f"{n_voxels / seconds / 1e6:.2f} | {gflops:.1f} | "
+                        f"{100 * gflops / best:.0f}% |"
+                    )
 
 
 if __name__ == "__main__":

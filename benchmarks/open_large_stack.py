@@ -52,19 +52,25 @@ def make_stack(folder: Path, gib: float) -> tuple[Path, Path]:
     tif, h5 = folder / "large.tif", folder / "large.h5"
     with tifffile.TiffWriter(tif, bigtiff=True, imagej=False) as writer:
         for i in range(n):
-            writer.write(np.roll(plane, i, axis=1), contiguous=True,
-                         resolution=(1 / 0.12, 1 / 0.12), resolutionunit="CENTIMETER")
+            writer.write(
+                np.roll(plane, i, axis=1),
+                contiguous=True,
+                resolution=(1 / 0.12, 1 / 0.12),
+                resolutionunit="CENTIMETER",
+            )
     with h5py.File(h5, "w") as f:
-        ds = f.create_dataset("raw", shape=(n, *plane.shape), dtype=plane.dtype,
-                              chunks=(1, 512, 512))
+        ds = f.create_dataset(
+            "raw", shape=(n, *plane.shape), dtype=plane.dtype, chunks=(1, 512, 512)
+        )
         for i in range(n):
             ds[i] = np.roll(plane, i, axis=1)
     return tif, h5
 
 
 def measure(path: Path, how: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(path), how], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path), how], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -79,12 +85,16 @@ def main() -> None:
         print(f"wrote {size:.0f} MiB stacks in {time.perf_counter() - t0:.0f} s")
         print("| file | reader | lazy | time to first plane (s) | peak memory (MiB) |")
         print("| --- | --- | --- | --- | --- |")
-        for path, hows in ((tif, ["napari-spines lazy", "tifffile.imread (eager)"]),
-                           (h5, ["napari-spines lazy", "h5py read (eager)"])):
+        for path, hows in (
+            (tif, ["napari-spines lazy", "tifffile.imread (eager)"]),
+            (h5, ["napari-spines lazy", "h5py read (eager)"]),
+        ):
             for how in hows:
                 r = measure(path, how)
-                print(f"| {path.suffix} {size:.0f} MiB | {how} | {r['lazy']} | "
-                      f"{r['seconds']:.2f} | {r['peak_mib']:.0f} |")
+                print(
+                    f"| {path.suffix} {size:.0f} MiB | {how} | {r['lazy']} | "
+                    f"{r['seconds']:.2f} | {r['peak_mib']:.0f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -49,19 +49,27 @@ def main() -> None:
         path = Path(tmp) / "stack.tif"
         with tifffile.TiffWriter(path, imagej=True) as writer:
             stack = np.stack([np.roll(plane, i, axis=0) for i in range(args.slices)])
-            writer.write(stack, resolution=(1 / 0.12, 1 / 0.12),
-                         metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"})
+            writer.write(
+                stack,
+                resolution=(1 / 0.12, 1 / 0.12),
+                metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"},
+            )
         input_mib = stack.nbytes / 2**20
         output_mib = 4 * stack.size / 2**20
         del stack
-        print(f"input {args.slices} × 1024 × 1024 uint8 = {input_mib:.0f} MiB; "
-              f"float32 output {output_mib:.0f} MiB")
+        print(
+            f"input {args.slices} × 1024 × 1024 uint8 = {input_mib:.0f} MiB; "
+            f"float32 output {output_mib:.0f} MiB"
+        )
         print("| mode | time (s) | peak memory (MiB) |")
         print("| --- | --- | --- |")
         for mode in ("in memory", "lazy into zarr"):
-            result = subprocess.run([sys.executable, "-c", MEASURE, str(path), mode,
-                                     str(Path(tmp) / "out.zarr")], capture_output=True,
-                                    text=True, check=True)
+            result = subprocess.run(
+                [sys.executable, "-c", MEASURE, str(path), mode, str(Path(tmp) / "out.zarr")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(result.stdout.strip().splitlines()[-1])
             print(f"| {mode} | {r['seconds']:.1f} | {r['peak_mib']:.0f} |")
 

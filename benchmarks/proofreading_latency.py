@@ -58,7 +58,7 @@ def make_boundaries(labels: np.ndarray, planes: int = 8) -> np.ndarray:
     """In-plane boundary map of the labels, a few planes at a time to bound memory."""
     out = np.empty(labels.shape, np.float32)
     for z in range(0, labels.shape[0], planes):
-        out[z:z + planes] = boundary_map(labels_to_affinities(labels[z:z + planes]))
+        out[z : z + planes] = boundary_map(labels_to_affinities(labels[z : z + planes]))
     return out
 
 
@@ -104,8 +104,7 @@ def link_halves(graph: FragmentGraph, halves: tuple[list[int], list[int]]) -> Fr
     for k, cells in enumerate(halves, start=1):
         group[cells] = k
     a, b = group[graph.edges[:, 0]], group[graph.edges[:, 1]]
-    return dataclasses.replace(graph, weights=np.where((a == b) & (a > 0), 0, 1).astype(
-        np.float32))
+    return dataclasses.replace(graph, weights=np.where((a == b) & (a > 0), 0, 1).astype(np.float32))
 
 
 def far_seeds(pr: Proofreader, segment_id: int) -> np.ndarray:
@@ -125,9 +124,17 @@ class Times(dict[str, list[float]]):
         self.setdefault(name, []).append(time.perf_counter() - t0)
 
 
-def time_edits(times: Times, labels: np.ndarray, boundaries: np.ndarray, merge_ids: list[int],
-               split_ids: list[int], delete_ids: list[int], fill_ids: list[int],
-               halves: tuple[list[int], list[int]], repeats: int) -> list[np.ndarray]:
+def time_edits(
+    times: Times,
+    labels: np.ndarray,
+    boundaries: np.ndarray,
+    merge_ids: list[int],
+    split_ids: list[int],
+    delete_ids: list[int],
+    fill_ids: list[int],
+    halves: tuple[list[int], list[int]],
+    repeats: int,
+) -> list[np.ndarray]:
     """Time construction, edits, undo, redo and navigation; leave the labels as they were."""
     with times.measure("build_fragment_graph (the cells as fragments; once per segmentation)"):
         graph = build_fragment_graph(labels.copy(), boundaries)
@@ -168,8 +175,13 @@ def time_edits(times: Times, labels: np.ndarray, boundaries: np.ndarray, merge_i
     return seeds
 
 
-def time_spanning_merge(times: Times, pr: Proofreader, boundaries: np.ndarray,
-                        halves: tuple[list[int], list[int]], repeats: int) -> None:
+def time_spanning_merge(
+    times: Times,
+    pr: Proofreader,
+    boundaries: np.ndarray,
+    halves: tuple[list[int], list[int]],
+    repeats: int,
+) -> None:
     """Merge two segments that each span the volume (many cells merged), then undo; repeat.
 
     Then split their union with one seed in each, and undo; repeat: by whole fragments, and by
@@ -180,11 +192,14 @@ def time_spanning_merge(times: Times, pr: Proofreader, boundaries: np.ndarray,
     b = pr.merge(second).new_ids[0]
     sizes = [int(np.prod([s.stop - s.start for s in pr.bounding_box(i)])) for i in (a, b)]
     counts = [pr.voxel_count(i) for i in (a, b)]
-    print(f"spanning segments: bounding boxes of {sizes[0] / 1e6:.0f} M and "
-          f"{sizes[1] / 1e6:.0f} M voxels")
+    print(
+        f"spanning segments: bounding boxes of {sizes[0] / 1e6:.0f} M and "
+        f"{sizes[1] / 1e6:.0f} M voxels"
+    )
     for _ in range(repeats):
-        with times.measure(f"merge (2 segments of {len(first)} and {len(second)} cells, "
-                           f"spanning the volume)"):
+        with times.measure(
+            f"merge (2 segments of {len(first)} and {len(second)} cells, spanning the volume)"
+        ):
             pr.merge([a, b])
         with times.measure("undo that merge"):
             pr.undo()
@@ -208,8 +223,9 @@ def time_spanning_merge(times: Times, pr: Proofreader, boundaries: np.ndarray,
             by_voxels.undo()
 
 
-def time_plain(times: Times, labels: np.ndarray, split_ids: list[int],
-               seeds: list[np.ndarray]) -> None:
+def time_plain(
+    times: Times, labels: np.ndarray, split_ids: list[int], seeds: list[np.ndarray]
+) -> None:
     """Split without boundaries, then relabel the whole volume and undo that."""
     pr = Proofreader(labels)
     for i, s in zip(split_ids, seeds, strict=True):
@@ -226,8 +242,9 @@ def time_plain(times: Times, labels: np.ndarray, split_ids: list[int],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=int, nargs=3, default=[100, 1024, 1024],
-                        metavar=("Z", "Y", "X"))
+    parser.add_argument(
+        "--shape", type=int, nargs=3, default=[100, 1024, 1024], metavar=("Z", "Y", "X")
+    )
     parser.add_argument("--segments", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -248,12 +265,14 @@ def main() -> None:
     fill_ids = [i for i in pool if carve_cavity(labels, i, boxes[i - 1])][:repeats]
     del boxes
     boundaries = make_boundaries(labels)
-    print(f"labels {shape} uint32, {len(present)} segments, built in "
-          f"{time.perf_counter() - t0:.1f} s")
+    print(
+        f"labels {shape} uint32, {len(present)} segments, built in {time.perf_counter() - t0:.1f} s"
+    )
 
     times = Times()
-    seeds = time_edits(times, labels, boundaries, merge_ids, split_ids, delete_ids, fill_ids,
-                       halves, repeats)
+    seeds = time_edits(
+        times, labels, boundaries, merge_ids, split_ids, delete_ids, fill_ids, halves, repeats
+    )
     del boundaries
     time_plain(times, labels, split_ids, seeds)
     for a, b in rng.choice(present, size=(repeats, 2), replace=False):
@@ -261,8 +280,10 @@ def main() -> None:
             labels[labels == b] = a
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rows = {name: {"n": len(ts), "median_ms": 1000 * statistics.median(ts),
-                   "max_ms": 1000 * max(ts)} for name, ts in times.items()}
+    rows = {
+        name: {"n": len(ts), "median_ms": 1000 * statistics.median(ts), "max_ms": 1000 * max(ts)}
+        for name, ts in times.items()
+    }
     print("| operation | n | median (ms) | max (ms) |")
     print("| --- | --- | --- | --- |")
     for name, row in rows.items():
@@ -270,8 +291,17 @@ def main() -> None:
     print(f"peak memory {peak_mib:.0f} MiB")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"shape": list(shape), "segments": len(present),
-                                         "peak_mib": peak_mib, "operations": rows}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "shape": list(shape),
+                    "segments": len(present),
+                    "peak_mib": peak_mib,
+                    "operations": rows,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,12 @@ class TextProgress:
         self._last = now
         end = "\n" if done >= total else ""
         percent = 100 * done // max(total, 1)
-        print(f"\r{self.label}: {done}/{total} {self.unit} ({percent}%)", end=end,
-              file=sys.stderr, flush=True)
+        print(
+            f"\r{self.label}: {done}/{total} {self.unit} ({percent}%)",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -47,35 +51,57 @@ def predict(args: argparse.Namespace) -> int:
         return fail(str(exc))
     spec = package.spec
     if args.voxel_size:
-        voxel = tuple(args.voxel_size[-len(volume.voxel_size_um):])
+        voxel = tuple(args.voxel_size[-len(volume.voxel_size_um) :])
     elif volume.voxel_size_known:
         voxel = volume.voxel_size_um
     else:
         voxel = None
-        print(f"napari-spines: warning: {args.image.name} has no voxel size; assuming the "
-              f"model's {spec.input.voxel_size_um} µm (set --voxel-size)", file=sys.stderr)
+        print(
+            f"napari-spines: warning: {args.image.name} has no voxel size; assuming the "
+            f"model's {spec.input.voxel_size_um} µm (set --voxel-size)",
+            file=sys.stderr,
+        )
     data = volume.levels[0]
     out_axes = "C" + volume.axes.replace("C", "")
-    out_shape = (spec.n_output_channels, *(n for a, n in zip(volume.axes, volume.shape,
-                                                              strict=True) if a != "C"))
-    voxel_out = voxel or spec.input.voxel_size_um[-len(volume.voxel_size_um):]
-    out = create_zarr_output(args.output, out_shape, out_axes, voxel_out) if suffix.endswith(
-        ".zarr") else None
-    print(f"{package.spec.name} ({model.runtime}, {model.provider}) on {args.image.name} "
-          f"{volume.shape} {volume.axes}", file=sys.stderr)
+    out_shape = (
+        spec.n_output_channels,
+        *(n for a, n in zip(volume.axes, volume.shape, strict=True) if a != "C"),
+    )
+    voxel_out = voxel or spec.input.voxel_size_um[-len(volume.voxel_size_um) :]
+    out = (
+        create_zarr_output(args.output, out_shape, out_axes, voxel_out)
+        if suffix.endswith(".zarr")
+        else None
+    )
+    print(
+        f"{package.spec.name} ({model.runtime}, {model.provider}) on {args.image.name} "
+        f"{volume.shape} {volume.axes}",
+        file=sys.stderr,
+    )
     started = time.perf_counter()
     try:
-        result = predict_volume(data, volume.axes, model, spec, voxel_size_um=voxel,
-                                tile=args.tile, batch_size=args.batch_size, out=out,
-                                progress=TextProgress("predict"))
+        result = predict_volume(
+            data,
+            volume.axes,
+            model,
+            spec,
+            voxel_size_um=voxel,
+            tile=args.tile,
+            batch_size=args.batch_size,
+            out=out,
+            progress=TextProgress("predict"),
+        )
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")
     seconds = time.perf_counter() - started
     if out is None:
         write_float_tiff(args.output, result, out_axes, voxel_out)
     voxels = math.prod(n for a, n in zip(volume.axes, volume.shape, strict=True) if a != "C")
-    print(f"wrote {args.output} {tuple(result.shape)} float32 in {seconds:.1f} s "
-          f"({voxels / seconds / 1e6:.2f} Mvoxel/s)", file=sys.stderr)
+    print(
+        f"wrote {args.output} {tuple(result.shape)} float32 in {seconds:.1f} s "
+        f"({voxels / seconds / 1e6:.2f} Mvoxel/s)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -86,9 +112,16 @@ def models(args: argparse.Namespace) -> int:
     packages = list_models()
     rows = [("name", "version", "task", "runtimes", "voxel size (µm)", "source")]
     for p in packages:
-        rows.append((p.spec.name, p.spec.version, p.spec.task, ",".join(p.runtimes),
-                     " × ".join(f"{v:g}" for v in p.spec.input.voxel_size_um),
-                     f"{p.source}: {p.root}"))
+        rows.append(
+            (
+                p.spec.name,
+                p.spec.version,
+                p.spec.task,
+                ",".join(p.runtimes),
+                " × ".join(f"{v:g}" for v in p.spec.input.voxel_size_um),
+                f"{p.source}: {p.root}",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -105,5 +138,3 @@ def devices(args: argparse.Namespace) -> int:
     for runtime, names in usable_devices().items():
         print(f"{runtime}: {', '.join(names) or 'none'}")
     return 0
-
-

@@ -16,55 +16,95 @@ from napari_spines.errors import first_line
 from napari_spines.io import VolumeReadError, read_volumes
 
 
-def add_commands(commands: argparse._SubParsersAction,
-                 train_models: argparse._SubParsersAction) -> None:
+def add_commands(
+    commands: argparse._SubParsersAction, train_models: argparse._SubParsersAction
+) -> None:
     """Register ``segment`` on the main parser and ``affinities`` under ``train``."""
     segment = commands.add_parser("segment", help="segment neurons in an EM stack; write labels")
     segment.add_argument("image", type=Path, help="ZYX EM stack")
     segment.add_argument("-o", "--output", required=True, type=Path, help="labels .tif")
-    segment.add_argument("-m", "--model", default="em-affinity",
-                         help="affinity model name or path (default em-affinity)")
-    segment.add_argument("--threshold", type=float,
-                         help="agglomeration threshold in [0, 1]; higher merges more "
-                              "(default: the model's)")
-    segment.add_argument("--quantile", type=int, metavar="Q",
-                         help="score merges by the Q%% quantile of the boundary's affinities "
-                              "(10-95, step 5) instead of their mean (default: the model's)")
-    segment.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                         help="voxel size in µm (default: from the file)")
-    segment.add_argument("--affinities-out", type=Path, metavar="AFF.tif",
-                         help="also write the affinities (float32, channels z, y, x first)")
-    segment.add_argument("--mode", choices=("auto", "3d", "2d+z", "2d"), default="auto",
-                         help="3d: 3D fragments and merges; 2d+z: fragments per section, "
-                              "merged within and across sections; 2d: sections on their own. "
-                              "auto: 3d, then 2d+z from z steps twice the pixel size, 2d from "
-                              "eight times")
+    segment.add_argument(
+        "-m",
+        "--model",
+        default="em-affinity",
+        help="affinity model name or path (default em-affinity)",
+    )
+    segment.add_argument(
+        "--threshold",
+        type=float,
+        help="agglomeration threshold in [0, 1]; higher merges more (default: the model's)",
+    )
+    segment.add_argument(
+        "--quantile",
+        type=int,
+        metavar="Q",
+        help="score merges by the Q%% quantile of the boundary's affinities "
+        "(10-95, step 5) instead of their mean (default: the model's)",
+    )
+    segment.add_argument(
+        "--voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        help="voxel size in µm (default: from the file)",
+    )
+    segment.add_argument(
+        "--affinities-out",
+        type=Path,
+        metavar="AFF.tif",
+        help="also write the affinities (float32, channels z, y, x first)",
+    )
+    segment.add_argument(
+        "--mode",
+        choices=("auto", "3d", "2d+z", "2d"),
+        default="auto",
+        help="3d: 3D fragments and merges; 2d+z: fragments per section, "
+        "merged within and across sections; 2d: sections on their own. "
+        "auto: 3d, then 2d+z from z steps twice the pixel size, 2d from "
+        "eight times",
+    )
     segment.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
     segment.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
 
     to_affinities = commands.add_parser(
-        "affinities", help="affinities of a label volume (training targets, ground truth)")
+        "affinities", help="affinities of a label volume (training targets, ground truth)"
+    )
     to_affinities.add_argument("labels", type=Path, help="ZYX label volume (0 = boundary)")
-    to_affinities.add_argument("-o", "--output", required=True, type=Path,
-                               help="float32 .tif, channels z, y, x first")
+    to_affinities.add_argument(
+        "-o", "--output", required=True, type=Path, help="float32 .tif, channels z, y, x first"
+    )
 
-    affinities = train_models.add_parser("affinities", help="the EM affinity model "
-                                                            "(em-affinity)")
-    affinities.add_argument("--data", type=Path, required=True,
-                            help="folder with isbi2012/ and gala/ (../shared/data/em)")
-    affinities.add_argument("--out", type=Path, required=True,
-                            help="run folder (log, checkpoints, exported package)")
+    affinities = train_models.add_parser("affinities", help="the EM affinity model (em-affinity)")
+    affinities.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder with isbi2012/ and gala/ (../shared/data/em)",
+    )
+    affinities.add_argument(
+        "--out", type=Path, required=True, help="run folder (log, checkpoints, exported package)"
+    )
     affinities.add_argument("--minutes", type=float, default=60.0)
     affinities.add_argument("--width", type=int, default=12, help="U-Net width of level one")
-    affinities.add_argument("--synthetic", type=int, default=2,
-                            help="synthetic EM volumes to mix in")
-    affinities.add_argument("--start-from", type=Path, metavar="PACKAGE",
-                            help="continue from an em-affinity package or a training checkpoint "
-                                 "(fine-tuning)")
-    affinities.add_argument("--add", nargs=2, action="append", default=[], type=Path,
-                            metavar=("IMAGE", "LABELS"),
-                            help="also train on your own stack and its labels (e.g. proofread "
-                                 "and saved by the Segmentation widget); repeatable")
+    affinities.add_argument(
+        "--synthetic", type=int, default=2, help="synthetic EM volumes to mix in"
+    )
+    affinities.add_argument(
+        "--start-from",
+        type=Path,
+        metavar="PACKAGE",
+        help="continue from an em-affinity package or a training checkpoint (fine-tuning)",
+    )
+    affinities.add_argument(
+        "--add",
+        nargs=2,
+        action="append",
+        default=[],
+        type=Path,
+        metavar=("IMAGE", "LABELS"),
+        help="also train on your own stack and its labels (e.g. proofread "
+        "and saved by the Segmentation widget); repeatable",
+    )
     add_training_options(affinities)
 
 
@@ -88,9 +128,18 @@ def segment(args: argparse.Namespace) -> int:
     mode = None if args.mode == "auto" else args.mode
     started = time.perf_counter()
     try:
-        result = segment_image(volume.levels[0], volume.axes, args.model, voxel, args.threshold,
-                               mode, args.quantile, runtime=args.runtime, device=args.device,
-                               progress=TextProgress("segment", unit="%"))
+        result = segment_image(
+            volume.levels[0],
+            volume.axes,
+            args.model,
+            voxel,
+            args.threshold,
+            mode,
+            args.quantile,
+            runtime=args.runtime,
+            device=args.device,
+            progress=TextProgress("segment", unit="%"),
+        )
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")
     labels = result.labels()
@@ -99,8 +148,11 @@ def segment(args: argparse.Namespace) -> int:
     if args.affinities_out is not None:
         write_float_tiff(args.affinities_out, result.affinities, "CZYX", written_voxel)
     n = int(labels.max(initial=0))  # agglomeration numbers segments 1..n
-    print(f"{n} segments at threshold {result.threshold:g} in "
-          f"{time.perf_counter() - started:.1f} s → {args.output}", file=sys.stderr)
+    print(
+        f"{n} segments at threshold {result.threshold:g} in "
+        f"{time.perf_counter() - started:.1f} s → {args.output}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -117,8 +169,10 @@ def labels_affinities(args: argparse.Namespace) -> int:
         return fail(str(exc))
     labels = np.asarray(volume.levels[0])
     if labels.dtype.kind not in "biu" or volume.axes != "ZYX":
-        return fail(f"{args.labels.name}: needs an integer ZYX label volume; this is "
-                    f"{volume.axes} {labels.dtype}")
+        return fail(
+            f"{args.labels.name}: needs an integer ZYX label volume; this is "
+            f"{volume.axes} {labels.dtype}"
+        )
     write_float_tiff(args.output, labels_to_affinities(labels), "CZYX", volume.voxel_size_um)
     print(f"affinities {(3, *labels.shape)} → {args.output}", file=sys.stderr)
     return 0
@@ -131,11 +185,22 @@ def train_affinities(args: argparse.Namespace) -> int:
     extra = []
     for image_path, labels_path in args.add:
         try:
-            image, labels = (np.asarray(read_volumes(p)[0].levels[0])
-                             for p in (image_path, labels_path))
+            image, labels = (
+                np.asarray(read_volumes(p)[0].levels[0]) for p in (image_path, labels_path)
+            )
             extra.append(user_volume(image, labels, name=labels_path.name))
         except ValueError as exc:  # VolumeReadError included
             return fail(first_line(exc))
-    return run_training(train_and_export, args.data, args.out, minutes=args.minutes,
-                        width=args.width, synthetic=args.synthetic, start_from=args.start_from,
-                        lr=args.lr, device=args.device, workers=args.workers, extra=extra)
+    return run_training(
+        train_and_export,
+        args.data,
+        args.out,
+        minutes=args.minutes,
+        width=args.width,
+        synthetic=args.synthetic,
+        start_from=args.start_from,
+        lr=args.lr,
+        device=args.device,
+        workers=args.workers,
+        extra=extra,
+    )

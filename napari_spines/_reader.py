@@ -19,7 +19,6 @@ from napari_spines.io.volume import VolumeReadError
 _NOTHING: list = [(None,)]
 
 
-
 def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list] | None:
     """Return a reader for the paths we can read, None for any other path."""
     paths = [path] if isinstance(path, str | Path) else list(path)
@@ -52,7 +51,7 @@ def layer_data_for(path: str | Path) -> list[LayerData]:
 def points_layer_data(path: str | Path) -> list[LayerData]:
     """A points CSV as a Points layer with its properties and µm scale."""
     coords, voxel_size_um, properties = read_points_csv(path)
-    axes = "T" * (coords.shape[1] > len(voxel_size_um)) + "ZYX"[-len(voxel_size_um):]
+    axes = "T" * (coords.shape[1] > len(voxel_size_um)) + "ZYX"[-len(voxel_size_um) :]
     meta = {
         **placement(axes, voxel_size_um),
         "name": Path(path).stem,

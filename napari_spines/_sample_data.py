@@ -21,29 +21,55 @@ def two_photon_layer_data(sample: TwoPhotonSample, name: str = "two-photon") -> 
     time = sample.image.ndim == 4
     axes = "TZYX" if time else "ZYX"
     place = placement(axes, sample.voxel_size_um)
-    image_meta = {**place, "name": name, "colormap": "gray",
-                  "contrast_limits": robust_contrast_limits(sample.image),
-                  "metadata": {"voxel_size_um": sample.voxel_size_um, "axes": axes}}
-    points_meta = {**place, "name": f"{name} spines (ground truth)",
-                   "features": {"id": sample.spine_ids}, **spine_points_style(sample.voxel_size_um)}
-    layers: list[LayerData] = [(sample.image, image_meta, "image"),
-                               (sample.spines, points_meta, "points")]
+    image_meta = {
+        **place,
+        "name": name,
+        "colormap": "gray",
+        "contrast_limits": robust_contrast_limits(sample.image),
+        "metadata": {"voxel_size_um": sample.voxel_size_um, "axes": axes},
+    }
+    points_meta = {
+        **place,
+        "name": f"{name} spines (ground truth)",
+        "features": {"id": sample.spine_ids},
+        **spine_points_style(sample.voxel_size_um),
+    }
+    layers: list[LayerData] = [
+        (sample.image, image_meta, "image"),
+        (sample.spines, points_meta, "points"),
+    ]
     if time:
         tracks = np.column_stack([sample.spine_ids, sample.spines])
         order = np.lexsort((tracks[:, 1], tracks[:, 0]))
-        layers.append((tracks[order], {**place, "name": f"{name} spine tracks",
-                                       "tail_length": 5}, "tracks"))
+        layers.append(
+            (tracks[order], {**place, "name": f"{name} spine tracks", "tail_length": 5}, "tracks")
+        )
     return layers
 
 
 def em_layer_data(sample: EMSample, name: str = "EM") -> list[LayerData]:
     """EM image and its ground-truth instance labels as layer data."""
-    meta = {**placement("ZYX", sample.voxel_size_um),
-            "metadata": {"voxel_size_um": sample.voxel_size_um, "axes": "ZYX"}}
-    return [(sample.image, {**meta, "name": name, "colormap": "gray",
-                            "contrast_limits": robust_contrast_limits(sample.image)}, "image"),
-            (sample.labels, {**meta, "name": f"{name} labels (ground truth)", "opacity": 0.4},
-             "labels")]
+    meta = {
+        **placement("ZYX", sample.voxel_size_um),
+        "metadata": {"voxel_size_um": sample.voxel_size_um, "axes": "ZYX"},
+    }
+    return [
+        (
+            sample.image,
+            {
+                **meta,
+                "name": name,
+                "colormap": "gray",
+                "contrast_limits": robust_contrast_limits(sample.image),
+            },
+            "image",
+        ),
+        (
+            sample.labels,
+            {**meta, "name": f"{name} labels (ground truth)", "opacity": 0.4},
+            "labels",
+        ),
+    ]
 
 
 def robust_contrast_limits(image: np.ndarray) -> tuple[float, float]:
@@ -60,7 +86,8 @@ def two_photon() -> list[LayerData]:
 def two_photon_sessions() -> list[LayerData]:
     """Three synthetic imaging sessions of the same dendrite, with spine tracks."""
     return two_photon_layer_data(
-        synthetic_two_photon(shape=(24, 192, 192), n_timepoints=3, seed=1), "two-photon sessions")
+        synthetic_two_photon(shape=(24, 192, 192), n_timepoints=3, seed=1), "two-photon sessions"
+    )
 
 
 def em() -> list[LayerData]:

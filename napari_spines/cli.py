@@ -14,8 +14,14 @@ from pathlib import Path
 from napari_spines import __version__
 
 PLUGIN = "napari-spines"
-WIDGETS = ("Spine detection", "Segmentation", "Run model", "Train model", "Voxel size",
-           "Synthetic data")
+WIDGETS = (
+    "Spine detection",
+    "Segmentation",
+    "Run model",
+    "Train model",
+    "Voxel size",
+    "Synthetic data",
+)
 DEMO_SAMPLES = ("two_photon",)
 EXIT_BAD_INPUT = 2
 
@@ -45,24 +51,48 @@ def build_parser() -> argparse.ArgumentParser:
     view = commands.add_parser("view", help="open napari with the widgets docked (default)")
     view.add_argument("files", nargs="*", type=Path, help="stacks or spine tables to open")
     demo = commands.add_parser("demo", help="open napari with the sample data and the widgets")
-    demo.add_argument("--sample", action="append", choices=("two_photon", "two_photon_sessions",
-                                                              "em"),
-                      help="sample to load (repeatable; default: two_photon)")
-    demo.add_argument("--screenshot", type=Path, metavar="PNG",
-                      help="save a screenshot of the window and quit")
+    demo.add_argument(
+        "--sample",
+        action="append",
+        choices=("two_photon", "two_photon_sessions", "em"),
+        help="sample to load (repeatable; default: two_photon)",
+    )
+    demo.add_argument(
+        "--screenshot", type=Path, metavar="PNG", help="save a screenshot of the window and quit"
+    )
     predict = commands.add_parser(
-        "predict", help="run a model over a stack; write its raw output (float32, channels first)")
+        "predict", help="run a model over a stack; write its raw output (float32, channels first)"
+    )
     predict.add_argument("image", type=Path, help="stack to run on (TIFF, HDF5, Zarr)")
-    predict.add_argument("-m", "--model", required=True,
-                         help="model name (see `napari-spines models`) or package path")
-    predict.add_argument("-o", "--output", required=True, type=Path,
-                         help="output .tif (OME-TIFF) or .zarr (written tile by tile)")
-    predict.add_argument("--tile", nargs=3, type=int, metavar=("Z", "Y", "X"),
-                         help="tile size in model voxels (default: the model's)")
+    predict.add_argument(
+        "-m",
+        "--model",
+        required=True,
+        help="model name (see `napari-spines models`) or package path",
+    )
+    predict.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="output .tif (OME-TIFF) or .zarr (written tile by tile)",
+    )
+    predict.add_argument(
+        "--tile",
+        nargs=3,
+        type=int,
+        metavar=("Z", "Y", "X"),
+        help="tile size in model voxels (default: the model's)",
+    )
     predict.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
     predict.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    predict.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                         help="voxel size of the stack in µm (default: from the file)")
+    predict.add_argument(
+        "--voxel-size",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        help="voxel size of the stack in µm (default: from the file)",
+    )
     predict.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
     from napari_spines import _cli_segment, _cli_spines
 
@@ -70,17 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the models: built-in, user folder")
     commands.add_parser("devices", help="list the runtimes and devices really usable here")
     synthetic = commands.add_parser(
-        "synthetic", help="write a synthetic stack with its ground truth (from a seed)")
+        "synthetic", help="write a synthetic stack with its ground truth (from a seed)"
+    )
     synthetic.add_argument("kind", choices=("two-photon", "two-photon-sessions", "em"))
-    synthetic.add_argument("-o", "--output", type=Path, required=True,
-                           help="stack .tif; ground truth goes beside it (_spines.csv or "
-                                "_labels.tif)")
+    synthetic.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="stack .tif; ground truth goes beside it (_spines.csv or _labels.tif)",
+    )
     synthetic.add_argument("--shape", nargs=3, type=int, metavar=("Z", "Y", "X"))
     synthetic.add_argument("--seed", type=int, default=0)
     info = commands.add_parser("info", help="print what the reader sees in a file")
     info.add_argument("file", type=Path)
-    info.add_argument("--lazy", action=argparse.BooleanOptionalAction, default=None,
-                      help="force (or forbid) lazy reading; default decides by size")
+    info.add_argument(
+        "--lazy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force (or forbid) lazy reading; default decides by size",
+    )
     return parser
 
 
@@ -100,8 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command == "train":
             return _cli_segment.train_affinities(args)
-        return (_cli_segment.segment(args) if args.command == "segment"
-                else _cli_segment.labels_affinities(args))
+        return (
+            _cli_segment.segment(args)
+            if args.command == "segment"
+            else _cli_segment.labels_affinities(args)
+        )
     if args.command in ("detect", "score", "train"):
         from napari_spines import _cli_spines
 
@@ -119,8 +161,10 @@ def info(path: Path, lazy: bool | None = None) -> int:
     try:
         if looks_like_points_csv(path):
             coords, voxel, properties = read_points_csv(path)
-            print(f"{path}: {len(coords)} points, axes {coords.shape[1]}D, "
-                  f"voxel size {_format_size(voxel)}, columns {', '.join(properties) or '-'}")
+            print(
+                f"{path}: {len(coords)} points, axes {coords.shape[1]}D, "
+                f"voxel size {_format_size(voxel)}, columns {', '.join(properties) or '-'}"
+            )
             return 0
         volumes = read_volumes(path, lazy=lazy)
     except VolumeReadError as exc:
@@ -159,14 +203,16 @@ def write_synthetic(kind: str, output: Path, shape: Sequence[int] | None, seed: 
         sample = synthetic_two_photon(seed=seed, n_timepoints=sessions, **extra)
         axes = "TZYX" if sessions > 1 else "ZYX"
         write_float_tiff(output, sample.image, axes, sample.voxel_size_um, sample.image.dtype)
-        truth = write_points_csv(f"{stem}_spines.csv", sample.spines, sample.voxel_size_um,
-                                 {"id": sample.spine_ids})
+        truth = write_points_csv(
+            f"{stem}_spines.csv", sample.spines, sample.voxel_size_um, {"id": sample.spine_ids}
+        )
     print(f"wrote {output} {sample.image.shape} and {truth}", file=sys.stderr)
     return 0
 
 
-def open_viewer(files: Sequence[Path] = (), samples: Sequence[str] = (),
-                screenshot: Path | None = None) -> int:
+def open_viewer(
+    files: Sequence[Path] = (), samples: Sequence[str] = (), screenshot: Path | None = None
+) -> int:
     """Open napari with our widgets docked, the given files and samples loaded."""
     from napari_spines._reader import layer_data_for
     from napari_spines.io import VolumeReadError
@@ -206,8 +252,10 @@ def dock_widgets(viewer: object) -> list:
     """
     from qtpy.QtWidgets import QApplication
 
-    docked = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)  # type: ignore[attr-defined]
-              for name in WIDGETS]
+    docked = [
+        viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)  # type: ignore[attr-defined]
+        for name in WIDGETS
+    ]
     QApplication.processEvents()  # the tabs exist only once Qt has laid them out
     docked[0][0].raise_()
     return [widget for _dock, widget in docked]
@@ -237,7 +285,7 @@ def save_window_screenshot(viewer: object, path: Path) -> None:
 
 
 def _format_size(voxel: Sequence[float]) -> str:
-    axes = "zyx"[-len(voxel):]
+    axes = "zyx"[-len(voxel) :]
     return " × ".join(f"{v:g}" for v in voxel) + f" µm ({', '.join(axes)})"
 
 

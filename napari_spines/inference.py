@@ -134,8 +134,9 @@ def read_resampled(source: Any, coords: Sequence[np.ndarray]) -> np.ndarray:
     """
     lead = source.ndim - len(coords)
     lows = [int(np.floor(c.min())) for c in coords]
-    highs = [min(int(np.ceil(c.max())) + 1, n) for c, n in zip(coords, source.shape[lead:],
-                                                                strict=True)]
+    highs = [
+        min(int(np.ceil(c.max())) + 1, n) for c, n in zip(coords, source.shape[lead:], strict=True)
+    ]
     region = (Ellipsis, *(slice(lo, hi) for lo, hi in zip(lows, highs, strict=True)))
     block = np.asarray(source[region], dtype=np.float32)
     for axis, (c, lo) in enumerate(zip(coords, lows, strict=True), start=lead):
@@ -160,8 +161,9 @@ def source_coords(model_idx: np.ndarray, factor: float, n_data: int) -> np.ndarr
     return np.clip((model_idx + 0.5) / factor - 0.5, 0, n_data - 1)
 
 
-def normalisation_stats(volume: Any, normalisation: Any, channel_axis: bool) -> tuple[np.ndarray,
-                                                                                   np.ndarray]:
+def normalisation_stats(
+    volume: Any, normalisation: Any, channel_axis: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """``(offset, gain)`` per channel so that ``(x - offset) * gain`` is the network's input.
 
     Percentiles and per-volume mean/std come from a strided sample of at most
@@ -172,8 +174,10 @@ def normalisation_stats(volume: Any, normalisation: Any, channel_axis: bool) -> 
     if kind == "none":
         return np.zeros(n_channels, np.float32), np.ones(n_channels, np.float32)
     if kind == "mean_std":
-        return (np.full(n_channels, normalisation.mean, np.float32),
-                np.full(n_channels, 1.0 / max(normalisation.std, 1e-12), np.float32))
+        return (
+            np.full(n_channels, normalisation.mean, np.float32),
+            np.full(n_channels, 1.0 / max(normalisation.std, 1e-12), np.float32),
+        )
     spatial = volume.shape[-3:]
     step = max(1, round((math.prod(spatial) / STATS_SAMPLE_VOXELS) ** (1 / 3)))
     sample = np.asarray(volume[(Ellipsis, *(slice(None, None, step),) * 3)], dtype=np.float32)
@@ -195,8 +199,9 @@ def normalisation_stats(volume: Any, normalisation: Any, channel_axis: bool) -> 
     return np.asarray(offsets, np.float32), np.asarray(gains, np.float32)
 
 
-def rescale_factors(data_voxel_um: Sequence[float] | None,
-                    model_voxel_um: Sequence[float]) -> tuple[float, float, float]:
+def rescale_factors(
+    data_voxel_um: Sequence[float] | None, model_voxel_um: Sequence[float]
+) -> tuple[float, float, float]:
     """Model-space voxels per data voxel on each axis; 1 within `RESCALE_TOLERANCE`."""
     if data_voxel_um is None:
         return (1.0, 1.0, 1.0)
@@ -207,8 +212,9 @@ def rescale_factors(data_voxel_um: Sequence[float] | None,
     return tuple(factors)  # type: ignore[return-value]
 
 
-def model_grid(shape: Sequence[int], voxel_size_um: Sequence[float] | None,
-               spec: Any) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+def model_grid(
+    shape: Sequence[int], voxel_size_um: Sequence[float] | None, spec: Any
+) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     """The model-space shape of a ``(Z, Y, X)`` volume, and the `rescale_factors` to it.
 
     Model coordinate ``m`` and data coordinate ``d`` on an axis with factor ``f`` relate as
@@ -317,14 +323,20 @@ def predict(
     channel_axis = volume.ndim == 4
     n_in = volume.shape[0] if channel_axis else 1
     if volume.ndim not in (3, 4) or n_in != spec.input.channels:
-        raise ValueError(f"the model needs {spec.input.channels}-channel 3D input "
-                         f"({'C, ' if spec.input.channels > 1 else ''}Z, Y, X), got shape "
-                         f"{tuple(volume.shape)}")
+        raise ValueError(
+            f"the model needs {spec.input.channels}-channel 3D input "
+            f"({'C, ' if spec.input.channels > 1 else ''}Z, Y, X), got shape "
+            f"{tuple(volume.shape)}"
+        )
     model_shape, factors = model_grid(spatial, voxel_size_um, spec)
     tile = tuple(tile or spec.tiling.tile)
     overlaps = tuple(overlap) if overlap is not None else (None, None, None)
-    plans = tuple(plan_axis(n, t, h, m, o) for n, t, h, m, o in zip(
-        model_shape, tile, spec.tiling.halo, spec.tiling.multiple, overlaps, strict=True))
+    plans = tuple(
+        plan_axis(n, t, h, m, o)
+        for n, t, h, m, o in zip(
+            model_shape, tile, spec.tiling.halo, spec.tiling.multiple, overlaps, strict=True
+        )
+    )
     offset, gain = normalisation_stats(volume, spec.input.normalisation, channel_axis)
     run = TiledRun(volume, offset, gain, factors, plans)  # type: ignore[arg-type]
 
@@ -352,12 +364,19 @@ def _accumulator(out: Any, shape: tuple[int, ...], scratch: str) -> Any:
     import zarr
 
     chunks = (1, *(min(n, 64) for n in shape[1:]))
-    return zarr.create_array(scratch, shape=shape, dtype="float32", chunks=chunks, fill_value=0,
-                             compressors=None)
+    return zarr.create_array(
+        scratch, shape=shape, dtype="float32", chunks=chunks, fill_value=0, compressors=None
+    )
 
 
-def _run_tiles(run: TiledRun, model: Predictor, target: Any, batch_size: int,
-               progress: ProgressCallback | None, rescaled: bool) -> None:
+def _run_tiles(
+    run: TiledRun,
+    model: Predictor,
+    target: Any,
+    batch_size: int,
+    progress: ProgressCallback | None,
+    rescaled: bool,
+) -> None:
     """Read, run and place every tile, ``batch_size`` at a time."""
     total = run.n_tiles + (1 if rescaled else 0)
     if progress:
@@ -380,8 +399,10 @@ def _run_tiles(run: TiledRun, model: Predictor, target: Any, batch_size: int,
 def _resample_back(target: Any, out: Any, factors: Sequence[float]) -> None:
     """Resample the model-space outputs onto ``out``'s grid, 16 slices at a time."""
     spatial, model_shape = tuple(out.shape[1:]), tuple(target.shape[1:])
-    back = [source_coords(np.arange(n, dtype=np.float64), 1.0 / f, m) if f != 1.0
-            else np.arange(n) for n, m, f in zip(spatial, model_shape, factors, strict=True)]
+    back = [
+        source_coords(np.arange(n, dtype=np.float64), 1.0 / f, m) if f != 1.0 else np.arange(n)
+        for n, m, f in zip(spatial, model_shape, factors, strict=True)
+    ]
     for z in range(0, spatial[0], 16):
         zs = back[0][z : z + 16]
         out[:, z : z + len(zs)] = read_resampled(target, [zs, back[1], back[2]])
@@ -413,10 +434,12 @@ def predict_volume(
     if "Z" not in axes:  # a 2D image or time series: one slice thick
         data = data[..., None, :, :]
         axes = axes[:-2] + "ZYX"
-        voxel_size_um = None if voxel_size_um is None else (spec.input.voxel_size_um[0],
-                                                            *voxel_size_um[-2:])
-        result = predict_volume(data, axes, model, spec, voxel_size_um, tile, batch_size,
-                                None, progress)
+        voxel_size_um = (
+            None if voxel_size_um is None else (spec.input.voxel_size_um[0], *voxel_size_um[-2:])
+        )
+        result = predict_volume(
+            data, axes, model, spec, voxel_size_um, tile, batch_size, None, progress
+        )
         result = result[..., 0, :, :]
         if out is None:
             return result
@@ -427,9 +450,11 @@ def predict_volume(
     if on_model_grid:
         spatial = model_grid(spatial, voxel_size_um, spec)[0]
     if out is None:
-        out = np.zeros((spec.n_output_channels, *((n_times,) if "T" in axes else ()), *spatial),
-                       np.float32)
+        out = np.zeros(
+            (spec.n_output_channels, *((n_times,) if "T" in axes else ()), *spatial), np.float32
+        )
     for t in range(n_times):
+
         def report(done: int, total: int, t: int = t) -> None:
             if progress:
                 progress(t * total + done, n_times * total)
@@ -438,8 +463,18 @@ def predict_volume(
         if "C" in axes and axes.index("C") != len(axes) - 4:
             raise ValueError(f"axes {axes!r}: channels must come just before Z, Y, X")
         target = out if "T" not in axes else _TimeView(out, t)
-        predict(volume, model, spec, voxel_size_um, tile, None, batch_size, target, report,
-                on_model_grid)
+        predict(
+            volume,
+            model,
+            spec,
+            voxel_size_um,
+            tile,
+            None,
+            batch_size,
+            target,
+            report,
+            on_model_grid,
+        )
     return out
 
 

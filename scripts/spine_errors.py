@@ -68,9 +68,11 @@ def error_breakdown(found: np.ndarray, session: AnnotatedSession) -> str:
     tree = cKDTree(truth[missed] * voxel)
     distance = tree.query(found[wrong] * voxel)[0]
     in_plane = cKDTree(truth[missed][:, 1:] * voxel[1:]).query(found[wrong][:, 1:] * voxel[1:])[0]
-    return (f"{len(pairs)} matched, {len(wrong)} wrong, {len(missed)} missed; of the wrong: "
-            f"{int(np.sum(in_plane <= 1.0))} within 1 µm of a missed head in y, x (another "
-            f"slice), {int(np.sum(distance > 3.0))} more than 3 µm from any")
+    return (
+        f"{len(pairs)} matched, {len(wrong)} wrong, {len(missed)} missed; of the wrong: "
+        f"{int(np.sum(in_plane <= 1.0))} within 1 µm of a missed head in y, x (another "
+        f"slice), {int(np.sum(distance > 3.0))} more than 3 µm from any"
+    )
 
 
 def f1_ignoring_z(found: np.ndarray, session: AnnotatedSession) -> float:
@@ -93,19 +95,25 @@ def main() -> None:
         session = load_session(args.data / f"{name}.tif")
         volume = read_volumes(session.stack)[0]
         offsets = brightest_slice_offsets(volume.data, session)
-        print(f"{name}: annotated slice is the brightest for {np.mean(offsets == 0):.0%} of "
-              f"{len(offsets)} heads; 3+ slices off for {np.mean(abs(offsets) >= 3):.0%}")
+        print(
+            f"{name}: annotated slice is the brightest for {np.mean(offsets == 0):.0%} of "
+            f"{len(offsets)} heads; 3+ slices off for {np.mean(abs(offsets) >= 3):.0%}"
+        )
         maps = predict_heatmaps(volume.data, volume.axes, package, volume.voxel_size_um)
 
         def peaks(t: float, ratio: float | None, maps=maps) -> np.ndarray:
-            return maps.peaks(t, post.get("min_distance_um", 1.0),
-                              post.get("max_dendrite_distance_um"), ratio).coords
+            return maps.peaks(
+                t, post.get("min_distance_um", 1.0), post.get("max_dendrite_distance_um"), ratio
+            ).coords
 
         ratio = post.get("between_slices_ratio")
         print(f"  at threshold {threshold}: {error_breakdown(peaks(threshold, ratio), session)}")
         low = peaks(0.2, ratio)
-        print("  at 0.2, recall within 1 µm {:.2f}, within 2 µm {:.2f}".format(
-            *(score_on_session(low, session, match_um=r).recall for r in (1.0, 2.0))))
+        print(
+            "  at 0.2, recall within 1 µm {:.2f}, within 2 µm {:.2f}".format(
+                *(score_on_session(low, session, match_um=r).recall for r in (1.0, 2.0))
+            )
+        )
         in_plane = {t: f1_ignoring_z(peaks(t, ratio), session) for t in THRESHOLDS}
         best = max(in_plane, key=in_plane.get)
         print(f"  ignoring z (y, x within 1 µm): best F1 {in_plane[best]:.3f} at {best}")

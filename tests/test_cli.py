@@ -10,8 +10,13 @@ from napari_spines.cli import main
 
 def test_info_prints_voxel_size_and_laziness(tmp_path, capsys, stack):
     path = tmp_path / "s.tif"
-    tifffile.imwrite(path, stack, imagej=True, resolution=(1 / 0.12, 1 / 0.12),
-                     metadata={"axes": "ZYX", "spacing": 1.0, "unit": "micron"})
+    tifffile.imwrite(
+        path,
+        stack,
+        imagej=True,
+        resolution=(1 / 0.12, 1 / 0.12),
+        metadata={"axes": "ZYX", "spacing": 1.0, "unit": "micron"},
+    )
     assert main(["info", str(path), "--lazy"]) == 0
     out = capsys.readouterr().out
     assert "voxel size: 1 × 0.12 × 0.12 µm" in out
@@ -21,8 +26,11 @@ def test_info_prints_voxel_size_and_laziness(tmp_path, capsys, stack):
 def test_info_on_bad_file_is_one_line_and_exit_code_2(tmp_path):
     path = tmp_path / "bad.tif"
     path.write_bytes(b"\x00" * 10)
-    result = subprocess.run([sys.executable, "-m", "napari_spines.cli", "info", str(path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_spines.cli", "info", str(path)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "bad.tif" in result.stderr
     assert "Traceback" not in result.stderr
@@ -31,8 +39,9 @@ def test_info_on_bad_file_is_one_line_and_exit_code_2(tmp_path):
 def test_info_on_points_csv(tmp_path, capsys):
     from napari_spines.io import write_points_csv
 
-    path = write_points_csv(tmp_path / "p.csv", np.ones((3, 3)), (1.0, 0.2, 0.2),
-                            {"score": [1, 2, 3]})
+    path = write_points_csv(
+        tmp_path / "p.csv", np.ones((3, 3)), (1.0, 0.2, 0.2), {"score": [1, 2, 3]}
+    )
     assert main(["info", str(path)]) == 0
     assert "3 points" in capsys.readouterr().out
 

@@ -11,20 +11,36 @@ import napari_spines
 
 HEAVY = ("torch", "onnxruntime", "napari", "qtpy", "PyQt6", "PySide6", "vispy")
 
-CORE_MODULES = ["napari_spines", "napari_spines.io", "napari_spines.cli",
-                "napari_spines.progress", "napari_spines.training.synthetic",
-                "napari_spines._sample_data", "napari_spines._writer", "napari_spines.inference",
-                "napari_spines.models", "napari_spines._cli_models", "napari_spines.io.outputs",
-                "napari_spines.training.export", "napari_spines.training.classical",
-                "napari_spines.training.unet", "napari_spines.segmentation.affinities",
-                "napari_spines.segmentation.agglomeration", "napari_spines.segmentation.metrics",
-                "napari_spines.segmentation.pipeline", "napari_spines.segmentation.proofreading",
-                "napari_spines._cli_segment", "napari_spines.training.affinity"]
+CORE_MODULES = [
+    "napari_spines",
+    "napari_spines.io",
+    "napari_spines.cli",
+    "napari_spines.progress",
+    "napari_spines.training.synthetic",
+    "napari_spines._sample_data",
+    "napari_spines._writer",
+    "napari_spines.inference",
+    "napari_spines.models",
+    "napari_spines._cli_models",
+    "napari_spines.io.outputs",
+    "napari_spines.training.export",
+    "napari_spines.training.classical",
+    "napari_spines.training.unet",
+    "napari_spines.segmentation.affinities",
+    "napari_spines.segmentation.agglomeration",
+    "napari_spines.segmentation.metrics",
+    "napari_spines.segmentation.pipeline",
+    "napari_spines.segmentation.proofreading",
+    "napari_spines._cli_segment",
+    "napari_spines.training.affinity",
+]
 
 
 def _heavy_modules_after(code: str) -> list[str]:
-    probe = (f"import sys\n{code}\n"
-             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))")
+    probe = (
+        f"import sys\n{code}\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return eval(out.stdout.strip().splitlines()[-1])
 
@@ -35,9 +51,11 @@ def test_core_import_pulls_in_no_heavy_library(module):
 
 
 def test_reading_the_manifest_imports_nothing_heavy():
-    code = ("from importlib.resources import files\nfrom npe2 import PluginManifest\n"
-            "m = PluginManifest.from_file(files('napari_spines') / 'napari.yaml')\n"
-            "assert m.name == 'napari-spines'")
+    code = (
+        "from importlib.resources import files\nfrom npe2 import PluginManifest\n"
+        "m = PluginManifest.from_file(files('napari_spines') / 'napari.yaml')\n"
+        "assert m.name == 'napari-spines'"
+    )
     assert _heavy_modules_after(code) == []
 
 

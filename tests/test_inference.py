@@ -12,11 +12,24 @@ from napari_spines.inference import mirror_indices, plan_axis, predict, read_res
 from napari_spines.progress import CancellableProgress, Cancelled
 
 
-def make_spec(channels=1, n_out=2, voxel=(1.0, 0.5, 0.5), tile=(8, 16, 16), multiple=(4, 4, 4),
-              halo=(2, 2, 2), normalisation="none"):
-    return NS(input=NS(channels=channels, voxel_size_um=voxel,
-                       normalisation=NS(kind=normalisation, low=1.0, high=99.0, mean=0, std=1)),
-              tiling=NS(tile=tile, multiple=multiple, halo=halo), n_output_channels=n_out)
+def make_spec(
+    channels=1,
+    n_out=2,
+    voxel=(1.0, 0.5, 0.5),
+    tile=(8, 16, 16),
+    multiple=(4, 4, 4),
+    halo=(2, 2, 2),
+    normalisation="none",
+):
+    return NS(
+        input=NS(
+            channels=channels,
+            voxel_size_um=voxel,
+            normalisation=NS(kind=normalisation, low=1.0, high=99.0, mean=0, std=1),
+        ),
+        tiling=NS(tile=tile, multiple=multiple, halo=halo),
+        n_output_channels=n_out,
+    )
 
 
 class MeanFilterNet:
@@ -58,8 +71,10 @@ def test_two_tile_sizes_agree_and_batches_do_not_matter(volume):
 
 
 @pytest.mark.parametrize("n", [1, 3, 5, 13, 37, 100, 257])
-@pytest.mark.parametrize(("tile", "halo", "multiple", "overlap"),
-                         [(16, 2, 4, None), (32, 8, 8, 0), (64, 12, 16, 20), (20, 3, 1, 5)])
+@pytest.mark.parametrize(
+    ("tile", "halo", "multiple", "overlap"),
+    [(16, 2, 4, None), (32, 8, 8, 0), (64, 12, 16, 20), (20, 3, 1, 5)],
+)
 def test_blend_weights_sum_to_one_everywhere(n, tile, halo, multiple, overlap):
     plan = plan_axis(n, tile, halo, multiple, overlap)
     total = np.zeros(n)
@@ -93,8 +108,13 @@ def test_input_dtypes(dtype):
 def test_dask_input_and_zarr_output_give_the_same_result(volume, tmp_path):
     expected = predict(volume, MeanFilterNet(), make_spec())
     lazy = da.from_array(volume, chunks=(4, 16, 16))
-    out = zarr.create_array(str(tmp_path / "out.zarr"), shape=(2, *volume.shape),
-                            dtype="float32", chunks=(1, 8, 16, 16), fill_value=0)
+    out = zarr.create_array(
+        str(tmp_path / "out.zarr"),
+        shape=(2, *volume.shape),
+        dtype="float32",
+        chunks=(1, 8, 16, 16),
+        fill_value=0,
+    )
     result = predict(lazy, MeanFilterNet(), make_spec(), out=out)
     assert result is out
     np.testing.assert_allclose(out[:], expected, atol=1e-6)
@@ -130,6 +150,7 @@ def test_rescale_round_trip_keeps_shape_and_values():
         def identity(batch):
             seen[key].append(batch[0, 0].size * len(batch))
             return batch
+
         return identity
 
     spec = make_spec(n_out=1, voxel=(1.0, 0.24, 0.24), tile=(8, 32, 32))
@@ -149,12 +170,17 @@ def test_outputs_on_the_model_grid_are_not_resampled_back():
     spec = make_spec(n_out=1, voxel=(1.0, 0.24, 0.24), tile=(8, 32, 32))
     grid, factors = model_grid(volume.shape, (1.0, 0.12, 0.12), spec)
     assert grid == (10, 32, 24) and factors == (1.0, 0.5, 0.5)
-    got = predict(volume, lambda batch: batch, spec, voxel_size_um=(1.0, 0.12, 0.12),
-                  on_model_grid=True)
+    got = predict(
+        volume, lambda batch: batch, spec, voxel_size_um=(1.0, 0.12, 0.12), on_model_grid=True
+    )
     assert got.shape == (1, *grid)
     # model voxel (z, j, i) sits between data voxels 2j, 2j + 1 (and 2i, 2i + 1)
-    pairs = (volume[:, 0::2, 0::2] + volume[:, 1::2, 0::2] + volume[:, 0::2, 1::2]
-             + volume[:, 1::2, 1::2]) / 4
+    pairs = (
+        volume[:, 0::2, 0::2]
+        + volume[:, 1::2, 0::2]
+        + volume[:, 0::2, 1::2]
+        + volume[:, 1::2, 1::2]
+    ) / 4
     np.testing.assert_allclose(got[0], pairs, atol=1e-5)
 
 
@@ -195,14 +221,20 @@ def test_predict_volume_handles_time_and_2d(volume):
     assert got.shape == (1, 2, *volume.shape)
     np.testing.assert_allclose(got[0, 1], 2 * exact(volume), atol=1e-5)
     image = volume[4]
-    flat = predict_volume(image, "YX", MeanFilterNet(1), make_spec(n_out=1),
-                          voxel_size_um=(0.5, 0.5))
+    flat = predict_volume(
+        image, "YX", MeanFilterNet(1), make_spec(n_out=1), voxel_size_um=(0.5, 0.5)
+    )
     assert flat.shape == (1, *image.shape)
     # a single slice is mirrored in z, so the 3D filter sees the slice itself above and below
     np.testing.assert_allclose(flat[0], ndi.uniform_filter(image, 3, mode="mirror"), atol=1e-5)
     reports = []
-    predict_volume(series, "TZYX", MeanFilterNet(1), make_spec(n_out=1),
-                   progress=lambda d, t: reports.append((d, t)))
+    predict_volume(
+        series,
+        "TZYX",
+        MeanFilterNet(1),
+        make_spec(n_out=1),
+        progress=lambda d, t: reports.append((d, t)),
+    )
     assert reports[-1][0] == reports[-1][1] and len({t for _, t in reports}) == 1
 
 
@@ -210,8 +242,18 @@ def test_rescaled_lazy_run_into_zarr_matches_in_memory(tmp_path):
     volume = np.random.default_rng(5).random((6, 40, 36)).astype(np.float32)
     spec = make_spec(n_out=2, voxel=(1.0, 0.24, 0.24), tile=(8, 16, 16))
     expected = predict(volume, MeanFilterNet(), spec, voxel_size_um=(1.0, 0.12, 0.12))
-    out = zarr.create_array(str(tmp_path / "o.zarr"), shape=(2, *volume.shape), dtype="float32",
-                            chunks=(1, 4, 16, 16), fill_value=0)
-    predict(da.from_array(volume, chunks=(3, 20, 18)), MeanFilterNet(), spec,
-            voxel_size_um=(1.0, 0.12, 0.12), out=out)
+    out = zarr.create_array(
+        str(tmp_path / "o.zarr"),
+        shape=(2, *volume.shape),
+        dtype="float32",
+        chunks=(1, 4, 16, 16),
+        fill_value=0,
+    )
+    predict(
+        da.from_array(volume, chunks=(3, 20, 18)),
+        MeanFilterNet(),
+        spec,
+        voxel_size_um=(1.0, 0.12, 0.12),
+        out=out,
+    )
     np.testing.assert_allclose(out[:], expected, atol=1e-6)

@@ -31,19 +31,29 @@ print("ok", len(manifest.contributions.sample_data))
 def test_wheel_installs_manifest_and_sample_data(tmp_path):
     dist, site = tmp_path / "dist", tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist),
-                    str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = dist.glob("napari_spines-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "napari_spines/napari.yaml" in names
     assert "napari_spines/models/builtin/spine-dog/model.onnx" in names
     assert not any(n.startswith("tests/") for n in names)
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     entry_points = next(site.glob("napari_spines-*.dist-info")) / "entry_points.txt"
     assert "napari.manifest" in entry_points.read_text()
-    result = subprocess.run([sys.executable, "-c", CHECK, str(site)], cwd=tmp_path,
-                            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK, str(site)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok 3"

@@ -17,8 +17,13 @@ from napari_spines.training import classical
 def stack_file(tmp_path):
     data = np.random.default_rng(3).integers(0, 3000, (12, 40, 36), dtype=np.uint16)
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.12, 1 / 0.12),
-                     metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"})
+    tifffile.imwrite(
+        path,
+        data,
+        imagej=True,
+        resolution=(1 / 0.12, 1 / 0.12),
+        metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"},
+    )
     return path, data
 
 
@@ -37,17 +42,35 @@ def test_tiled_equals_whole_with_real_models(tiny_package, runtime, stack_file):
 def test_onnx_and_torch_agree_through_the_engine(tiny_package, stack_file):
     _, data = stack_file
     package = open_package(tiny_package)
-    outputs = [predict(data, load_model(package, runtime=r, device="cpu"), package.spec)
-               for r in ("onnx", "torch")]
+    outputs = [
+        predict(data, load_model(package, runtime=r, device="cpu"), package.spec)
+        for r in ("onnx", "torch")
+    ]
     assert np.abs(outputs[0] - outputs[1]).max() < 1e-4
 
 
-def test_predict_cli_writes_channels_first_float32_with_voxel_size(tiny_package, stack_file,
-                                                                   tmp_path):
+def test_predict_cli_writes_channels_first_float32_with_voxel_size(
+    tiny_package, stack_file, tmp_path
+):
     path, data = stack_file
     out = tmp_path / "pred.tif"
-    assert main(["predict", str(path), "-m", str(tiny_package), "-o", str(out),
-                 "--tile", "8", "16", "16"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(path),
+                "-m",
+                str(tiny_package),
+                "-o",
+                str(out),
+                "--tile",
+                "8",
+                "16",
+                "16",
+            ]
+        )
+        == 0
+    )
     package = open_package(tiny_package)
     expected = predict(data, load_model(package, device="cpu"), package.spec)
     with tifffile.TiffFile(out) as tif:
@@ -70,12 +93,14 @@ def test_predict_cli_zarr_output_is_written_tile_by_tile(tiny_package, stack_fil
     np.testing.assert_allclose(written[:], expected, atol=1e-5)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["-m", "no-such-model"], "no-such-model"),
-    (["-m", "spine-dog", "--device", "cuda"], "CUDA"),
-])
-def test_predict_cli_bad_model_or_device_is_one_line(stack_file, tmp_path, capsys, args,
-                                                     message):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "no-such-model"], "no-such-model"),
+        (["-m", "spine-dog", "--device", "cuda"], "CUDA"),
+    ],
+)
+def test_predict_cli_bad_model_or_device_is_one_line(stack_file, tmp_path, capsys, args, message):
     path, _ = stack_file
     assert main(["predict", str(path), *args, "-o", str(tmp_path / "x.tif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -104,15 +129,27 @@ def test_builtin_dog_equals_scipy_difference_of_gaussians():
     expected = blur(normalised, 1.0) - blur(normalised, classical.SIGMA_RATIO)
     for runtime in package.runtimes:
         model = load_model(package, runtime=runtime, device="cpu")
-        got = predict(volume, model, package.spec, voxel_size_um=(1.0, 0.24, 0.24),
-                      tile=(8, 32, 32))
+        got = predict(
+            volume, model, package.spec, voxel_size_um=(1.0, 0.24, 0.24), tile=(8, 32, 32)
+        )
         np.testing.assert_allclose(got[0], expected, atol=1e-4)
 
 
 def test_predict_builtin_on_real_stack(real_data, tmp_path):
     out = tmp_path / "dog.zarr"
-    assert main(["predict", str(real_data / "two_photon/rr30a/rr30a_tp2.tif"), "-m",
-                 "spine-dog", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(real_data / "two_photon/rr30a/rr30a_tp2.tif"),
+                "-m",
+                "spine-dog",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     written = zarr.open_array(str(out), mode="r")
     assert written.shape[0] == 1 and written.shape[2:] == (1024, 1024)
     assert np.isfinite(written[0, 30]).all() and written[0, 30].std() > 0

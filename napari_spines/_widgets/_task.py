@@ -85,8 +85,12 @@ class TaskPanel(QWidget):
             return None
         self._progress = CancellableProgress(self.progressed.emit)
         self.worker = create_worker(
-            _run_guarded, func, progress=self._progress, **kwargs,
-            _start_thread=False, _connect={"returned": self._on_returned},
+            _run_guarded,
+            func,
+            progress=self._progress,
+            **kwargs,
+            _start_thread=False,
+            _connect={"returned": self._on_returned},
         )
         self._on_result = on_result
         self.bar.setRange(0, 0)  # "busy" until the first progress report

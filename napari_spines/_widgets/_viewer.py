@@ -18,8 +18,9 @@ class OptionalChoice(ComboBox):
 
 def image_layers(viewer: Viewer) -> list[tuple[str, Image]]:
     """(name, layer) of the grey-scale image layers, for a layer ComboBox."""
-    return [(layer.name, layer) for layer in viewer.layers
-            if isinstance(layer, Image) and not layer.rgb]
+    return [
+        (layer.name, layer) for layer in viewer.layers if isinstance(layer, Image) and not layer.rgb
+    ]
 
 
 def follow_layers(viewer: Viewer, *combos: Any) -> None:

@@ -20,14 +20,22 @@ from napari_spines.models import find_model, list_models, load_model
 AUTO_TILE = "model default"
 
 
-def run_model_job(data: Any, axes: str, model: str, runtime: str, device: str,
-                  voxel_size_um: tuple[float, ...] | None, tile: tuple[int, int, int] | None,
-                  progress: Any = None) -> tuple[Any, np.ndarray]:
+def run_model_job(
+    data: Any,
+    axes: str,
+    model: str,
+    runtime: str,
+    device: str,
+    voxel_size_um: tuple[float, ...] | None,
+    tile: tuple[int, int, int] | None,
+    progress: Any = None,
+) -> tuple[Any, np.ndarray]:
     """Load (cached) and run a model; runs in the worker thread, touches no layer."""
     package = find_model(model)
     loaded = load_model(package, runtime=runtime, device=device)
-    result = predict_volume(data, axes, loaded, package.spec, voxel_size_um=voxel_size_um,
-                            tile=tile, progress=progress)
+    result = predict_volume(
+        data, axes, loaded, package.spec, voxel_size_um=voxel_size_um, tile=tile, progress=progress
+    )
     return package.spec, result
 
 
@@ -66,8 +74,17 @@ class RunModelWidget(Container):
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda", "mps"))
         self._tile = LineEdit(label="tile (z y x)", value=AUTO_TILE)
         self._run = PushButton(text="Run")
-        super().__init__(widgets=[self._image, self._model, self._model_path, self._runtime,
-                                  self._device, self._tile, self._run])
+        super().__init__(
+            widgets=[
+                self._image,
+                self._model,
+                self._model_path,
+                self._runtime,
+                self._device,
+                self._tile,
+                self._run,
+            ]
+        )
         self.task = TaskPanel()
         self.native.layout().addWidget(self.task)
         self._run.clicked.connect(self.run)
@@ -97,19 +114,32 @@ class RunModelWidget(Container):
         n_spatial = sum(a in "ZYX" for a in axes)
         voxel: tuple[float, ...] | None = tuple(float(s) for s in layer.scale[-n_spatial:])
         if layer.metadata.get("voxel_size_known") is False:
-            show_warning(f"{layer.name}: voxel size unknown; using the model's (set it in the "
-                         "Voxel size widget).")
+            show_warning(
+                f"{layer.name}: voxel size unknown; using the model's (set it in the "
+                "Voxel size widget)."
+            )
             voxel = None
-        job = partial(run_model_job, layer.data, axes, model, self._runtime.value,
-                      self._device.value, voxel, tile)
+        job = partial(
+            run_model_job,
+            layer.data,
+            axes,
+            model,
+            self._runtime.value,
+            self._device.value,
+            voxel,
+            tile,
+        )
         if self.task.run(job, on_result=partial(self._add_outputs, layer)) is not None:
             self._run.enabled = False
 
     def _add_outputs(self, layer: napari.layers.Image, outcome: tuple[Any, np.ndarray]) -> None:
         spec, result = outcome
-        for data, meta, layer_type in prediction_layer_data(result, spec.outputs,
-                                                            f"{layer.name} {spec.name}",
-                                                            tuple(layer.scale)):
-            meta.update(translate=tuple(layer.translate), units=tuple(layer.units),
-                        axis_labels=tuple(layer.axis_labels))
+        for data, meta, layer_type in prediction_layer_data(
+            result, spec.outputs, f"{layer.name} {spec.name}", tuple(layer.scale)
+        ):
+            meta.update(
+                translate=tuple(layer.translate),
+                units=tuple(layer.units),
+                axis_labels=tuple(layer.axis_labels),
+            )
             self._viewer.add_layer(napari.layers.Layer.create(data, meta, layer_type))

@@ -56,16 +56,25 @@ from napari_spines.segmentation.proofreading import Edit, LabelIndex, Proofreade
 logger = logging.getLogger(__name__)
 
 #: Key → widget method, bound on the segmentation and the proofreading-points layers.
-KEYS = {"Shift-M": "merge", "Shift-S": "split", "Shift-D": "delete", "Shift-F": "fill_holes",
-        "Shift-N": "next_segment", "Shift-U": "undo", "Shift-R": "redo"}
+KEYS = {
+    "Shift-M": "merge",
+    "Shift-S": "split",
+    "Shift-D": "delete",
+    "Shift-F": "fill_holes",
+    "Shift-N": "next_segment",
+    "Shift-U": "undo",
+    "Shift-R": "redo",
+}
 #: "mode" choice → ``mode`` of `segment_image` (None: from the voxel size).
 MODES = {"auto": None, "3d": "3d", "2d+z": "2d+z", "2d": "2d"}
 #: "next" order shown → order of `Proofreader.next_segment`.
 ORDERS = {"largest": "largest", "smallest": "smallest", "least confident": "least_confident"}
 NO_TRUTH = "no ground truth chosen"
-THRESHOLD_TIP = ("Agglomeration threshold: higher merges more. Moving it relabels at once from "
-                 "the stored agglomeration and discards the proofreading edits (and their "
-                 "undo history).")
+THRESHOLD_TIP = (
+    "Agglomeration threshold: higher merges more. Moving it relabels at once from "
+    "the stored agglomeration and discards the proofreading edits (and their "
+    "undo history)."
+)
 #: The slider relabels once it has rested this long, not at every step of a drag.
 RELABEL_DELAY_MS = 120
 
@@ -78,13 +87,23 @@ class Relabelled:
     proofreader: Proofreader
 
 
-def relabel(segmentation: Segmentation, threshold: float, boundaries: np.ndarray | None,
-            fragments: FragmentGraph | None = None) -> Relabelled:
+def relabel(
+    segmentation: Segmentation,
+    threshold: float,
+    boundaries: np.ndarray | None,
+    fragments: FragmentGraph | None = None,
+) -> Relabelled:
     """Labels at ``threshold`` and their proofreading index; runs in a worker thread."""
     labels = segmentation.labels(threshold)
-    return Relabelled(threshold, Proofreader(
-        labels, boundaries=boundaries,
-        confidence=segmentation.agglomeration.confidence(threshold), fragments=fragments))
+    return Relabelled(
+        threshold,
+        Proofreader(
+            labels,
+            boundaries=boundaries,
+            confidence=segmentation.agglomeration.confidence(threshold),
+            fragments=fragments,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -98,21 +117,34 @@ class SegmentationRun:
     relabelled: Relabelled
 
 
-def segmentation_job(data: Any, axes: str, model: ModelPackage,
-                     voxel_size_um: tuple[float, ...] | None, mode: str | None,
-                     device: str, progress: Any = None) -> SegmentationRun:
+def segmentation_job(
+    data: Any,
+    axes: str,
+    model: ModelPackage,
+    voxel_size_um: tuple[float, ...] | None,
+    mode: str | None,
+    device: str,
+    progress: Any = None,
+) -> SegmentationRun:
     """`segment_image`, the boundary map and fragment graph splits use, the first labels.
 
     Runs in the worker.
     """
-    segmentation = segment_image(data, axes, model, voxel_size_um=voxel_size_um,
-                                 mode=mode, device=device, progress=progress)
+    segmentation = segment_image(
+        data, axes, model, voxel_size_um=voxel_size_um, mode=mode, device=device, progress=progress
+    )
     boundaries = boundary_map(segmentation.affinities)
     # a second pass of the bar, with Cancel: a few seconds on 100 × 1024 × 1024
-    fragments = build_fragment_graph(segmentation.agglomeration.fragments, boundaries,
-                                     progress=progress)
-    return SegmentationRun(model, segmentation, boundaries, fragments,
-                           relabel(segmentation, segmentation.threshold, boundaries, fragments))
+    fragments = build_fragment_graph(
+        segmentation.agglomeration.fragments, boundaries, progress=progress
+    )
+    return SegmentationRun(
+        model,
+        segmentation,
+        boundaries,
+        fragments,
+        relabel(segmentation, segmentation.threshold, boundaries, fragments),
+    )
 
 
 def score_or_message(truth: Any, labels: np.ndarray) -> SegmentationScore | str:
@@ -126,9 +158,11 @@ def score_or_message(truth: Any, labels: np.ndarray) -> SegmentationScore | str:
 
 def format_score(score: SegmentationScore) -> str:
     """Two lines: adapted Rand error with precision and recall; VOI split and merge."""
-    return (f"adapted Rand error {score.adapted_rand_error:.3f} "
-            f"(precision {score.rand_precision:.3f}, recall {score.rand_recall:.3f})\n"
-            f"VOI split {score.voi_split:.3f}, merge {score.voi_merge:.3f} bits")
+    return (
+        f"adapted Rand error {score.adapted_rand_error:.3f} "
+        f"(precision {score.rand_precision:.3f}, recall {score.rand_recall:.3f})\n"
+        f"VOI split {score.voi_split:.3f}, merge {score.voi_merge:.3f} bits"
+    )
 
 
 class SegmentationWidget(Container):
@@ -163,36 +197,66 @@ class SegmentationWidget(Container):
         self._model_path = FileEdit(label="or package", mode="d", value="")
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda", "mps"))
         self._mode = ComboBox(
-            label="mode", choices=tuple(MODES),
+            label="mode",
+            choices=tuple(MODES),
             tooltip="3d: 3D fragments and merges; 2d+z: fragments per section, merged within "
-                    "and across sections; 2d: each section on its own. auto: 3d, 2d+z from z "
-                    "steps twice the pixel size, 2d from eight times (serial-section TEM)")
+            "and across sections; 2d: each section on its own. auto: 3d, 2d+z from z "
+            "steps twice the pixel size, 2d from eight times (serial-section TEM)",
+        )
         self._run = PushButton(text="Segment")
         self._status = Label(value="")
-        self._threshold = FloatSlider(label="threshold", min=0.0, max=1.0, step=0.01,
-                                      value=0.5, tooltip=THRESHOLD_TIP)
-        self._truth = OptionalChoice(label="ground truth", choices=self._truth_choices,
-                                      nullable=True)
+        self._threshold = FloatSlider(
+            label="threshold", min=0.0, max=1.0, step=0.01, value=0.5, tooltip=THRESHOLD_TIP
+        )
+        self._truth = OptionalChoice(
+            label="ground truth", choices=self._truth_choices, nullable=True
+        )
         self._metrics = Label(value=NO_TRUTH)
         self._order = ComboBox(label="next", choices=tuple(ORDERS))
-        self._edit_buttons = Container(layout="horizontal", labels=False, widgets=[
-            PushButton(text="Merge (⇧M)"), PushButton(text="Split (⇧S)"),
-            PushButton(text="Delete (⇧D)"), PushButton(text="Fill holes (⇧F)")])
-        self._history_buttons = Container(layout="horizontal", labels=False, widgets=[
-            PushButton(text="Next (⇧N)"), PushButton(text="Undo (⇧U)"),
-            PushButton(text="Redo (⇧R)"), PushButton(text="Relabel 1…N")])
-        self._save_path = FileEdit(label="labels", mode="w", filter="*.tif *.tiff",
-                                   value="segmentation.tif")
+        self._edit_buttons = Container(
+            layout="horizontal",
+            labels=False,
+            widgets=[
+                PushButton(text="Merge (⇧M)"),
+                PushButton(text="Split (⇧S)"),
+                PushButton(text="Delete (⇧D)"),
+                PushButton(text="Fill holes (⇧F)"),
+            ],
+        )
+        self._history_buttons = Container(
+            layout="horizontal",
+            labels=False,
+            widgets=[
+                PushButton(text="Next (⇧N)"),
+                PushButton(text="Undo (⇧U)"),
+                PushButton(text="Redo (⇧R)"),
+                PushButton(text="Relabel 1…N"),
+            ],
+        )
+        self._save_path = FileEdit(
+            label="labels", mode="w", filter="*.tif *.tiff", value="segmentation.tif"
+        )
         self._save = PushButton(text="Save labels…")
         # what is used after a run scrolls, so the widget docks beside others in any window
-        self._review = Container(widgets=[
-            self._threshold, self._truth, self._metrics, self._order, self._edit_buttons,
-            self._history_buttons, self._save_path, self._save], scrollable=True)
+        self._review = Container(
+            widgets=[
+                self._threshold,
+                self._truth,
+                self._metrics,
+                self._order,
+                self._edit_buttons,
+                self._history_buttons,
+                self._save_path,
+                self._save,
+            ],
+            scrollable=True,
+        )
         self._review.native.layout().addStretch()  # keep the rows together at the top
         options = Container(layout="horizontal", widgets=[self._device, self._mode])
         options.margins = (0, 0, 0, 0)
-        super().__init__(widgets=[self._image, self._model, self._model_path, options,
-                                  self._run, self._status])
+        super().__init__(
+            widgets=[self._image, self._model, self._model_path, options, self._run, self._status]
+        )
         self.task = TaskPanel()
         self.native.layout().insertWidget(5, self.task)
         self.native.layout().addWidget(self._review.root_native_widget)
@@ -205,8 +269,16 @@ class SegmentationWidget(Container):
         self._model.changed.connect(self._use_model_threshold)
         self._image.changed.connect(self._truth.reset_choices)
         self._truth.changed.connect(self.update_metrics)
-        actions = [self.merge, self.split, self.delete, self.fill_holes, self.next_segment,
-                   self.undo, self.redo, self.relabel_sequential]
+        actions = [
+            self.merge,
+            self.split,
+            self.delete,
+            self.fill_holes,
+            self.next_segment,
+            self.undo,
+            self.redo,
+            self.relabel_sequential,
+        ]
         buttons = [*self._edit_buttons, *self._history_buttons]
         for button, action in zip(buttons, actions, strict=True):
             button.clicked.connect(action)
@@ -237,9 +309,12 @@ class SegmentationWidget(Container):
         image = self._image.value
         shape = None if image is None else tuple(image.data.shape)
         return [
-            (layer.name, layer) for layer in self._viewer.layers
-            if isinstance(layer, Labels) and not _same(layer, self.labels_layer)
-            and (shape is None or tuple(layer.data.shape) == shape)]
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels)
+            and not _same(layer, self.labels_layer)
+            and (shape is None or tuple(layer.data.shape) == shape)
+        ]
 
     def _use_model_threshold(self, *_args: object) -> None:
         """Before the first run, show the chosen model's threshold on the slider."""
@@ -285,24 +360,37 @@ class SegmentationWidget(Container):
         except ValueError as exc:  # ModelError is a ValueError too
             self._say(f"{layer.name}: {first_line(exc)}", error=True)
             return
-        voxel = None if layer.metadata.get("voxel_size_known") is False else tuple(
-            float(s) for s in layer.scale[-3:])
-        job = partial(segmentation_job, layer.data, axes, package, voxel,
-                      MODES[self._mode.value], self._device.value)
+        voxel = (
+            None
+            if layer.metadata.get("voxel_size_known") is False
+            else tuple(float(s) for s in layer.scale[-3:])
+        )
+        job = partial(
+            segmentation_job,
+            layer.data,
+            axes,
+            package,
+            voxel,
+            MODES[self._mode.value],
+            self._device.value,
+        )
         if self.task.run(job, on_result=partial(self.show_segmentation, layer)) is not None:
             self._run.enabled = False
             self._status.value = f"segmenting {layer.name} with {package.spec.name}…"
 
     def show_segmentation(self, image: Image, run: SegmentationRun) -> None:
         """Add or update the affinities, labels and proofreading-points layers of ``image``."""
-        self.segmentation, self._boundaries, self.source = (run.segmentation, run.boundaries,
-                                                            image)
+        self.segmentation, self._boundaries, self.source = (run.segmentation, run.boundaries, image)
         self._fragments = run.fragments
-        placed = {"scale": tuple(image.scale), "translate": tuple(image.translate),
-                  "units": tuple(image.units), "axis_labels": tuple(image.axis_labels)}
-        for data, meta, kind in prediction_layer_data(run.segmentation.affinities,
-                                                      run.package.spec.outputs, image.name,
-                                                      placed["scale"]):
+        placed = {
+            "scale": tuple(image.scale),
+            "translate": tuple(image.translate),
+            "units": tuple(image.units),
+            "axis_labels": tuple(image.axis_labels),
+        }
+        for data, meta, kind in prediction_layer_data(
+            run.segmentation.affinities, run.package.spec.outputs, image.name, placed["scale"]
+        ):
             if meta.get("rgb"):
                 meta["name"] = f"{image.name} affinities"
             layer = self._put_layer(kind, data, {**meta, **placed})
@@ -312,24 +400,35 @@ class SegmentationWidget(Container):
         self._relabel_pending = False  # a relabel of the previous run still on its way is void
         self._set_slider(run.relabelled.threshold)
         self.labels_layer = self._put_layer(
-            "labels", run.relabelled.proofreader.labels,
-            {"name": f"{image.name} segmentation", "metadata": {"axes": "ZYX"}, **placed})
+            "labels",
+            run.relabelled.proofreader.labels,
+            {"name": f"{image.name} segmentation", "metadata": {"axes": "ZYX"}, **placed},
+        )
         self.labels_layer.events.paint.connect(self._on_paint)
-        for key, which in ((KeyMod.CtrlCmd | KeyCode.KeyZ, "undo"),
-                           (KeyMod.CtrlCmd | KeyMod.Shift | KeyCode.KeyZ, "redo")):
-            self.labels_layer.bind_key(key, partial(self._napari_history, which),
-                                       overwrite=True)
-        points = self._viewer.layers[f"{image.name} proofreading points"] if (
-            f"{image.name} proofreading points" in self._viewer.layers) else None
+        for key, which in (
+            (KeyMod.CtrlCmd | KeyCode.KeyZ, "undo"),
+            (KeyMod.CtrlCmd | KeyMod.Shift | KeyCode.KeyZ, "redo"),
+        ):
+            self.labels_layer.bind_key(key, partial(self._napari_history, which), overwrite=True)
+        points = (
+            self._viewer.layers[f"{image.name} proofreading points"]
+            if (f"{image.name} proofreading points" in self._viewer.layers)
+            else None
+        )
         if not isinstance(points, Points):
             points = self._viewer.add_points(
-                np.empty((0, 3)), ndim=3, name=f"{image.name} proofreading points", size=5,
-                face_color="cyan", border_color="white", **placed)
+                np.empty((0, 3)),
+                ndim=3,
+                name=f"{image.name} proofreading points",
+                size=5,
+                face_color="cyan",
+                border_color="white",
+                **placed,
+            )
         self.points_layer = points
         for layer in (self.labels_layer, self.points_layer):
             for key, action in KEYS.items():
-                layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(),
-                               overwrite=True)
+                layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(), overwrite=True)
         self._truth.reset_choices()
         self._use_relabelled(run.relabelled)
         self._viewer.layers.selection.active = self.points_layer
@@ -342,7 +441,8 @@ class SegmentationWidget(Container):
         if name in self._viewer.layers:
             layer = self._viewer.layers[name]
             if isinstance(layer, {"image": Image, "labels": Labels}[kind]) and getattr(
-                    layer, "rgb", False) == bool(meta.get("rgb", False)):
+                layer, "rgb", False
+            ) == bool(meta.get("rgb", False)):
                 layer.data = data
                 for key in ("scale", "translate", "units", "axis_labels"):
                     setattr(layer, key, meta[key])
@@ -353,8 +453,11 @@ class SegmentationWidget(Container):
     @property
     def relabel_busy(self) -> bool:
         """True from a slider move until its labels are shown."""
-        return (self._relabel_timer.isActive() or self._relabel_worker is not None
-                or self._relabel_pending)
+        return (
+            self._relabel_timer.isActive()
+            or self._relabel_worker is not None
+            or self._relabel_pending
+        )
 
     def _apply_threshold(self, *_args: object) -> None:
         """Relabel at the slider's threshold once it rests; proofreading edits are discarded."""
@@ -371,9 +474,14 @@ class SegmentationWidget(Container):
             self._relabel_pending = True
             return
         self._relabel_worker = create_worker(
-            relabel, self.segmentation, self._threshold.value, self._boundaries, self._fragments,
-            _start_thread=False, _connect={"returned": partial(self._relabelled,
-                                                                self.segmentation)})
+            relabel,
+            self.segmentation,
+            self._threshold.value,
+            self._boundaries,
+            self._fragments,
+            _start_thread=False,
+            _connect={"returned": partial(self._relabelled, self.segmentation)},
+        )
         self._relabel_worker.start()
 
     def _relabelled(self, segmentation: Segmentation, result: Relabelled) -> None:
@@ -397,9 +505,12 @@ class SegmentationWidget(Container):
         assert self.labels_layer is not None
         self.proofreader = result.proofreader
         if self.proofreader.labels is not self.labels_layer.data:  # napari copied the array
-            self.proofreader = Proofreader(self.labels_layer.data, boundaries=self._boundaries,
-                                           fragments=self._fragments_of(self.labels_layer.data),
-                                           confidence=result.proofreader.confidence)
+            self.proofreader = Proofreader(
+                self.labels_layer.data,
+                boundaries=self._boundaries,
+                fragments=self._fragments_of(self.labels_layer.data),
+                confidence=result.proofreader.confidence,
+            )
         self._current = None
         self._index_stale = False
         n = len(self.proofreader.segment_ids())
@@ -449,9 +560,11 @@ class SegmentationWidget(Container):
         assert self.labels_layer is not None
         labels = self.labels_layer.data
         if tuple(truth.data.shape) != tuple(labels.shape):
-            self._metrics.value = (f"ground truth {truth.name!r} has shape "
-                                   f"{tuple(truth.data.shape)}, the segmentation "
-                                   f"{tuple(labels.shape)}: they must match")
+            self._metrics.value = (
+                f"ground truth {truth.name!r} has shape "
+                f"{tuple(truth.data.shape)}, the segmentation "
+                f"{tuple(labels.shape)}: they must match"
+            )
             return
         if self._metrics_worker is not None:
             self._metrics_pending = True
@@ -459,8 +572,12 @@ class SegmentationWidget(Container):
         self._metrics.value = "scoring…"
         # a snapshot: the proofreader edits the labels in place while the worker reads
         self._metrics_worker = create_worker(
-            score_or_message, truth.data, np.array(labels, copy=True), _start_thread=False,
-            _connect={"returned": partial(self._show_metrics, self._metrics_request)})
+            score_or_message,
+            truth.data,
+            np.array(labels, copy=True),
+            _start_thread=False,
+            _connect={"returned": partial(self._show_metrics, self._metrics_request)},
+        )
         self._metrics_worker.start()
 
     def _show_metrics(self, request: int, score: SegmentationScore | str) -> None:
@@ -507,12 +624,16 @@ class SegmentationWidget(Container):
             return int(self.labels_layer.selected_label)
         ids = self._ids_at(voxels)
         if len(ids) != 1:
-            raise ValueError(f"the points lie on segments {', '.join(map(str, ids))}: place "
-                             f"them on one segment")
+            raise ValueError(
+                f"the points lie on segments {', '.join(map(str, ids))}: place them on one segment"
+            )
         return ids[0]
 
-    def _edit(self, operation: Callable[[Proofreader, np.ndarray], Edit | None],
-              describe: Callable[[Edit], str]) -> Edit | None:
+    def _edit(
+        self,
+        operation: Callable[[Proofreader, np.ndarray], Edit | None],
+        describe: Callable[[Edit], str],
+    ) -> Edit | None:
         """Run one proofreading operation; refresh the layer, clear the points, rescore."""
         proofreader = self._proofreader(partial(self._edit, operation, describe))
         if proofreader is None:
@@ -552,8 +673,10 @@ class SegmentationWidget(Container):
         if self.proofreader.labels is not self.labels_layer.data:  # the layer got new data
             try:
                 self.proofreader = Proofreader(
-                    self.labels_layer.data, self._boundaries,
-                    fragments=self._fragments_of(self.labels_layer.data))
+                    self.labels_layer.data,
+                    self._boundaries,
+                    fragments=self._fragments_of(self.labels_layer.data),
+                )
             except ValueError as exc:
                 self._say(first_line(exc), error=True)
                 return None
@@ -563,16 +686,19 @@ class SegmentationWidget(Container):
         self._index_stale = False
         return self.proofreader
 
-    def _start_reindex(self, proofreader: Proofreader,
-                       retry: Callable[[], object] | None) -> None:
+    def _start_reindex(self, proofreader: Proofreader, retry: Callable[[], object] | None) -> None:
         """Index the painted labels in a worker; painting on meanwhile marks them stale again."""
         self._index_stale = False
         self._after_index = retry
         self._say("indexing the painted labels…")
         self._index_worker = create_worker(
-            proofreader.index_labels, _start_thread=False,
-            _connect={"returned": partial(self._reindexed, proofreader),
-                      "errored": self._reindex_failed})
+            proofreader.index_labels,
+            _start_thread=False,
+            _connect={
+                "returned": partial(self._reindexed, proofreader),
+                "errored": self._reindex_failed,
+            },
+        )
         self._index_worker.start()
 
     def _reindexed(self, proofreader: Proofreader, index: LabelIndex) -> None:
@@ -602,6 +728,7 @@ class SegmentationWidget(Container):
 
     def merge(self) -> Edit | None:
         """Merge the segments under the points (with the selected label if only one)."""
+
         def merge(proofreader: Proofreader, voxels: np.ndarray) -> Edit:
             assert self.labels_layer is not None
             ids = self._ids_at(voxels)
@@ -615,6 +742,7 @@ class SegmentationWidget(Container):
 
     def split(self) -> Edit | None:
         """Split the segment holding the points; each point seeds one part."""
+
         def split(proofreader: Proofreader, voxels: np.ndarray) -> Edit:
             if len(voxels) < 2:
                 raise ValueError("place at least two points inside the segment to split")
@@ -624,11 +752,13 @@ class SegmentationWidget(Container):
 
     def delete(self) -> Edit | None:
         """Delete the segment under the point(s), else the selected label."""
-        return self._edit(lambda p, v: p.delete(self._target(v), coordinates=v),
-                          lambda e: f"deleted {e.ids[0]}")
+        return self._edit(
+            lambda p, v: p.delete(self._target(v), coordinates=v), lambda e: f"deleted {e.ids[0]}"
+        )
 
     def fill_holes(self) -> Edit | None:
         """Fill the holes of the segment under the point(s), else of the selected label."""
+
         def fill(proofreader: Proofreader, voxels: np.ndarray) -> Edit | None:
             edit = proofreader.fill_holes(self._target(voxels), coordinates=voxels)
             if proofreader.changed_region() is None:  # not recorded: nothing to refresh
@@ -640,12 +770,15 @@ class SegmentationWidget(Container):
 
     def relabel_sequential(self) -> Edit | None:
         """Renumber the segments 1…N (visits the whole volume)."""
+
         def relabel(proofreader: Proofreader, _voxels: np.ndarray) -> Edit:
             self._current = None
             return proofreader.relabel_sequential()
 
-        return self._edit(relabel, lambda e: f"renumbered {len(e.ids)} segments"
-                          if e.ids else "the ids are already 1…N")
+        return self._edit(
+            relabel,
+            lambda e: f"renumbered {len(e.ids)} segments" if e.ids else "the ids are already 1…N",
+        )
 
     def undo(self) -> Edit | None:
         """Undo the last proofreading edit."""
@@ -662,8 +795,9 @@ class SegmentationWidget(Container):
                 self._say(f"nothing to {which}")
             return edit
 
-        return self._edit(step, lambda e: f"{which}: {e.operation.replace('_', ' ')} of "
-                          f"{_ids(e.ids)}")
+        return self._edit(
+            step, lambda e: f"{which}: {e.operation.replace('_', ' ')} of {_ids(e.ids)}"
+        )
 
     def next_segment(self) -> int | None:
         """Select the next segment in the chosen order and move the view to it."""
@@ -682,9 +816,9 @@ class SegmentationWidget(Container):
         self.labels_layer.selected_label = segment
         self._focus(segment)
         confidence = proofreader.confidence.get(segment)
-        self._status.value = (f"segment {segment}: {proofreader.voxel_count(segment)} voxels"
-                              + ("" if confidence is None else
-                                 f", confidence {confidence:.2f}"))
+        self._status.value = f"segment {segment}: {proofreader.voxel_count(segment)} voxels" + (
+            "" if confidence is None else f", confidence {confidence:.2f}"
+        )
         return segment
 
     def _focus(self, segment: int) -> None:

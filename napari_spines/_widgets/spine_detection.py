@@ -54,21 +54,44 @@ class SpineDetectionWidget(Container):
         self._run = PushButton(text="Detect spines")
         self._threshold = FloatSlider(label="threshold", min=0.0, max=1.0, step=0.01, value=0.5)
         self._counts = Label(value="no spines yet")
-        self._buttons = Container(layout="horizontal", labels=False, widgets=[
-            PushButton(text="◀ Back (B)"), PushButton(text="Next (N) ▶"),
-            PushButton(text="Accept (A)"), PushButton(text="Reject (R)"),
-            PushButton(text="Undo (U)")])
+        self._buttons = Container(
+            layout="horizontal",
+            labels=False,
+            widgets=[
+                PushButton(text="◀ Back (B)"),
+                PushButton(text="Next (N) ▶"),
+                PushButton(text="Accept (A)"),
+                PushButton(text="Reject (R)"),
+                PushButton(text="Undo (U)"),
+            ],
+        )
         self._export_path = FileEdit(label="CSV", mode="w", filter="*.csv", value="spines.csv")
         self._export = PushButton(text="Export CSV")
-        self._session = FileEdit(label="annotated", mode="r", filter="*.tif *.tiff", value="",
-                                 tooltip="STACK.tif with STACK_spines.csv and "
-                                         "STACK_dendrites.csv beside it")
+        self._session = FileEdit(
+            label="annotated",
+            mode="r",
+            filter="*.tif *.tiff",
+            value="",
+            tooltip="STACK.tif with STACK_spines.csv and STACK_dendrites.csv beside it",
+        )
         self._score = PushButton(text="Score against annotated stack")
         self._score_result = Label(value="")
-        super().__init__(widgets=[self._image, self._model, self._device, self._run,
-                                  self._threshold, self._counts, self._buttons,
-                                  self._export_path, self._export, self._session,
-                                  self._score, self._score_result])
+        super().__init__(
+            widgets=[
+                self._image,
+                self._model,
+                self._device,
+                self._run,
+                self._threshold,
+                self._counts,
+                self._buttons,
+                self._export_path,
+                self._export,
+                self._session,
+                self._score,
+                self._score_result,
+            ]
+        )
         self.task = TaskPanel()
         self.native.layout().insertWidget(4, self.task)
         self.layer: napari.layers.Points | None = None
@@ -108,10 +131,20 @@ class SpineDetectionWidget(Container):
             return
         axes = layer_axes(layer)
         n_spatial = sum(a in "ZYX" for a in axes)
-        voxel = None if layer.metadata.get("voxel_size_known") is False else tuple(
-            float(s) for s in layer.scale[-n_spatial:])
-        job = partial(detect_spines, layer.data, axes, self._model.value, voxel,
-                      SEARCH_FRACTION * self._threshold.value, device=self._device.value)
+        voxel = (
+            None
+            if layer.metadata.get("voxel_size_known") is False
+            else tuple(float(s) for s in layer.scale[-n_spatial:])
+        )
+        job = partial(
+            detect_spines,
+            layer.data,
+            axes,
+            self._model.value,
+            voxel,
+            SEARCH_FRACTION * self._threshold.value,
+            device=self._device.value,
+        )
         if self.task.run(job, on_result=partial(self.show_detections, layer)) is not None:
             self._run.enabled = False
 
@@ -123,20 +156,28 @@ class SpineDetectionWidget(Container):
             self._viewer.layers.remove(name)
         voxel = tuple(image.scale[-3:])
         self.layer = self._viewer.add_points(
-            found.coords, name=name, features=features, scale=tuple(image.scale),
-            translate=tuple(image.translate), units=tuple(image.units),
-            axis_labels=tuple(image.axis_labels), **spine_points_style(voxel),
-            border_width=0.15, border_width_is_relative=True,
-            metadata={"voxel_size_um": voxel})
+            found.coords,
+            name=name,
+            features=features,
+            scale=tuple(image.scale),
+            translate=tuple(image.translate),
+            units=tuple(image.units),
+            axis_labels=tuple(image.axis_labels),
+            **spine_points_style(voxel),
+            border_width=0.15,
+            border_width_is_relative=True,
+            metadata={"voxel_size_um": voxel},
+        )
         self.layer.feature_defaults = {"id": 0, "score": np.nan, "status": "added"}
         self._positions = np.asarray(self.layer.data).copy()
         self.layer.events.data.connect(self._on_data_changed)
         for key, action in KEYS.items():
-            self.layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(),
-                                overwrite=True)
-        self.queue = ReviewQueue(self.layer.features["score"].to_numpy(),
-                                 self.layer.features["status"].to_numpy(dtype=object),
-                                 self._threshold.value)
+            self.layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(), overwrite=True)
+        self.queue = ReviewQueue(
+            self.layer.features["score"].to_numpy(),
+            self.layer.features["status"].to_numpy(dtype=object),
+            self._threshold.value,
+        )
         self._refresh()
         self._offer_annotations(image)
         show_info(f"{len(found)} spines; review them with N / B, A / R, U.")
@@ -227,8 +268,10 @@ class SpineDetectionWidget(Container):
         scores = self.layer.features["score"].to_numpy(dtype=float)
         self.layer.shown = np.isnan(scores) | (scores >= self._threshold.value)
         reviewed, total = self.queue.counts()
-        self._counts.value = (f"reviewed {reviewed} / {total} shown "
-                              f"({int(self.layer.shown.sum())} spines in the layer view)")
+        self._counts.value = (
+            f"reviewed {reviewed} / {total} shown "
+            f"({int(self.layer.shown.sum())} spines in the layer view)"
+        )
 
     # -- export ----------------------------------------------------------------------------
     def export(self) -> None:
@@ -239,8 +282,9 @@ class SpineDetectionWidget(Container):
         path = Path(str(self._export_path.value))
         keep = self.layer.shown | (self.layer.features["status"].to_numpy() != "auto")
         features = {k: self.layer.features[k].to_numpy()[keep] for k in self.layer.features}
-        write_points_csv(path, self.layer.data[keep],
-                         tuple(self.layer.metadata["voxel_size_um"]), features)
+        write_points_csv(
+            path, self.layer.data[keep], tuple(self.layer.metadata["voxel_size_um"]), features
+        )
         show_info(f"{int(keep.sum())} spines written to {path}")
 
     # -- scoring ---------------------------------------------------------------------------
@@ -260,8 +304,10 @@ class SpineDetectionWidget(Container):
             return
         path = Path(str(self._session.value))
         if not path.is_file():
-            show_error("Choose an annotated stack: STACK.tif with STACK_spines.csv and "
-                       "STACK_dendrites.csv beside it.")
+            show_error(
+                "Choose an annotated stack: STACK.tif with STACK_spines.csv and "
+                "STACK_dendrites.csv beside it."
+            )
             return
         try:
             session = load_session(path)
@@ -270,9 +316,11 @@ class SpineDetectionWidget(Container):
             return
         voxel = np.asarray(self.layer.metadata["voxel_size_um"], dtype=float)
         if not np.allclose(voxel, session.voxel_size_um, rtol=0.01):
-            show_error(f"The spines have voxel size {tuple(voxel)} µm but {path.name} is "
-                       f"annotated at {session.voxel_size_um} µm: score the spines of that "
-                       "stack.")
+            show_error(
+                f"The spines have voxel size {tuple(voxel)} µm but {path.name} is "
+                f"annotated at {session.voxel_size_um} µm: score the spines of that "
+                "stack."
+            )
             return
         shown = self.layer.shown  # the threshold slider's choice
         statuses = self.layer.features["status"].to_numpy()[shown]

@@ -42,9 +42,17 @@ def sessions(text: str) -> list[str]:
     return [name for name in text.replace(",", " ").split() if name]
 
 
-def training_job(model: str, data: Path, out: Path, train_names: list[str], validate_name: str,
-                 minutes: float, device: str, own: tuple[Any, np.ndarray, str] | None = None,
-                 progress: Any = None) -> TrainedModel:
+def training_job(
+    model: str,
+    data: Path,
+    out: Path,
+    train_names: list[str],
+    validate_name: str,
+    minutes: float,
+    device: str,
+    own: tuple[Any, np.ndarray, str] | None = None,
+    progress: Any = None,
+) -> TrainedModel:
     """Train, export and score one model (runs in the worker thread, touches no layer).
 
     ``own``: a stack (any array-like), its labels and their name, added to em-affinity's
@@ -53,14 +61,29 @@ def training_job(model: str, data: Path, out: Path, train_names: list[str], vali
     if model == "spines":
         from napari_spines.training.spines import train_and_export
 
-        return train_and_export(data, train_names, validate_name, out, progress=progress,
-                                minutes=minutes, device=device, command=WIDGET_COMMAND)
+        return train_and_export(
+            data,
+            train_names,
+            validate_name,
+            out,
+            progress=progress,
+            minutes=minutes,
+            device=device,
+            command=WIDGET_COMMAND,
+        )
     from napari_spines.training.affinity import train_and_export as train_affinities
     from napari_spines.training.affinity import user_volume
 
     extra = [] if own is None else [user_volume(*own)]
-    return train_affinities(data, out, progress=progress, minutes=minutes, device=device,
-                            command=WIDGET_COMMAND, extra=extra)
+    return train_affinities(
+        data,
+        out,
+        progress=progress,
+        minutes=minutes,
+        device=device,
+        command=WIDGET_COMMAND,
+        extra=extra,
+    )
 
 
 class TrainingWidget(Container):
@@ -73,20 +96,36 @@ class TrainingWidget(Container):
         self._train = LineEdit(label="train on", value="rr30a_tp0 rr30a_tp1")
         self._validate = LineEdit(label="validate on", value="rr30a_tp2")
         self._out = FileEdit(label="run folder", mode="d", value="runs/spine-2p")
-        self._minutes = FloatSpinBox(label="minutes", value=60.0, min=0.05, max=10_000.0,
-                                     step=5.0)
+        self._minutes = FloatSpinBox(label="minutes", value=60.0, min=0.05, max=10_000.0, step=5.0)
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda"))
-        self._own_image = OptionalChoice(label="your stack", choices=self._image_choices,
-                                         nullable=True, visible=False)
+        self._own_image = OptionalChoice(
+            label="your stack", choices=self._image_choices, nullable=True, visible=False
+        )
         self._own_labels = OptionalChoice(
-            label="its labels", choices=self._labels_choices, nullable=True, visible=False,
+            label="its labels",
+            choices=self._labels_choices,
+            nullable=True,
+            visible=False,
             tooltip="e.g. the proofread Labels layer of the Segmentation widget: half the "
-                    "training crops then come from this stack")
+            "training crops then come from this stack",
+        )
         self._run = PushButton(text="Train")
         self._status = Label(value="")
-        super().__init__(widgets=[self._model, self._data, self._train, self._validate,
-                                  self._own_image, self._own_labels, self._out, self._minutes,
-                                  self._device, self._run, self._status])
+        super().__init__(
+            widgets=[
+                self._model,
+                self._data,
+                self._train,
+                self._validate,
+                self._own_image,
+                self._own_labels,
+                self._out,
+                self._minutes,
+                self._device,
+                self._run,
+                self._status,
+            ]
+        )
         follow_layers(viewer, self._own_image, self._own_labels)
         self._own_image.changed.connect(self._own_labels.reset_choices)
         self.task = TaskPanel()
@@ -95,8 +134,11 @@ class TrainingWidget(Container):
         self._model.changed.connect(self._show_sessions)
         self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
         self.task.failed.connect(lambda exc: setattr(self._status, "value", first_line(exc)))
-        self.task.cancelled.connect(lambda: setattr(
-            self._status, "value", f"cancelled; checkpoints so far are in {self._out.value}"))
+        self.task.cancelled.connect(
+            lambda: setattr(
+                self._status, "value", f"cancelled; checkpoints so far are in {self._out.value}"
+            )
+        )
         self.result: TrainedModel | None = None
 
     def _image_choices(self, _widget: object = None) -> list[tuple[str, Image]]:
@@ -105,9 +147,13 @@ class TrainingWidget(Container):
     def _labels_choices(self, _widget: object = None) -> list[tuple[str, Labels]]:
         """Labels layers shaped like the chosen stack."""
         image = self._own_image.value
-        return [(layer.name, layer) for layer in self._viewer.layers
-                if isinstance(layer, Labels) and layer.ndim == 3 and (
-                    image is None or layer.data.shape == image.data.shape)]
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels)
+            and layer.ndim == 3
+            and (image is None or layer.data.shape == image.data.shape)
+        ]
 
     def _show_sessions(self, *_args: object) -> None:
         spines = MODELS[self._model.value] == "spines"
@@ -136,16 +182,27 @@ class TrainingWidget(Container):
             # the worker, not on napari's thread
             stack = image.data[0] if image.multiscale else image.data
             own = (stack, np.array(labels.data), labels.name)
-        job = partial(training_job, model, data, Path(str(self._out.value)), train_names,
-                      validate, float(self._minutes.value), self._device.value, own)
+        job = partial(
+            training_job,
+            model,
+            data,
+            Path(str(self._out.value)),
+            train_names,
+            validate,
+            float(self._minutes.value),
+            self._device.value,
+            own,
+        )
         if self.task.run(job, on_result=self._done) is not None:
             self._run.enabled = False
             self._say(f"training {self._model.value} for {self._minutes.value:g} minutes…")
 
     def _done(self, trained: TrainedModel) -> None:
         self.result = trained
-        self._say(f"{trained.summary}\nmodel package: {trained.package} (choose it as "
-                  f"'or package' in the Spine detection or Segmentation widget)")
+        self._say(
+            f"{trained.summary}\nmodel package: {trained.package} (choose it as "
+            f"'or package' in the Spine detection or Segmentation widget)"
+        )
 
     def _say(self, message: str, error: bool = False) -> None:
         from napari.utils.notifications import show_error, show_info

@@ -15,12 +15,15 @@ class VoxelSizeWidget(Container):
         self._viewer = viewer
         self._layer = ComboBox(label="layer", choices=self._layer_choices)
         self._summary = Label(value="")
-        self._sizes = [FloatSpinBox(label=f"{axis} (µm)", min=1e-4, max=1e4, step=0.0001,
-                                    value=1.0) for axis in "zyx"]
+        self._sizes = [
+            FloatSpinBox(label=f"{axis} (µm)", min=1e-4, max=1e4, step=0.0001, value=1.0)
+            for axis in "zyx"
+        ]
         self._same_shape = CheckBox(value=True, text="also layers of the same shape")
         self._apply = PushButton(text="Apply")
-        super().__init__(widgets=[self._layer, self._summary, *self._sizes, self._same_shape,
-                                  self._apply])
+        super().__init__(
+            widgets=[self._layer, self._summary, *self._sizes, self._same_shape, self._apply]
+        )
         self._layer.changed.connect(self._show_layer)
         self._apply.clicked.connect(self.apply)
         follow_layers(viewer, self._layer)
@@ -34,12 +37,13 @@ class VoxelSizeWidget(Container):
         if layer is None:
             self._summary.value = "no layer"
             return
-        spatial = layer.scale[-min(layer.ndim, 3):]
+        spatial = layer.scale[-min(layer.ndim, 3) :]
         known = layer.metadata.get("voxel_size_known", True)
         axes = layer.metadata.get("axes", "")
-        self._summary.value = (f"{type(layer).__name__} {axes} {tuple(layer.data.shape)}"
-                               + ("" if known else "\nvoxel size not in the file: set it"))
-        for box, value in zip(self._sizes[-len(spatial):], spatial, strict=True):
+        self._summary.value = f"{type(layer).__name__} {axes} {tuple(layer.data.shape)}" + (
+            "" if known else "\nvoxel size not in the file: set it"
+        )
+        for box, value in zip(self._sizes[-len(spatial) :], spatial, strict=True):
             box.value = float(value)
         self._sizes[0].enabled = layer.ndim >= 3
 
@@ -50,14 +54,17 @@ class VoxelSizeWidget(Container):
             return
         targets = [layer]
         if self._same_shape.value:
-            targets += [other for other in self._viewer.layers if other is not layer
-                        and tuple(other.data.shape[-3:]) == tuple(layer.data.shape[-3:])
-                        and other.ndim == layer.ndim]
+            targets += [
+                other
+                for other in self._viewer.layers
+                if other is not layer
+                and tuple(other.data.shape[-3:]) == tuple(layer.data.shape[-3:])
+                and other.ndim == layer.ndim
+            ]
         for target in targets:
             n_spatial = min(target.ndim, 3)
             voxel = tuple(box.value for box in self._sizes[-n_spatial:])
             target.scale = (*tuple(target.scale[:-n_spatial]), *voxel)
-            target.metadata = {**target.metadata, "voxel_size_um": voxel,
-                               "voxel_size_known": True}
+            target.metadata = {**target.metadata, "voxel_size_um": voxel, "voxel_size_known": True}
         self._viewer.reset_view()
         self._show_layer()

@@ -29,6 +29,7 @@ def pick_datasets(shapes: Mapping[str, tuple[tuple[int, ...], np.dtype]]) -> tup
     three dimensions (two when there is nothing larger). Labels are integer datasets named like
     `LABEL_NAMES` or stored under ``volumes/labels/``.
     """
+
     def is_labels(name: str) -> bool:
         leaf = name.rsplit("/", 1)[-1].lower()
         named = leaf in LABEL_NAMES or name.lower().startswith("volumes/labels/")
@@ -81,8 +82,9 @@ def _axes_from_attrs(attrs: Mapping[str, Any], shape: tuple[int, ...]) -> str:
     return guess_axes(shape)
 
 
-def _volume(array: Any, name: str, attrs: Mapping, group_attrs: Mapping, kind: str,
-            lazy: bool) -> Volume:
+def _volume(
+    array: Any, name: str, attrs: Mapping, group_attrs: Mapping, kind: str, lazy: bool
+) -> Volume:
     axes = _axes_from_attrs(attrs, tuple(array.shape))
     n_spatial = sum(a in SPATIAL_AXES for a in axes)
     voxel = voxel_size_from_attrs(attrs, n_spatial) or voxel_size_from_attrs(group_attrs, n_spatial)
@@ -92,8 +94,14 @@ def _volume(array: Any, name: str, attrs: Mapping, group_attrs: Mapping, kind: s
         data = da.from_array(array, chunks=getattr(array, "chunks", None) or "auto")
     else:
         data = np.asarray(array[()])
-    return Volume(data, axes, voxel or (1.0,) * n_spatial, name=name, kind=kind,  # type: ignore[arg-type]
-                  voxel_size_known=voxel is not None)
+    return Volume(
+        data,
+        axes,
+        voxel or (1.0,) * n_spatial,
+        name=name,
+        kind=kind,  # type: ignore[arg-type]
+        voxel_size_known=voxel is not None,
+    )
 
 
 def read_hdf5(path: str | Path, lazy: bool | None = None) -> list[Volume]:
@@ -115,9 +123,17 @@ def read_hdf5(path: str | Path, lazy: bool | None = None) -> list[Volume]:
 
         h5.visititems(collect)
         image, labels = pick_datasets(shapes)
-        volumes = [_volume(h5[n], _layer_name(path, n), h5[n].attrs, h5.attrs,
-                           "labels" if n in labels else "image", use_lazy)
-                   for n in [image, *labels]]
+        volumes = [
+            _volume(
+                h5[n],
+                _layer_name(path, n),
+                h5[n].attrs,
+                h5.attrs,
+                "labels" if n in labels else "image",
+                use_lazy,
+            )
+            for n in [image, *labels]
+        ]
     except VolumeReadError as exc:
         h5.close()
         raise VolumeReadError(f"{path.name}: {exc}") from exc
@@ -142,14 +158,25 @@ def read_zarr(path: str | Path, lazy: bool | None = None) -> list[Volume]:
     if multiscales:
         return _read_ome_zarr(node, path)
     shapes = {n: (a.shape, a.dtype) for n, a in node.arrays()} | {
-        f"{g}/{n}": (a.shape, a.dtype) for g, sub in node.groups() for n, a in sub.arrays()}
+        f"{g}/{n}": (a.shape, a.dtype) for g, sub in node.groups() for n, a in sub.arrays()
+    }
     try:
         image, labels = pick_datasets(shapes)
     except VolumeReadError as exc:
         raise VolumeReadError(f"{path.name}: {exc}") from exc
-    return inherit_voxel_size([
-        _volume(node[n], _layer_name(path, n), node[n].attrs, node.attrs,
-                "labels" if n in labels else "image", use_lazy) for n in [image, *labels]])
+    return inherit_voxel_size(
+        [
+            _volume(
+                node[n],
+                _layer_name(path, n),
+                node[n].attrs,
+                node.attrs,
+                "labels" if n in labels else "image",
+                use_lazy,
+            )
+            for n in [image, *labels]
+        ]
+    )
 
 
 def inherit_voxel_size(volumes: list[Volume]) -> list[Volume]:
@@ -161,8 +188,7 @@ def inherit_voxel_size(volumes: list[Volume]) -> list[Volume]:
         own = [n for a, n in zip(volume.axes, volume.shape, strict=True) if a in SPATIAL_AXES]
         if volume.voxel_size_known or not image.voxel_size_known or own != spatial:
             return volume
-        return dataclasses.replace(volume, voxel_size_um=image.voxel_size_um,
-                                   voxel_size_known=True)
+        return dataclasses.replace(volume, voxel_size_um=image.voxel_size_um, voxel_size_known=True)
 
     return [image, *map(fix, volumes[1:])]
 
@@ -176,12 +202,18 @@ def _read_ome_zarr(group: Any, path: Path, kind: str = "image") -> list[Volume]:
     import dask.array as da
 
     meta = _ome_attrs(group.attrs)["multiscales"][0]
-    axes_meta = meta.get("axes") or list("tczyx"[-group[meta["datasets"][0]["path"]].ndim:])
+    axes_meta = meta.get("axes") or list("tczyx"[-group[meta["datasets"][0]["path"]].ndim :])
     names = [a["name"] if isinstance(a, dict) else a for a in axes_meta]
     axes = "".join(n[0].upper() for n in names)
     levels = [da.from_zarr(group[d["path"]]) for d in meta["datasets"]]
-    scale = next((t["scale"] for t in meta["datasets"][0].get("coordinateTransformations", [])
-                  if t.get("type") == "scale"), [1.0] * len(axes))
+    scale = next(
+        (
+            t["scale"]
+            for t in meta["datasets"][0].get("coordinateTransformations", [])
+            if t.get("type") == "scale"
+        ),
+        [1.0] * len(axes),
+    )
     voxel = []
     for axis, value, axis_meta in zip(axes, scale, axes_meta, strict=False):
         if axis in SPATIAL_AXES:
@@ -189,8 +221,16 @@ def _read_ome_zarr(group: Any, path: Path, kind: str = "image") -> list[Volume]:
             voxel.append(float(value) * (unit_to_um(unit) or 1.0) if unit else float(value))
     known = any(isinstance(a, dict) and a.get("unit") for a in axes_meta)
     name = meta.get("name") or _layer_name(path, "")
-    volumes = [Volume(levels if len(levels) > 1 else levels[0], axes, tuple(voxel), name=name,
-                      kind=kind, voxel_size_known=known)]  # type: ignore[arg-type]
+    volumes = [
+        Volume(
+            levels if len(levels) > 1 else levels[0],
+            axes,
+            tuple(voxel),
+            name=name,
+            kind=kind,
+            voxel_size_known=known,
+        )
+    ]  # type: ignore[arg-type]
     if kind == "image" and "labels" in group:
         for label_name in group["labels"].attrs.get("labels", []):
             volumes += _read_ome_zarr(group["labels"][label_name], path, kind="labels")

@@ -38,21 +38,34 @@ def write_labels_tiff(
         raise ValueError(f"labels must be integers, not {labels.dtype}")
     if labels.min(initial=0) < 0:
         raise ValueError("labels must not be negative")
-    axes = axes or "TZYX"[-labels.ndim:]
+    axes = axes or "TZYX"[-labels.ndim :]
     if len(axes) != labels.ndim:
         raise ValueError(f"axes {axes!r} do not fit a {labels.ndim}D array")
-    sizes = dict(zip("ZYX"[-len(voxel_size_um):], map(float, voxel_size_um), strict=True))
+    sizes = dict(zip("ZYX"[-len(voxel_size_um) :], map(float, voxel_size_um), strict=True))
     resolution = (1.0 / sizes["X"], 1.0 / sizes["Y"])
     high = int(labels.max(initial=0))
     with atomic_path(path) as tmp:
         if high <= np.iinfo(np.uint16).max:
             dtype = np.uint8 if high <= 255 else np.uint16
-            tifffile.imwrite(tmp, labels.astype(dtype, copy=False), imagej=True,
-                             resolution=resolution, compression="zlib",
-                             metadata={"axes": axes, "unit": "um", "spacing": sizes.get("Z", 1.0)})
+            tifffile.imwrite(
+                tmp,
+                labels.astype(dtype, copy=False),
+                imagej=True,
+                resolution=resolution,
+                compression="zlib",
+                metadata={"axes": axes, "unit": "um", "spacing": sizes.get("Z", 1.0)},
+            )
         else:
-            metadata = {"axes": axes, **{f"PhysicalSize{a}": s for a, s in sizes.items()},
-                        **{f"PhysicalSize{a}Unit": "µm" for a in sizes}}
-            tifffile.imwrite(tmp, labels.astype(np.uint32, copy=False), ome=True,
-                             compression="zlib", metadata=metadata)
+            metadata = {
+                "axes": axes,
+                **{f"PhysicalSize{a}": s for a, s in sizes.items()},
+                **{f"PhysicalSize{a}Unit": "µm" for a in sizes},
+            }
+            tifffile.imwrite(
+                tmp,
+                labels.astype(np.uint32, copy=False),
+                ome=True,
+                compression="zlib",
+                metadata=metadata,
+            )
     return Path(path)

@@ -16,8 +16,12 @@ POINT_SIZE_UM = 1.5
 
 def spine_points_style(voxel_size_um: tuple[float, ...]) -> dict[str, Any]:
     """How spine Points layers look: open yellow rings `POINT_SIZE_UM` across in the plane."""
-    return {"size": POINT_SIZE_UM / min(voxel_size_um[-2:]), "face_color": "transparent",
-            "border_color": "yellow"}
+    return {
+        "size": POINT_SIZE_UM / min(voxel_size_um[-2:]),
+        "face_color": "transparent",
+        "border_color": "yellow",
+    }
+
 
 _AXIS_LABELS = {"T": "t", "Z": "z", "Y": "y", "X": "x"}
 
@@ -80,8 +84,9 @@ def _contrast_limits(data: Any) -> tuple[float, float]:
     return (float(low), float(high if high > low else low + 1))
 
 
-def prediction_layer_data(result: np.ndarray, outputs: Any, name: str,
-                          scale: tuple[float, ...]) -> list[LayerData]:
+def prediction_layer_data(
+    result: np.ndarray, outputs: Any, name: str, scale: tuple[float, ...]
+) -> list[LayerData]:
     """Image layers for a model's ``(C_out, ...)`` output: one per channel, affinities as RGB.
 
     An output with nearest-neighbour ``offsets`` along z, y and x becomes one RGB layer with
@@ -95,13 +100,33 @@ def prediction_layer_data(result: np.ndarray, outputs: Any, name: str,
         rgb_axes = _rgb_channels(output)
         if rgb_axes is not None:
             rgb = np.stack([np.clip(channels[i], 0, 1) for i in rgb_axes], axis=-1)
-            layers.append((rgb, {"name": f"{name} {output.name}", "scale": scale, "rgb": True,
-                                 "contrast_limits": (0.0, 1.0)}, "image"))
+            layers.append(
+                (
+                    rgb,
+                    {
+                        "name": f"{name} {output.name}",
+                        "scale": scale,
+                        "rgb": True,
+                        "contrast_limits": (0.0, 1.0),
+                    },
+                    "image",
+                )
+            )
             continue
         for i, channel in enumerate(channels):
             suffix = f"[{i}]" if output.channels > 1 else ""
-            layers.append((channel, {"name": f"{name} {output.name}{suffix}", "scale": scale,
-                                     "colormap": "magma", "blending": "additive"}, "image"))
+            layers.append(
+                (
+                    channel,
+                    {
+                        "name": f"{name} {output.name}{suffix}",
+                        "scale": scale,
+                        "colormap": "magma",
+                        "blending": "additive",
+                    },
+                    "image",
+                )
+            )
     return layers
 
 

@@ -12,33 +12,53 @@ import tifffile
 from napari_spines.io.atomic import atomic_path
 
 
-def write_float_tiff(path: str | Path, array: Any, axes: str,
-                     voxel_size_um: Sequence[float], dtype: Any = np.float32) -> Path:
+def write_float_tiff(
+    path: str | Path, array: Any, axes: str, voxel_size_um: Sequence[float], dtype: Any = np.float32
+) -> Path:
     """Write ``array`` (e.g. ``CZYX``) atomically as OME-TIFF with the voxel size in µm.
 
     Network outputs are float32 (the default ``dtype``); stacks keep their own with ``dtype``.
     """
     spatial = [a for a in axes if a in "ZYX"]
-    sizes = dict(zip(spatial, (float(v) for v in voxel_size_um[-len(spatial):]), strict=True))
-    metadata = {"axes": axes, **{f"PhysicalSize{a}": s for a, s in sizes.items()},
-                **{f"PhysicalSize{a}Unit": "µm" for a in sizes}}
+    sizes = dict(zip(spatial, (float(v) for v in voxel_size_um[-len(spatial) :]), strict=True))
+    metadata = {
+        "axes": axes,
+        **{f"PhysicalSize{a}": s for a, s in sizes.items()},
+        **{f"PhysicalSize{a}Unit": "µm" for a in sizes},
+    }
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, np.asarray(array, dtype=dtype), ome=True, metadata=metadata,
-                         compression="zlib", bigtiff=np.asarray(array).nbytes > 2**31)
+        tifffile.imwrite(
+            tmp,
+            np.asarray(array, dtype=dtype),
+            ome=True,
+            metadata=metadata,
+            compression="zlib",
+            bigtiff=np.asarray(array).nbytes > 2**31,
+        )
     return Path(path)
 
 
-def create_zarr_output(path: str | Path, shape: Sequence[int], axes: str,
-                       voxel_size_um: Sequence[float]) -> Any:
+def create_zarr_output(
+    path: str | Path, shape: Sequence[int], axes: str, voxel_size_um: Sequence[float]
+) -> Any:
     """A zero-filled float32 Zarr array to predict into, chunked for tile-wise writes."""
     import zarr
 
-    chunks = tuple(1 if a in "CT" else min(n, 64 if a == "Z" else 256)
-                   for a, n in zip(axes, shape, strict=True))
+    chunks = tuple(
+        1 if a in "CT" else min(n, 64 if a == "Z" else 256)
+        for a, n in zip(axes, shape, strict=True)
+    )
     # float32 network outputs barely compress, and every tile is read back and rewritten once
     # per overlapping neighbour: uncompressed chunks keep that cheap
-    array = zarr.create_array(str(path), shape=tuple(shape), dtype="float32", chunks=chunks,
-                              fill_value=0, overwrite=True, compressors=None)
+    array = zarr.create_array(
+        str(path),
+        shape=tuple(shape),
+        dtype="float32",
+        chunks=chunks,
+        fill_value=0,
+        overwrite=True,
+        compressors=None,
+    )
     array.attrs["axes"] = axes
     array.attrs["voxel_size"] = [float(v) for v in voxel_size_um]
     array.attrs["unit"] = "micrometer"

@@ -86,15 +86,19 @@ def read_points_csv(path: str | Path) -> PointsTable:
         raise VolumeReadError(f"{path.name}: the file is empty")
     header = [h.strip() for h in rows[0]]
     body = [r for r in rows[1:] if r]
-    columns = {h: np.array([row[i] if i < len(row) else "" for row in body])
-               for i, h in enumerate(header)}
+    columns = {
+        h: np.array([row[i] if i < len(row) else "" for row in body]) for i, h in enumerate(header)
+    }
     spatial = [a for a in SPATIAL_COLUMNS if a in columns]
-    if len(spatial) < 2 or spatial != list(SPATIAL_COLUMNS[-len(spatial):]):
+    if len(spatial) < 2 or spatial != list(SPATIAL_COLUMNS[-len(spatial) :]):
         raise VolumeReadError(f"{path.name}: needs columns y, x (and z)")
     coord_names = (["t"] if "t" in columns else []) + spatial
     try:
-        coords = (np.stack([columns[c].astype(float) for c in coord_names], axis=1) if body
-                  else np.zeros((0, len(coord_names))))
+        coords = (
+            np.stack([columns[c].astype(float) for c in coord_names], axis=1)
+            if body
+            else np.zeros((0, len(coord_names)))
+        )
     except ValueError as exc:
         raise VolumeReadError(f"{path.name}: a coordinate is not a number") from exc
     voxel = tuple(_voxel_size(columns[a], columns.get(f"{a}_um")) for a in spatial)

@@ -50,8 +50,10 @@ def _tiling(axes: list[dict[str, Any]], halo: list[int], where: str) -> dict[str
     for axis, h in zip(axes, halo, strict=True):
         low, step = _size_rule(axis.get("size"), f"{where} axis {axis.get('id')}")
         if step and low % step:
-            raise ModelError(f"{where}: axis {axis.get('id')} sizes {low} + n*{step} are not "
-                             "multiples of one number; napari-spines cannot tile them")
+            raise ModelError(
+                f"{where}: axis {axis.get('id')} sizes {low} + n*{step} are not "
+                "multiples of one number; napari-spines cannot tile them"
+            )
         unit = step or low
         size = max(low, unit)
         for _ in range(4 if step else 0):  # grow to min + 4*step, capped, unless the halo needs it
@@ -94,12 +96,18 @@ def _normalisation(steps: Any, where: str) -> dict[str, Any]:
         if norm["kind"] != "none":
             raise ModelError(f"{where}: more than one normalising preprocessing step")
         if op == "scale_range":
-            norm = {"kind": "percentile", "low": float(kwargs.get("min_percentile", 0.0)),
-                    "high": float(kwargs.get("max_percentile", 100.0))}
+            norm = {
+                "kind": "percentile",
+                "low": float(kwargs.get("min_percentile", 0.0)),
+                "high": float(kwargs.get("max_percentile", 100.0)),
+            }
         elif op in ("zero_mean_unit_variance", "fixed_zero_mean_unit_variance"):
             if "mean" in kwargs and "std" in kwargs:
-                norm = {"kind": "mean_std", "mean": _scalar(kwargs["mean"], where),
-                        "std": _scalar(kwargs["std"], where)}
+                norm = {
+                    "kind": "mean_std",
+                    "mean": _scalar(kwargs["mean"], where),
+                    "std": _scalar(kwargs["std"], where),
+                }
             else:
                 norm = {"kind": "zscore"}
         else:
@@ -133,22 +141,28 @@ def spec_from_rdf(data: dict[str, Any], root: Path) -> ModelSpec:
     where = str(Path(root) / "rdf.yaml")
     fmt = str(data.get("format_version", ""))
     if data.get("type") != "model" or not fmt.startswith("0.5"):
-        raise ModelError(f"{where}: need a bioimage.io model in format 0.5 "
-                         f"(got type {data.get('type')!r}, format {fmt or '?'})")
+        raise ModelError(
+            f"{where}: need a bioimage.io model in format 0.5 "
+            f"(got type {data.get('type')!r}, format {fmt or '?'})"
+        )
     inputs, outputs = data.get("inputs") or [], data.get("outputs") or []
     if len(inputs) != 1 or not outputs:
-        raise ModelError(f"{where}: {len(inputs)} inputs, {len(outputs)} outputs; "
-                         "napari-spines runs models with one input and at least one output")
+        raise ModelError(
+            f"{where}: {len(inputs)} inputs, {len(outputs)} outputs; "
+            "napari-spines runs models with one input and at least one output"
+        )
     axes = _axes(inputs[0], where)
     space = [a for a in axes if a.get("type") == "space"]
     if [a.get("id") for a in space] != list(_SPATIAL):
         ids = ", ".join(str(a.get("id")) for a in space)
-        raise ModelError(f"{where}: input has spatial axes ({ids}); napari-spines needs "
-                         "3-D (z, y, x)")
+        raise ModelError(
+            f"{where}: input has spatial axes ({ids}); napari-spines needs 3-D (z, y, x)"
+        )
     if [a.get("type") for a in axes] != ["batch", "channel", "space", "space", "space"]:
         kinds = ", ".join(str(a.get("type")) for a in axes)
-        raise ModelError(f"{where}: input axes are ({kinds}); napari-spines needs "
-                         "(batch, channel, z, y, x)")
+        raise ModelError(
+            f"{where}: input axes are ({kinds}); napari-spines needs (batch, channel, z, y, x)"
+        )
     halo = [0, 0, 0]
     for out in outputs:
         for axis in _axes(out, where):
@@ -159,28 +173,41 @@ def spec_from_rdf(data: dict[str, Any], root: Path) -> ModelSpec:
     ours = (data.get("config") or {}).get("napari-spines") or {}
     task = ours.get("task") or next((t for t in tags if t in TASKS), "restoration")
     offsets = ours.get("offsets") or {}
-    authors = [a.get("name", str(a)) if isinstance(a, dict) else str(a)
-               for a in data.get("authors") or []]
+    authors = [
+        a.get("name", str(a)) if isinstance(a, dict) else str(a) for a in data.get("authors") or []
+    ]
     training = {}
     if isinstance(data.get("training_data"), dict):
         training["data"] = [str(data["training_data"].get("id", data["training_data"]))]
     if isinstance(data.get("parent"), dict):
         training["base_model"] = str(data["parent"].get("id"))
     spec = {
-        "format_version": 1, "name": _slug(str(data.get("id") or data.get("name", ""))),
-        "version": str(data.get("version") or "0.0.0"), "task": task,
+        "format_version": 1,
+        "name": _slug(str(data.get("id") or data.get("name", ""))),
+        "version": str(data.get("version") or "0.0.0"),
+        "task": task,
         "description": str(data.get("description", "")),
-        "license": str(data.get("license", "unknown")), "authors": authors,
+        "license": str(data.get("license", "unknown")),
+        "authors": authors,
         "training": training,
-        "input": {"axes": "zyx", "channels": _channels(axes),
-                  "voxel_size_um": _voxel_size(space, where),
-                  "normalisation": _normalisation(inputs[0].get("preprocessing"), where)},
+        "input": {
+            "axes": "zyx",
+            "channels": _channels(axes),
+            "voxel_size_um": _voxel_size(space, where),
+            "normalisation": _normalisation(inputs[0].get("preprocessing"), where),
+        },
         "tiling": _tiling(space, halo, where),
-        "outputs": [{"name": str(o.get("id", f"output{i}")),
-                     "channels": _channels(_axes(o, where)),
-                     "description": str(o.get("description", "")),
-                     "offsets": offsets.get(str(o.get("id")))} for i, o in enumerate(outputs)],
-        "postprocessing": dict(ours.get("postprocessing") or {}), "metrics": {},
+        "outputs": [
+            {
+                "name": str(o.get("id", f"output{i}")),
+                "channels": _channels(_axes(o, where)),
+                "description": str(o.get("description", "")),
+                "offsets": offsets.get(str(o.get("id"))),
+            }
+            for i, o in enumerate(outputs)
+        ],
+        "postprocessing": dict(ours.get("postprocessing") or {}),
+        "metrics": {},
         "weights": _weights(data, Path(root), where),
     }
     return ModelSpec.from_dict(spec, where)

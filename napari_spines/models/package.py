@@ -26,8 +26,10 @@ class ModelPackage:
     source: str
 
     def __repr__(self) -> str:
-        return (f"ModelPackage({self.spec.name}@{self.spec.version}, source={self.source!r}, "
-                f"root={str(self.root)!r})")
+        return (
+            f"ModelPackage({self.spec.name}@{self.spec.version}, source={self.source!r}, "
+            f"root={str(self.root)!r})"
+        )
 
     def weight_path(self, runtime: str) -> Path:
         """The weight file for ``runtime`` ("onnx" or "torch"); `ModelError` if there is none."""

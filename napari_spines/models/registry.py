@@ -85,14 +85,16 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelPackage:
     else:
         name, _, version = name_or_path.partition("@")
         packages = list_models()
-        matches = [p for p in packages
-                   if p.spec.name == name and (not version or p.spec.version == version)]
+        matches = [
+            p
+            for p in packages
+            if p.spec.name == name and (not version or p.spec.version == version)
+        ]
         if not matches:
             available = ", ".join(f"{p.spec.name}@{p.spec.version}" for p in packages)
             hint = available or f"none; put packages in {user_dir()}"
             raise ModelError(f"no model named {name_or_path!r} (available: {hint})")
         package = max(matches, key=lambda p: _version_key(p.spec.version))
     if task is not None and package.spec.task != task:
-        raise ModelError(f"model {package.spec.name!r} is a {package.spec.task} model, "
-                         f"not {task}")
+        raise ModelError(f"model {package.spec.name!r} is a {package.spec.task} model, not {task}")
     return package

@@ -29,11 +29,16 @@ Runtime = Callable[[np.ndarray], np.ndarray]
 ORT_GPU_FIX = "run: pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
 TORCH_GPU_FIX = "install a CUDA build of torch from https://pytorch.org"
 # A one-node ONNX graph (y = Identity(x)) to probe which execution providers really work.
-_PROBE_ONNX = (b'\x08\x07:7\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x01pZ\x0f\n\x01x\x12\n\n\x08\x08'
-               b'\x01\x12\x04\n\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01B'
-               b'\x04\n\x00\x10\r')
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
-               "tensor(double)": np.float64}
+_PROBE_ONNX = (
+    b'\x08\x07:7\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x01pZ\x0f\n\x01x\x12\n\n\x08\x08'
+    b"\x01\x12\x04\n\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01B"
+    b"\x04\n\x00\x10\r"
+)
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+}
 
 _CACHE: dict[tuple[str, int, str, str], LoadedModel] = {}
 _LOCK = threading.Lock()
@@ -51,8 +56,10 @@ class LoadedModel:
 
     def __repr__(self) -> str:
         spec = self.package.spec
-        return (f"LoadedModel({spec.name}@{spec.version}, runtime={self.runtime!r}, "
-                f"device={self.device!r}, provider={self.provider!r})")
+        return (
+            f"LoadedModel({spec.name}@{spec.version}, runtime={self.runtime!r}, "
+            f"device={self.device!r}, provider={self.provider!r})"
+        )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Run on a (B, C_in, z, y, x) batch; return float32 (B, C_out, z, y, x)."""
@@ -135,14 +142,19 @@ def _pick_device(runtime: str, device: str) -> str:
         if device == "mps":
             raise ModelError("ONNX Runtime cannot use mps; choose runtime 'torch' for Apple GPUs")
         if device == "cuda" and not has_cuda:
-            raise ModelError("CUDA requested but onnxruntime has no CUDA provider (the CPU-only "
-                             f"'onnxruntime' package is installed); {ORT_GPU_FIX}")
+            raise ModelError(
+                "CUDA requested but onnxruntime has no CUDA provider (the CPU-only "
+                f"'onnxruntime' package is installed); {ORT_GPU_FIX}"
+            )
         return device if device != "auto" else ("cuda" if has_cuda else "cpu")
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
-        why = ("this torch is a CPU-only build" if torch.version.cuda is None
-               else "torch found no usable CUDA device or driver")
+        why = (
+            "this torch is a CPU-only build"
+            if torch.version.cuda is None
+            else "torch found no usable CUDA device or driver"
+        )
         raise ModelError(f"CUDA requested but {why}; {TORCH_GPU_FIX}")
     if device == "mps" and not torch.backends.mps.is_available():
         raise ModelError("mps requested but this torch or machine has no Apple GPU support")
@@ -151,8 +163,6 @@ def _pick_device(runtime: str, device: str) -> str:
     if torch.cuda.is_available():
         return "cuda"
     return "mps" if torch.backends.mps.is_available() else "cpu"
-
-
 
 
 def _load_onnx(package: ModelPackage, device: str, explicit: bool) -> LoadedModel:
@@ -170,8 +180,10 @@ def _load_onnx(package: ModelPackage, device: str, explicit: bool) -> LoadedMode
     except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, ...)
         raise ModelError(f"{path.name}: not a valid ONNX model ({first_line(exc)})") from exc
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        message = ("onnxruntime could not start its CUDA provider (CUDA or cuDNN libraries "
-                   f"missing or mismatched); {ORT_GPU_FIX}, matching your CUDA version")
+        message = (
+            "onnxruntime could not start its CUDA provider (CUDA or cuDNN libraries "
+            f"missing or mismatched); {ORT_GPU_FIX}, matching your CUDA version"
+        )
         if explicit:
             raise ModelError(message)
         logger.warning("%s; running on CPU", message)
@@ -181,11 +193,15 @@ def _load_onnx(package: ModelPackage, device: str, explicit: bool) -> LoadedMode
         raise ModelError(f"{path.name}: model has {len(inputs)} inputs; napari-spines feeds one")
     shape, name = inputs[0].shape, inputs[0].name
     if len(shape) != 5:
-        raise ModelError(f"{path.name}: model expects a {len(shape)}-D input but model.yaml says "
-                         "3-D zyx, fed as 5-D (batch, channel, z, y, x)")
+        raise ModelError(
+            f"{path.name}: model expects a {len(shape)}-D input but model.yaml says "
+            "3-D zyx, fed as 5-D (batch, channel, z, y, x)"
+        )
     if isinstance(shape[1], int) and shape[1] != spec.input.channels:
-        raise ModelError(f"{path.name}: model expects {shape[1]} input channels but model.yaml "
-                         f"says {spec.input.channels}")
+        raise ModelError(
+            f"{path.name}: model expects {shape[1]} input channels but model.yaml "
+            f"says {spec.input.channels}"
+        )
     if (dtype := _ORT_DTYPES.get(inputs[0].type)) is None:
         raise ModelError(f"{path.name}: input type {inputs[0].type} is not supported")
 
@@ -238,9 +254,13 @@ def _dry_run(model: LoadedModel, first: tuple[int, int] | None = None) -> None:
     """
     spec, name = model.package.spec, model.package.weight_path(model.runtime).name
     tiling = spec.tiling
-    sizes = [tuple(tiling.multiple),
-             tuple(min(t, m * math.ceil((2 * h + m) / m)) for t, m, h in
-                   zip(tiling.tile, tiling.multiple, tiling.halo, strict=True))]
+    sizes = [
+        tuple(tiling.multiple),
+        tuple(
+            min(t, m * math.ceil((2 * h + m) / m))
+            for t, m, h in zip(tiling.tile, tiling.multiple, tiling.halo, strict=True)
+        ),
+    ]
     error: Exception | None = None
     for size in dict.fromkeys(sizes):
         shape = (1, spec.input.channels, *size)
@@ -251,19 +271,28 @@ def _dry_run(model: LoadedModel, first: tuple[int, int] | None = None) -> None:
             error = exc
     else:
         if first is not None and first[0] != 5:
-            raise ModelError(f"{name}: model expects a {first[0]}-D input but model.yaml "
-                             "says 3-D zyx, fed as 5-D (batch, channel, z, y, x)") from error
+            raise ModelError(
+                f"{name}: model expects a {first[0]}-D input but model.yaml "
+                "says 3-D zyx, fed as 5-D (batch, channel, z, y, x)"
+            ) from error
         if first is not None and first[1] != spec.input.channels:
-            raise ModelError(f"{name}: model expects {first[1]} input channels but model.yaml "
-                             f"says {spec.input.channels}") from error
-        raise ModelError(f"{name}: test run on zeros of shape {shape} failed "
-                         f"({first_line(error)})") from error
+            raise ModelError(
+                f"{name}: model expects {first[1]} input channels but model.yaml "
+                f"says {spec.input.channels}"
+            ) from error
+        raise ModelError(
+            f"{name}: test run on zeros of shape {shape} failed ({first_line(error)})"
+        ) from error
     if out.ndim != 5 or out.shape[1] != spec.n_output_channels:
-        raise ModelError(f"{name}: model gives output of shape {out.shape} but model.yaml's "
-                         f"outputs add up to {spec.n_output_channels} channels")
+        raise ModelError(
+            f"{name}: model gives output of shape {out.shape} but model.yaml's "
+            f"outputs add up to {spec.n_output_channels} channels"
+        )
     if out.shape[2:] != shape[2:]:
-        raise ModelError(f"{name}: model output size {out.shape[2:]} differs from its input "
-                         f"size {shape[2:]}; napari-spines needs same-size outputs")
+        raise ModelError(
+            f"{name}: model output size {out.shape[2:]} differs from its input "
+            f"size {shape[2:]}; napari-spines needs same-size outputs"
+        )
 
 
 def load_model(package: ModelPackage, runtime: str = "auto", device: str = "auto") -> LoadedModel:
@@ -289,8 +318,11 @@ def load_model(package: ModelPackage, runtime: str = "auto", device: str = "auto
         else:
             model, first = _load_torch(package, chosen)
         _dry_run(model, first)
-        for old in [k for k, m in _CACHE.items() if k[0] == key[0]
-                    and (k[1] != mtime or m.package.spec != package.spec)]:
+        for old in [
+            k
+            for k, m in _CACHE.items()
+            if k[0] == key[0] and (k[1] != mtime or m.package.spec != package.spec)
+        ]:
             del _CACHE[old]  # the weight file or model.yaml changed since: drop the stale model
         _CACHE[key] = model
         _CACHE.setdefault((str(path), mtime, runtime, model.device), model)

@@ -22,8 +22,22 @@ NORMALISATION_KINDS = ("percentile", "mean_std", "zscore", "none")
 WEIGHT_FORMATS = ("onnx", "torchscript")
 _NAME = re.compile(r"^[a-z0-9_.-]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_KEYS = ("format_version", "name", "version", "task", "description", "license", "authors",
-         "training", "input", "tiling", "outputs", "postprocessing", "metrics", "weights")
+_KEYS = (
+    "format_version",
+    "name",
+    "version",
+    "task",
+    "description",
+    "license",
+    "authors",
+    "training",
+    "input",
+    "tiling",
+    "outputs",
+    "postprocessing",
+    "metrics",
+    "weights",
+)
 
 
 class ModelError(ValueError):
@@ -128,14 +142,25 @@ class ModelSpec:
             if key == "torchscript" or w.half:
                 weights[key]["half"] = w.half
         return {
-            "format_version": FORMAT_VERSION, "name": self.name, "version": self.version,
-            "task": self.task, "description": self.description, "license": self.license,
-            "authors": list(self.authors), "training": dict(self.training),
-            "input": {"axes": self.input.axes, "channels": self.input.channels,
-                      "voxel_size_um": list(self.input.voxel_size_um), "normalisation": norm_d},
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "task": self.task,
+            "description": self.description,
+            "license": self.license,
+            "authors": list(self.authors),
+            "training": dict(self.training),
+            "input": {
+                "axes": self.input.axes,
+                "channels": self.input.channels,
+                "voxel_size_um": list(self.input.voxel_size_um),
+                "normalisation": norm_d,
+            },
             "tiling": {k: list(getattr(self.tiling, k)) for k in ("tile", "multiple", "halo")},
-            "outputs": outputs, "postprocessing": dict(self.postprocessing),
-            "metrics": dict(self.metrics), "weights": weights,
+            "outputs": outputs,
+            "postprocessing": dict(self.postprocessing),
+            "metrics": dict(self.metrics),
+            "weights": weights,
         }
 
 
@@ -187,10 +212,14 @@ def _parse_input(data: Any, where: str) -> InputSpec:
     norm_d = _mapping(_get(data, "normalisation", where, {}), f"{where}.normalisation")
     kind = str(norm_d.get("kind", "none"))
     if kind not in NORMALISATION_KINDS:
-        raise ModelError(f"{where}.normalisation.kind: {kind!r} is not one of "
-                         f"{', '.join(NORMALISATION_KINDS)}")
-    nums = {k: _number(norm_d[k], f"{where}.normalisation.{k}")
-            for k in ("low", "high", "mean", "std") if norm_d.get(k) is not None}
+        raise ModelError(
+            f"{where}.normalisation.kind: {kind!r} is not one of {', '.join(NORMALISATION_KINDS)}"
+        )
+    nums = {
+        k: _number(norm_d[k], f"{where}.normalisation.{k}")
+        for k in ("low", "high", "mean", "std")
+        if norm_d.get(k) is not None
+    }
     norm = Normalisation(kind, **nums)
     if kind == "percentile" and not 0 <= norm.low < norm.high <= 100:
         raise ModelError(f"{where}.normalisation: need 0 <= low < high <= 100")
@@ -273,9 +302,13 @@ def _parse(data: Any, src: str) -> ModelSpec:
     if task == "affinities" and not any(o.offsets for o in outputs):
         raise ModelError(f"{src}: an affinities model needs an output with 'offsets'")
     return ModelSpec(
-        name=name, version=str(_get(data, "version", src)), task=task,
-        description=str(_get(data, "description", src)), license=str(_get(data, "license", src)),
-        authors=authors, training=_mapping(data.get("training"), f"{src}: training"),
+        name=name,
+        version=str(_get(data, "version", src)),
+        task=task,
+        description=str(_get(data, "description", src)),
+        license=str(_get(data, "license", src)),
+        authors=authors,
+        training=_mapping(data.get("training"), f"{src}: training"),
         input=_parse_input(_get(data, "input", src), f"{src}: input"),
         tiling=_parse_tiling(_get(data, "tiling", src), f"{src}: tiling"),
         outputs=outputs,

@@ -34,13 +34,16 @@ def check_affinities(affinities: np.ndarray) -> None:
     """Raise ValueError unless ``affinities`` is ``(3, Z, Y, X)`` with values in [0, 1]."""
     shape = tuple(np.shape(affinities))
     if len(shape) != 4 or shape[0] != 3:
-        raise ValueError(f"affinities must have shape (3, Z, Y, X) (z, y, x channels); got "
-                         f"{shape}")
+        raise ValueError(f"affinities must have shape (3, Z, Y, X) (z, y, x channels); got {shape}")
 
 
-def watershed_fragments(affinities: np.ndarray, in_plane: bool = True,
-                        seed_boundary: float = 0.5, min_seed_distance: float = 2.0,
-                        progress: ProgressCallback | None = None) -> np.ndarray:
+def watershed_fragments(
+    affinities: np.ndarray,
+    in_plane: bool = True,
+    seed_boundary: float = 0.5,
+    min_seed_distance: float = 2.0,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
     """Over-segment a volume into fragments that follow the affinity boundaries.
 
     Parameters
@@ -175,12 +178,17 @@ def scoring_function(quantile: int | None = None) -> str:
         return "OneMinus<MeanAffinity<RegionGraphType, ScoreValue>>"
     if quantile not in range(10, 100, 5):
         raise ValueError(f"quantile must be one of 10, 15, ..., 95; got {quantile}")
-    return (f"OneMinus<HistogramQuantileAffinity<RegionGraphType, {quantile}, ScoreValue, 256, "
-            f"false>>")
+    return (
+        f"OneMinus<HistogramQuantileAffinity<RegionGraphType, {quantile}, ScoreValue, 256, false>>"
+    )
 
 
-def agglomerate(affinities: np.ndarray, fragments: np.ndarray, quantile: int | None = None,
-                progress: ProgressCallback | None = None) -> Agglomeration:
+def agglomerate(
+    affinities: np.ndarray,
+    fragments: np.ndarray,
+    quantile: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Agglomeration:
     """Agglomerate ``fragments`` down to the last merge with ``waterz``.
 
     Edges are scored by their mean affinity, or by the ``quantile`` (percent) of their
@@ -192,9 +200,15 @@ def agglomerate(affinities: np.ndarray, fragments: np.ndarray, quantile: int | N
     raise_if_cancelled(progress)
     affinities = np.ascontiguousarray(affinities, np.float32)
     with _quiet_stdout():
-        _, history = next(waterz.agglomerate(
-            affinities, [1.0 + 1e-6], fragments=np.array(fragments, np.uint64, order="C"),
-            return_merge_history=True, scoring_function=scoring_function(quantile)))
+        _, history = next(
+            waterz.agglomerate(
+                affinities,
+                [1.0 + 1e-6],
+                fragments=np.array(fragments, np.uint64, order="C"),
+                return_merge_history=True,
+                scoring_function=scoring_function(quantile),
+            )
+        )
     merges = np.array([(m["a"], m["b"]) for m in history], np.int64).reshape(-1, 2)
     scores = np.array([m["score"] for m in history], np.float64)
     if progress is not None:

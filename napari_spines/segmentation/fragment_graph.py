@@ -49,8 +49,9 @@ class FragmentGraph:
     counts: np.ndarray
 
 
-def _interface_sums(fragments: np.ndarray, boundaries: np.ndarray, axis: int,
-                    n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _interface_sums(
+    fragments: np.ndarray, boundaries: np.ndarray, axis: int, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keys ``a * n + b`` of touching pairs along ``axis`` with their summed weights, counts."""
     lo = [slice(None)] * 3
     hi = [slice(None)] * 3
@@ -65,8 +66,12 @@ def _interface_sums(fragments: np.ndarray, boundaries: np.ndarray, axis: int,
     return unique, sums, np.bincount(inverse, minlength=len(unique)).astype(np.float64)
 
 
-def build_fragment_graph(fragments: np.ndarray, boundaries: np.ndarray, planes: int = 8,
-                         progress: ProgressCallback | None = None) -> FragmentGraph:
+def build_fragment_graph(
+    fragments: np.ndarray,
+    boundaries: np.ndarray,
+    planes: int = 8,
+    progress: ProgressCallback | None = None,
+) -> FragmentGraph:
     """Adjacency graph of ``fragments`` weighted by the ``boundaries`` between them.
 
     Parameters
@@ -90,8 +95,9 @@ def build_fragment_graph(fragments: np.ndarray, boundaries: np.ndarray, planes: 
     if not np.issubdtype(fragments.dtype, np.integer):
         raise ValueError(f"fragments must be integers, got dtype {fragments.dtype}")
     if boundaries.shape != fragments.shape:
-        raise ValueError(f"boundaries shape {boundaries.shape} does not match fragments shape "
-                         f"{fragments.shape}")
+        raise ValueError(
+            f"boundaries shape {boundaries.shape} does not match fragments shape {fragments.shape}"
+        )
     if fragments.ndim == 2:
         fragments, boundaries = fragments[np.newaxis], boundaries[np.newaxis]
     if fragments.ndim != 3:
@@ -112,10 +118,16 @@ def build_fragment_graph(fragments: np.ndarray, boundaries: np.ndarray, planes: 
             progress(done + 1, len(starts))
     keys = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
     unique, inverse = np.unique(keys, return_inverse=True)
-    sums = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts]) if parts else None,
-                       minlength=len(unique))
-    touching = np.bincount(inverse, weights=np.concatenate([p[2] for p in parts]) if parts else
-                           None, minlength=len(unique))
+    sums = np.bincount(
+        inverse,
+        weights=np.concatenate([p[1] for p in parts]) if parts else None,
+        minlength=len(unique),
+    )
+    touching = np.bincount(
+        inverse,
+        weights=np.concatenate([p[2] for p in parts]) if parts else None,
+        minlength=len(unique),
+    )
     edges = np.column_stack([unique // np.uint64(n), unique % np.uint64(n)]).astype(np.int64)
     weights = (sums / np.maximum(touching, 1)).astype(np.float32)
     ids, sizes = fastremap.unique(fragments, return_counts=True)  # no int64 copy of the volume
@@ -133,8 +145,9 @@ def _fragment_boxes(fragments: np.ndarray, n: int) -> np.ndarray:
     return boxes
 
 
-def owners(graph: FragmentGraph, labels: np.ndarray,
-           planes: int = 8) -> tuple[np.ndarray, set[int]]:
+def owners(
+    graph: FragmentGraph, labels: np.ndarray, planes: int = 8
+) -> tuple[np.ndarray, set[int]]:
     """Which segment each fragment lies wholly in, and the segments not made of whole fragments.
 
     Parameters
@@ -207,8 +220,9 @@ def seeded_cut(edges: np.ndarray, weights: np.ndarray, seeds: np.ndarray) -> dic
     local = np.searchsorted(nodes, edges).reshape(-1, 2)
     size = len(nodes)
     shift = 1.0 - float(np.min(weights)) if len(weights) else 0.0  # the MST ignores zero weights
-    graph = coo_matrix((np.asarray(weights, np.float64) + shift, (local[:, 0], local[:, 1])),
-                       shape=(size, size))
+    graph = coo_matrix(
+        (np.asarray(weights, np.float64) + shift, (local[:, 0], local[:, 1])), shape=(size, size)
+    )
     tree = minimum_spanning_tree(graph).tocoo()
     order = np.argsort(tree.data, kind="stable")
     parent = list(range(size))

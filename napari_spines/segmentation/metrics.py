@@ -33,23 +33,26 @@ def score_segmentation(truth: np.ndarray, segmentation: np.ndarray) -> Segmentat
 
     truth, segmentation = np.asarray(truth), np.asarray(segmentation)
     if truth.shape != segmentation.shape:
-        raise ValueError(f"ground truth has shape {truth.shape}, the segmentation "
-                         f"{segmentation.shape}: they must match")
-    if not (np.issubdtype(truth.dtype, np.integer) and np.issubdtype(segmentation.dtype,
-                                                                     np.integer)):
+        raise ValueError(
+            f"ground truth has shape {truth.shape}, the segmentation "
+            f"{segmentation.shape}: they must match"
+        )
+    if not (
+        np.issubdtype(truth.dtype, np.integer) and np.issubdtype(segmentation.dtype, np.integer)
+    ):
         raise ValueError("ground truth and segmentation must be integer label images")
     if not truth.any():
         raise ValueError("the ground truth has no labelled voxel (all 0)")
     error, precision, recall = adapted_rand_error(truth, segmentation, ignore_labels=(0,))
     split, merge = variation_of_information(truth, segmentation, ignore_labels=(0,))
-    return SegmentationScore(float(error), float(precision), float(recall), float(split),
-                             float(merge))
+    return SegmentationScore(
+        float(error), float(precision), float(recall), float(split), float(merge)
+    )
 
 
 def score_per_section(truth: np.ndarray, segmentation: np.ndarray) -> list[SegmentationScore]:
     """`score_segmentation` of every z-section on its own (for 2D ground truth such as ISBI)."""
-    return [score_segmentation(t, s) for t, s in zip(truth, segmentation, strict=True)
-            if np.any(t)]
+    return [score_segmentation(t, s) for t, s in zip(truth, segmentation, strict=True) if np.any(t)]
 
 
 def mean_score(scores: list[SegmentationScore]) -> SegmentationScore:

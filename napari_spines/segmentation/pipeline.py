@@ -47,19 +47,23 @@ class Segmentation:
 def check_image(shape: Sequence[int], axes: str) -> None:
     """Raise ValueError with a clear message for images the segmentation cannot use."""
     if "Z" not in axes or "T" in axes or "C" in axes or len(shape) != 3:
-        raise ValueError(f"segmentation needs a single-channel 3D stack (Z, Y, X); this is "
-                         f"{axes} {tuple(shape)}")
+        raise ValueError(
+            f"segmentation needs a single-channel 3D stack (Z, Y, X); this is {axes} {tuple(shape)}"
+        )
     if min(shape) < 1 or shape[1] < 8 or shape[2] < 8:
-        raise ValueError(f"the stack {tuple(shape)} is too small to segment (at least 8 × 8 "
-                         f"pixels per section)")
+        raise ValueError(
+            f"the stack {tuple(shape)} is too small to segment (at least 8 × 8 pixels per section)"
+        )
 
 
 def check_affinity_model(package: Any) -> None:
     """Raise ValueError unless ``package`` predicts three nearest-neighbour affinities."""
     spec = package.spec
     if spec.task != "affinities" or spec.n_output_channels != 3:
-        raise ValueError(f"model {spec.name!r} predicts {spec.task} ({spec.n_output_channels} "
-                         f"channels), not z, y, x affinities: pick an affinity model")
+        raise ValueError(
+            f"model {spec.name!r} predicts {spec.task} ({spec.n_output_channels} "
+            f"channels), not z, y, x affinities: pick an affinity model"
+        )
 
 
 def affinity_package(model: str | Any) -> Any:
@@ -77,10 +81,15 @@ def check_mode(mode: str | None) -> None:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
 
 
-def predict_affinities(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
-                       voxel_size_um: Sequence[float] | None = None, runtime: str = "auto",
-                       device: str = "auto",
-                       progress: ProgressCallback | None = None) -> np.ndarray:
+def predict_affinities(
+    data: Any,
+    axes: str,
+    model: str | Any = DEFAULT_MODEL,
+    voxel_size_um: Sequence[float] | None = None,
+    runtime: str = "auto",
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
     """Run an affinity model over a ``ZYX`` stack; return float32 ``(3, Z, Y, X)``.
 
     ``model`` is a registered name, a package path or an opened package.
@@ -91,9 +100,12 @@ def predict_affinities(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
     check_image(data.shape, axes)
     package = affinity_package(model)
     loaded = load_model(package, runtime=runtime, device=device)
-    return np.asarray(predict_volume(data, axes, loaded, package.spec,
-                                     voxel_size_um=voxel_size_um, progress=progress),
-                      np.float32)
+    return np.asarray(
+        predict_volume(
+            data, axes, loaded, package.spec, voxel_size_um=voxel_size_um, progress=progress
+        ),
+        np.float32,
+    )
 
 
 def default_mode(voxel_size_um: Sequence[float]) -> str:
@@ -105,9 +117,13 @@ def default_mode(voxel_size_um: Sequence[float]) -> str:
     return "2d+z" if anisotropy >= ANISOTROPY_FOR_2D_FRAGMENTS else "3d"
 
 
-def segment_affinities(affinities: np.ndarray, mode: str = "2d+z",
-                       threshold: float = DEFAULT_THRESHOLD, quantile: int | None = None,
-                       progress: ProgressCallback | None = None) -> Segmentation:
+def segment_affinities(
+    affinities: np.ndarray,
+    mode: str = "2d+z",
+    threshold: float = DEFAULT_THRESHOLD,
+    quantile: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Segmentation:
     """Fragments and agglomeration of given affinities (see `agglomeration` and `MODES`).
 
     ``quantile``: score edges by that quantile of their affinities instead of their mean.
@@ -132,11 +148,18 @@ def segment_affinities(affinities: np.ndarray, mode: str = "2d+z",
     return Segmentation(np.asarray(affinities, np.float32), result, threshold)
 
 
-def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
-                  voxel_size_um: Sequence[float] | None = None, threshold: float | None = None,
-                  mode: str | None = None, quantile: int | None = None,
-                  runtime: str = "auto", device: str = "auto",
-                  progress: ProgressCallback | None = None) -> Segmentation:
+def segment_image(
+    data: Any,
+    axes: str,
+    model: str | Any = DEFAULT_MODEL,
+    voxel_size_um: Sequence[float] | None = None,
+    threshold: float | None = None,
+    mode: str | None = None,
+    quantile: int | None = None,
+    runtime: str = "auto",
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> Segmentation:
     """Affinities of a stack by ``model``, then fragments and agglomeration.
 
     Parameters
@@ -174,8 +197,10 @@ def segment_image(data: Any, axes: str, model: str | Any = DEFAULT_MODEL,
         def report(done: int, total: int) -> None:
             if progress is not None:
                 progress(first + round(weight * done / max(total, 1)), 100)
+
         return report
 
-    affinities = predict_affinities(data, axes, package, voxel_size_um, runtime, device,
-                                    stage(0, 70))
+    affinities = predict_affinities(
+        data, axes, package, voxel_size_um, runtime, device, stage(0, 70)
+    )
     return segment_affinities(affinities, mode, threshold, quantile, stage(70, 30))

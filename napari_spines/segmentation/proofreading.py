@@ -280,10 +280,13 @@ class Proofreader:
                     f"boundaries shape {boundaries.shape} does not match labels shape "
                     f"{labels.shape}"
                 )
-            if not (np.issubdtype(boundaries.dtype, np.number)
-                    and not np.issubdtype(boundaries.dtype, np.complexfloating)):
-                raise ValueError(f"boundaries must be a real-valued array, got dtype "
-                                 f"{boundaries.dtype}")
+            if not (
+                np.issubdtype(boundaries.dtype, np.number)
+                and not np.issubdtype(boundaries.dtype, np.complexfloating)
+            ):
+                raise ValueError(
+                    f"boundaries must be a real-valued array, got dtype {boundaries.dtype}"
+                )
         self.labels = labels
         self._flat = labels.ndim == 2
         self._volume = labels[np.newaxis] if self._flat else labels  # a view: edits land
@@ -294,8 +297,10 @@ class Proofreader:
             _as_id(k): float(v) for k, v in (confidence or {}).items()
         }
         if fragments is not None and fragments.fragments.shape != self._volume.shape:
-            raise ValueError(f"fragments shape {fragments.fragments.shape[self._flat:]} does "
-                             f"not match labels shape {labels.shape}")
+            raise ValueError(
+                f"fragments shape {fragments.fragments.shape[self._flat :]} does "
+                f"not match labels shape {labels.shape}"
+            )
         self._graph = fragments
         self._owner: np.ndarray | None = None  # fragment → the segment it lies wholly in, or 0
         self._mixed: set[int] = set()  # segments that are not a union of fragments they own
@@ -340,8 +345,7 @@ class Proofreader:
         It only reads the labels, so it may run in a worker thread (a second or so on 100 M
         voxels); `reindex` installs the result.
         """
-        owner, mixed = (None, set()) if self._graph is None else owners(self._graph,
-                                                                        self._volume)
+        owner, mixed = (None, set()) if self._graph is None else owners(self._graph, self._volume)
         return LabelIndex(_build_index(self._volume), owner, mixed)
 
     def reindex(self, index: LabelIndex | None = None) -> None:
@@ -367,8 +371,9 @@ class Proofreader:
         self._owner[fragments] = new
         return [_OwnerPatch(fragments, old, new)]
 
-    def _change_mixed(self, add: Iterable[int], remove: Iterable[int]
-                      ) -> tuple[frozenset[int], frozenset[int]]:
+    def _change_mixed(
+        self, add: Iterable[int], remove: Iterable[int]
+    ) -> tuple[frozenset[int], frozenset[int]]:
         if self._owner is None:
             return frozenset(), frozenset()
         added = frozenset(i for i in add if i not in self._mixed)
@@ -396,38 +401,46 @@ class Proofreader:
 
     # -- recording -----------------------------------------------------------------------
 
-    def _commit(self, edit: Edit, patches: list[_Patch], before: dict[int, _Entry | None],
-                after: dict[int, _Entry | None], mapping: dict[int, int] | None = None,
-                region: Region | None = None, owner_patches: list[_OwnerPatch] | None = None,
-                mixed: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset()),
-                ) -> Edit:
+    def _commit(
+        self,
+        edit: Edit,
+        patches: list[_Patch],
+        before: dict[int, _Entry | None],
+        after: dict[int, _Entry | None],
+        mapping: dict[int, int] | None = None,
+        region: Region | None = None,
+        owner_patches: list[_OwnerPatch] | None = None,
+        mixed: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset()),
+    ) -> Edit:
         if region is None and patches:
             region = _region(_union(_box_from_slices(p.region) for p in patches))
         self._set_index(after)
-        self._undo.append(_Record(edit, patches, before, after, region, mapping,
-                                  owner_patches or [], mixed))
+        self._undo.append(
+            _Record(edit, patches, before, after, region, mapping, owner_patches or [], mixed)
+        )
         self._redo.clear()
         self._changed = region
         return edit
 
     def _coordinates(self, coordinates: Iterable[Iterable[float]] | None) -> list[list[float]]:
-        return [[float(c) for c in point] for point in (coordinates if coordinates is not None
-                                                        else ())]
+        return [
+            [float(c) for c in point] for point in (coordinates if coordinates is not None else ())
+        ]
 
     def _apply(self, patch: _Patch, values: _Values) -> None:
         self._volume[patch.region][patch.voxels.select()] = values.unpack()
 
     def _remap(self, mapping: Mapping[int, int]) -> None:
-        out = fastremap.remap(self._volume, dict(mapping), preserve_missing_labels=True,
-                              in_place=True)
+        out = fastremap.remap(
+            self._volume, dict(mapping), preserve_missing_labels=True, in_place=True
+        )
         if not np.shares_memory(out, self._volume):  # fastremap copied (non-contiguous labels)
             self._volume[...] = out
         renamed = {k: v for k, v in self.confidence.items() if k not in mapping}
         renamed.update({mapping[k]: v for k, v in self.confidence.items() if k in mapping})
         self.confidence = renamed
         if self._owner is not None:
-            self._owner = fastremap.remap(self._owner, dict(mapping),
-                                          preserve_missing_labels=True)
+            self._owner = fastremap.remap(self._owner, dict(mapping), preserve_missing_labels=True)
             self._mixed = {mapping.get(i, i) for i in self._mixed}
 
     # -- operations ----------------------------------------------------------------------
@@ -453,24 +466,33 @@ class Proofreader:
             region = _region(self._index[source].box)
             sub = self._volume[region]
             mask = sub == source
-            patches.append(_Patch(region, _Voxels.of(mask),
-                                  _Values.constant(source, dtype),
-                                  _Values.constant(target, dtype)))
+            patches.append(
+                _Patch(
+                    region,
+                    _Voxels.of(mask),
+                    _Values.constant(source, dtype),
+                    _Values.constant(target, dtype),
+                )
+            )
             sub[mask] = target
         before = {i: self._index[i] for i in ids}
-        merged = _Entry(sum(e.count for e in before.values()),
-                        _union(e.box for e in before.values()))
+        merged = _Entry(
+            sum(e.count for e in before.values()), _union(e.box for e in before.values())
+        )
         after: dict[int, _Entry | None] = {i: None for i in ids}
         after[target] = merged
         sources = [i for i in ids if i != target]
         owner_patches = self._hand_over(sources, target)
         mixed = self._change_mixed([target] if self._mixed.intersection(ids) else [], sources)
         edit = Edit("merge", ids, [target], self._coordinates(coordinates))
-        return self._commit(edit, patches, before, after, owner_patches=owner_patches,
-                            mixed=mixed)
+        return self._commit(edit, patches, before, after, owner_patches=owner_patches, mixed=mixed)
 
-    def split(self, segment_id: int, seeds: np.ndarray,
-              coordinates: Iterable[Iterable[float]] | None = None) -> Edit:
+    def split(
+        self,
+        segment_id: int,
+        seeds: np.ndarray,
+        coordinates: Iterable[Iterable[float]] | None = None,
+    ) -> Edit:
         """Split a segment by a seeded watershed inside its bounding box.
 
         The watershed floods ``boundaries`` (or the negated distance transform of the
@@ -498,8 +520,9 @@ class Proofreader:
         ndim = self.labels.ndim
         points = np.asarray(seeds, dtype=float)
         if points.ndim != 2 or points.shape[1] != ndim:
-            raise ValueError(f"seeds must be an (N, {ndim}) array of voxel coordinates, "
-                             f"got shape {points.shape}")
+            raise ValueError(
+                f"seeds must be an (N, {ndim}) array of voxel coordinates, got shape {points.shape}"
+            )
         if len(points) < 2:
             raise ValueError(f"place at least two seed points inside segment {segment_id}")
         if not np.isfinite(points).all():
@@ -542,23 +565,26 @@ class Proofreader:
         lut = np.array([0, segment_id, *new_ids], dtype=self._volume.dtype)
         changed = parts > 1
         labels_of_changed = parts[changed]
-        patch = _Patch(region, _Voxels.of(changed),
-                       _Values.constant(segment_id, self._volume.dtype),
-                       _Values.pack(lut[labels_of_changed]))
+        patch = _Patch(
+            region,
+            _Voxels.of(changed),
+            _Values.constant(segment_id, self._volume.dtype),
+            _Values.pack(lut[labels_of_changed]),
+        )
         sub[changed] = lut[labels_of_changed]
         counts = np.bincount(parts.ravel(), minlength=n + 1)
         objects = ndi.find_objects(parts, max_label=n)
         after: dict[int, _Entry | None] = {}
         for k, new_id in enumerate([segment_id, *new_ids], start=1):
             box = _box_from_slices(objects[k - 1])
-            after[new_id] = _Entry(int(counts[k]), tuple(int(b) + int(lo[i % 3])
-                                                         for i, b in enumerate(box)))
+            after[new_id] = _Entry(
+                int(counts[k]), tuple(int(b) + int(lo[i % 3]) for i, b in enumerate(box))
+            )
         before: dict[int, _Entry | None] = {i: None for i in new_ids}
         before[segment_id] = entry
         owner_patches = self._hand_over([segment_id])
         mixed = self._change_mixed([segment_id, *new_ids], [])
-        return self._commit(edit, [patch], before, after, owner_patches=owner_patches,
-                            mixed=mixed)
+        return self._commit(edit, [patch], before, after, owner_patches=owner_patches, mixed=mixed)
 
     def _split_fragments(self, edit: Edit, entry: _Entry, seed_fragments: np.ndarray) -> Edit:
         """Split a segment made of whole fragments by a seeded cut of their graph.
@@ -585,17 +611,23 @@ class Proofreader:
             sub = self._volume[region]
             mask = graph.fragments[region] == fragment
             new_id = ids[piece[fragment]]
-            patches.append(_Patch(region, _Voxels.of(mask),
-                                  _Values.constant(segment_id, dtype),
-                                  _Values.constant(new_id, dtype)))
+            patches.append(
+                _Patch(
+                    region,
+                    _Voxels.of(mask),
+                    _Values.constant(segment_id, dtype),
+                    _Values.constant(new_id, dtype),
+                )
+            )
             sub[mask] = new_id
         after: dict[int, _Entry | None] = {}
         for k, new_id in enumerate(ids):
             part = members[piece[members] == k]
             boxes = graph.boxes[part]
-            after[new_id] = _Entry(int(graph.counts[part].sum()),
-                                   tuple(boxes[:, :3].min(0).tolist() + boxes[:, 3:].max(0)
-                                         .tolist()))
+            after[new_id] = _Entry(
+                int(graph.counts[part].sum()),
+                tuple(boxes[:, :3].min(0).tolist() + boxes[:, 3:].max(0).tolist()),
+            )
         before: dict[int, _Entry | None] = {i: None for i in edit.new_ids}
         before[segment_id] = entry
         owner_patches = self._set_owners(moved, np.array(ids)[piece[moved]])
@@ -609,14 +641,24 @@ class Proofreader:
         region = _region(entry.box)
         sub = self._volume[region]
         mask = sub == segment_id
-        patch = _Patch(region, _Voxels.of(mask),
-                       _Values.constant(segment_id, sub.dtype), _Values.constant(0, sub.dtype))
+        patch = _Patch(
+            region,
+            _Voxels.of(mask),
+            _Values.constant(segment_id, sub.dtype),
+            _Values.constant(0, sub.dtype),
+        )
         sub[mask] = 0
         owner_patches = self._hand_over([segment_id])
         mixed = self._change_mixed([], [segment_id])
         edit = Edit("delete", [segment_id], [], self._coordinates(coordinates))
-        return self._commit(edit, [patch], {segment_id: entry}, {segment_id: None},
-                            owner_patches=owner_patches, mixed=mixed)
+        return self._commit(
+            edit,
+            [patch],
+            {segment_id: entry},
+            {segment_id: None},
+            owner_patches=owner_patches,
+            mixed=mixed,
+        )
 
     def fill_holes(self, segment_id: int, coordinates: Iterable[Iterable[float]] = ()) -> Edit:
         """Give the segment every voxel (of any id, 0 included) it fully encloses.
@@ -631,16 +673,20 @@ class Proofreader:
         region = _region(entry.box)
         sub = self._volume[region]
         mask = sub == segment_id
-        filled = ndi.binary_fill_holes(mask[0])[np.newaxis] if self._flat else (
-            ndi.binary_fill_holes(mask))
+        filled = (
+            ndi.binary_fill_holes(mask[0])[np.newaxis]
+            if self._flat
+            else (ndi.binary_fill_holes(mask))
+        )
         holes = filled & ~mask
         logged = self._coordinates(coordinates)
         if not holes.any():
             self._changed = None
             return Edit("fill_holes", [segment_id], [segment_id], logged)
         old = sub[holes]
-        patch = _Patch(region, _Voxels.of(holes),
-                       _Values.pack(old), _Values.constant(segment_id, sub.dtype))
+        patch = _Patch(
+            region, _Voxels.of(holes), _Values.pack(old), _Values.constant(segment_id, sub.dtype)
+        )
         sub[holes] = segment_id
         swallowed, counts = np.unique(old, return_counts=True)
         before: dict[int, _Entry | None] = {segment_id: entry}
@@ -661,10 +707,17 @@ class Proofreader:
         # the segment now holds parts of fragments it does not own; those it swallowed lose
         # their fragments' ownership
         owner_patches = self._hand_over(ids[1:])
-        mixed = self._change_mixed([i for i in after if after[i] is not None],
-                                   [i for i in after if after[i] is None])
-        return self._commit(Edit("fill_holes", ids, [segment_id], logged), [patch], before, after,
-                            owner_patches=owner_patches, mixed=mixed)
+        mixed = self._change_mixed(
+            [i for i in after if after[i] is not None], [i for i in after if after[i] is None]
+        )
+        return self._commit(
+            Edit("fill_holes", ids, [segment_id], logged),
+            [patch],
+            before,
+            after,
+            owner_patches=owner_patches,
+            mixed=mixed,
+        )
 
     def relabel_sequential(self) -> Edit:
         """Renumber the ids to ``1..N`` keeping their order (visits the whole volume).
@@ -775,7 +828,7 @@ class Proofreader:
     def _restore_owners(self, record: _Record, undo: bool) -> None:
         if self._owner is None:
             return
-        for fragments, old, new in (reversed(record.owners) if undo else record.owners):
+        for fragments, old, new in reversed(record.owners) if undo else record.owners:
             self._owner[fragments] = old if undo else new
         added, removed = record.mixed
         self._mixed -= added if undo else removed

@@ -17,8 +17,12 @@ def ellipsoid_footprint(radius_um: float, voxel_size_um: Sequence[float]) -> np.
     return distance2 <= radius_um**2
 
 
-def find_peaks(heatmap: np.ndarray, voxel_size_um: Sequence[float], threshold: float,
-               min_distance_um: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def find_peaks(
+    heatmap: np.ndarray,
+    voxel_size_um: Sequence[float],
+    threshold: float,
+    min_distance_um: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima of a 3D heatmap, refined to sub-voxel positions.
 
     Parameters
@@ -86,8 +90,9 @@ def _refine(heatmap: np.ndarray, coords: np.ndarray) -> np.ndarray:
         above[:, axis] += 1
         lo, mid, hi = (log[tuple(p.T)] for p in (below, c, above))
         curvature = lo - 2 * mid + hi
-        offset = np.where(curvature < 0, 0.5 * (lo - hi) / np.where(curvature < 0, curvature, -1),
-                          0.0)
+        offset = np.where(
+            curvature < 0, 0.5 * (lo - hi) / np.where(curvature < 0, curvature, -1), 0.0
+        )
         refined[inside, axis] += np.clip(offset, -0.5, 0.5)
     return refined
 
@@ -129,8 +134,9 @@ def place_between_slices(heatmap: np.ndarray, coords: np.ndarray, ratio: float) 
     return placed
 
 
-def _suppress_close(coords: np.ndarray, scores: np.ndarray, voxel_size_um: Sequence[float],
-                    min_distance_um: float) -> tuple[np.ndarray, np.ndarray]:
+def _suppress_close(
+    coords: np.ndarray, scores: np.ndarray, voxel_size_um: Sequence[float], min_distance_um: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy non-maximum suppression in µm (equal maxima in one footprint survive the filter)."""
     if len(coords) < 2:
         return coords, scores
@@ -140,15 +146,15 @@ def _suppress_close(coords: np.ndarray, scores: np.ndarray, voxel_size_um: Seque
     keep = np.ones(len(coords), bool)
     for i in range(len(coords)):
         if keep[i]:
-            for j in tree.query_ball_point(coords[i] * np.asarray(voxel_size_um),
-                                           min_distance_um):
+            for j in tree.query_ball_point(coords[i] * np.asarray(voxel_size_um), min_distance_um):
                 if j > i:
                     keep[j] = False
     return coords[keep], scores[keep]
 
 
-def near_points(points: np.ndarray, reference: np.ndarray, voxel_size_um: Sequence[float],
-                within_um: float) -> np.ndarray:
+def near_points(
+    points: np.ndarray, reference: np.ndarray, voxel_size_um: Sequence[float], within_um: float
+) -> np.ndarray:
     """Boolean mask of ``points`` within ``within_um`` of any ``reference`` point (both voxels)."""
     if len(points) == 0 or len(reference) == 0:
         return np.zeros(len(points), bool)

@@ -31,16 +31,19 @@ class Detections:
 def check_stack(shape: Sequence[int], axes: str, voxel_size_um: Sequence[float] | None) -> None:
     """Raise ValueError with a clear message for input spine detection cannot use."""
     if "Z" not in axes:
-        raise ValueError(f"spine detection needs a 3D stack (Z, Y, X); this is {axes} "
-                         f"{tuple(shape)}")
+        raise ValueError(
+            f"spine detection needs a 3D stack (Z, Y, X); this is {axes} {tuple(shape)}"
+        )
     if "C" in axes:
         raise ValueError("spine detection needs one channel: pick the structural channel")
     if voxel_size_um is not None:
         low, high = PLAUSIBLE_VOXEL_UM
         bad = [v for v in voxel_size_um if not low <= float(v) <= high]
         if bad:
-            raise ValueError(f"voxel size {tuple(voxel_size_um)} µm is implausible (each must be "
-                             f"between {low} and {high} µm); check the units")
+            raise ValueError(
+                f"voxel size {tuple(voxel_size_um)} µm is implausible (each must be "
+                f"between {low} and {high} µm); check the units"
+            )
 
 
 def detect_spines(
@@ -82,10 +85,14 @@ def detect_spines(
     check_stack(data.shape, axes, voxel_size_um)
     package = find_model(model, task="spine-detection")
     maps = predict_heatmaps(data, axes, package, voxel_size_um, runtime, device, progress)
-    given = {"threshold": threshold, "min_distance_um": min_distance_um,
-             "max_dendrite_distance_um": max_dendrite_distance_um}
-    return maps.postprocessed({**package.spec.postprocessing,
-                               **{k: v for k, v in given.items() if v is not None}})
+    given = {
+        "threshold": threshold,
+        "min_distance_um": min_distance_um,
+        "max_dendrite_distance_um": max_dendrite_distance_um,
+    }
+    return maps.postprocessed(
+        {**package.spec.postprocessing, **{k: v for k, v in given.items() if v is not None}}
+    )
 
 
 @dataclass(frozen=True)
@@ -106,19 +113,31 @@ class Heatmaps:
     @property
     def grid_voxel_um(self) -> tuple[float, float, float]:
         """Voxel size of the maps' grid in µm."""
-        return tuple(v / f for v, f in zip(self.voxel_size_um, self.factors,  # type: ignore
-                                           strict=True))
+        return tuple(
+            v / f
+            for v, f in zip(
+                self.voxel_size_um,
+                self.factors,  # type: ignore
+                strict=True,
+            )
+        )
 
     def postprocessed(self, postprocessing: Mapping[str, Any]) -> Detections:
         """`peaks` with the settings of a model's ``postprocessing`` (threshold 0.5 if none)."""
-        return self.peaks(float(postprocessing.get("threshold", 0.5)),
-                          float(postprocessing.get("min_distance_um", 1.0)),
-                          postprocessing.get("max_dendrite_distance_um"),
-                          postprocessing.get("between_slices_ratio"))
+        return self.peaks(
+            float(postprocessing.get("threshold", 0.5)),
+            float(postprocessing.get("min_distance_um", 1.0)),
+            postprocessing.get("max_dendrite_distance_um"),
+            postprocessing.get("between_slices_ratio"),
+        )
 
-    def peaks(self, threshold: float, min_distance_um: float = 1.0,
-              max_dendrite_distance_um: float | None = None,
-              between_slices_ratio: float | None = None) -> Detections:
+    def peaks(
+        self,
+        threshold: float,
+        min_distance_um: float = 1.0,
+        max_dendrite_distance_um: float | None = None,
+        between_slices_ratio: float | None = None,
+    ) -> Detections:
         """Peaks above ``threshold``; near the predicted shaft when a distance is given.
 
         ``between_slices_ratio``: see `place_between_slices`; None keeps the parabola's z.
@@ -136,8 +155,7 @@ class Heatmaps:
             shaft = shafts[t] if t < len(shafts) else None
             if shaft is not None and max_dendrite_distance_um is not None and len(found):
                 shaft_points = np.argwhere(np.asarray(shaft) > 0.5)[::2]
-                keep = near_points(found, shaft_points, grid_voxel,
-                                   float(max_dendrite_distance_um))
+                keep = near_points(found, shaft_points, grid_voxel, float(max_dendrite_distance_um))
                 found, score = found[keep], score[keep]
             found = (found + 0.5) / np.asarray(self.factors) - 0.5  # into the stack's voxels
             if timed:
@@ -147,9 +165,15 @@ class Heatmaps:
         return Detections(np.concatenate(coords), np.concatenate(scores), self.voxel_size_um)
 
 
-def predict_heatmaps(data: Any, axes: str, package: Any,
-                     voxel_size_um: Sequence[float] | None = None, runtime: str = "auto",
-                     device: str = "auto", progress: ProgressCallback | None = None) -> Heatmaps:
+def predict_heatmaps(
+    data: Any,
+    axes: str,
+    package: Any,
+    voxel_size_um: Sequence[float] | None = None,
+    runtime: str = "auto",
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> Heatmaps:
     """Run a spine-detection package over a stack, keeping its maps on the model's grid."""
     from napari_spines.inference import model_grid
     from napari_spines.models import load_model
@@ -157,17 +181,26 @@ def predict_heatmaps(data: Any, axes: str, package: Any,
     spec = package.spec
     loaded = load_model(package, runtime=runtime, device=device)
     voxel = tuple(float(v) for v in (voxel_size_um or spec.input.voxel_size_um))
-    outputs = predict_volume(data, axes, loaded, spec, voxel_size_um=voxel_size_um,
-                             progress=progress, on_model_grid=True)
+    outputs = predict_volume(
+        data, axes, loaded, spec, voxel_size_um=voxel_size_um, progress=progress, on_model_grid=True
+    )
     factors = model_grid(data.shape[-3:], voxel_size_um, spec)[1]
     names = [o.name for o in spec.outputs for _ in range(o.channels)]
     shaft = outputs[names.index("dendrite")] if "dendrite" in names else None
-    return Heatmaps(outputs[names.index("heatmap")], shaft, axes, voxel,  # type: ignore[arg-type]
-                    factors)
+    return Heatmaps(
+        outputs[names.index("heatmap")],
+        shaft,
+        axes,
+        voxel,  # type: ignore[arg-type]
+        factors,
+    )
 
 
 def detections_table(detections: Detections) -> dict[str, np.ndarray]:
     """Per-spine properties for a Points layer or CSV: ``id``, ``score``, status ``auto``."""
     n = len(detections)
-    return {"id": np.arange(1, n + 1), "score": detections.scores.astype(float),
-            "status": np.full(n, "auto", dtype=object)}
+    return {
+        "id": np.arange(1, n + 1),
+        "score": detections.scores.astype(float),
+        "status": np.full(n, "auto", dtype=object),
+    }

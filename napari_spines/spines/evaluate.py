@@ -54,16 +54,17 @@ def load_session(stack: str | Path) -> AnnotatedSession:
     if missing:
         raise FileNotFoundError(
             f"{stack.name}: an annotated session is STACK.tif with STACK_spines.csv and "
-            f"STACK_dendrites.csv beside it; missing {', '.join(missing)}")
+            f"STACK_dendrites.csv beside it; missing {', '.join(missing)}"
+        )
     coords, voxel, properties = read_points_csv(spines_csv)
     bad = np.asarray(properties.get("is_bad", np.zeros(len(coords))), dtype=float) > 0
     dendrites, _, _ = read_points_csv(dendrites_csv)
-    return AnnotatedSession(stack, coords[~bad], coords[bad], dendrites,
-                            tuple(voxel))  # type: ignore[arg-type]
+    return AnnotatedSession(stack, coords[~bad], coords[bad], dendrites, tuple(voxel))  # type: ignore[arg-type]
 
 
-def counted_spines(coords: np.ndarray, properties: Mapping[str, Any],
-                   min_score: float | None = None) -> np.ndarray:
+def counted_spines(
+    coords: np.ndarray, properties: Mapping[str, Any], min_score: float | None = None
+) -> np.ndarray:
     """The rows of a spine table that count as detections when it is scored.
 
     A spine counts unless its ``status`` is ``rejected`` or its ``score`` is below
@@ -79,9 +80,12 @@ def counted_spines(coords: np.ndarray, properties: Mapping[str, Any],
     return coords[keep]
 
 
-def score_on_session(predicted: np.ndarray, session: AnnotatedSession,
-                     within_um: float = SCORED_WITHIN_UM,
-                     match_um: float = MATCH_WITHIN_UM) -> DetectionScore:
+def score_on_session(
+    predicted: np.ndarray,
+    session: AnnotatedSession,
+    within_um: float = SCORED_WITHIN_UM,
+    match_um: float = MATCH_WITHIN_UM,
+) -> DetectionScore:
     """Score voxel-coordinate detections against a session's annotations near traced dendrites.
 
     Detections that match a spine flagged ``is_bad`` are neither right nor wrong: dropped.

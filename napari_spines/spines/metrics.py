@@ -37,13 +37,19 @@ class DetectionScore:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     def __str__(self) -> str:
-        return (f"F1 {self.f1:.3f} (precision {self.precision:.3f}, recall {self.recall:.3f}; "
-                f"TP {self.true_positives}, FP {self.false_positives}, "
-                f"FN {self.false_negatives})")
+        return (
+            f"F1 {self.f1:.3f} (precision {self.precision:.3f}, recall {self.recall:.3f}; "
+            f"TP {self.true_positives}, FP {self.false_positives}, "
+            f"FN {self.false_negatives})"
+        )
 
 
-def match_points(predicted: np.ndarray, annotated: np.ndarray, voxel_size_um: Sequence[float],
-                 max_distance_um: float = 1.0) -> list[tuple[int, int]]:
+def match_points(
+    predicted: np.ndarray,
+    annotated: np.ndarray,
+    voxel_size_um: Sequence[float],
+    max_distance_um: float = 1.0,
+) -> list[tuple[int, int]]:
     """Hungarian one-to-one matching of voxel coordinates within ``max_distance_um``.
 
     Returns the ``(predicted index, annotated index)`` pairs.
@@ -65,9 +71,12 @@ def match_points(predicted: np.ndarray, annotated: np.ndarray, voxel_size_um: Se
     return list(zip(rows[r[ok]].tolist(), cols[c[ok]].tolist(), strict=True))
 
 
-def score_detections(predicted: np.ndarray, annotated: np.ndarray,
-                     voxel_size_um: Sequence[float],
-                     max_distance_um: float = 1.0) -> DetectionScore:
+def score_detections(
+    predicted: np.ndarray,
+    annotated: np.ndarray,
+    voxel_size_um: Sequence[float],
+    max_distance_um: float = 1.0,
+) -> DetectionScore:
     """Precision, recall and F1 of one-to-one matching within ``max_distance_um``."""
     pairs = match_points(predicted, annotated, voxel_size_um, max_distance_um)
     tp = len(pairs)

@@ -110,5 +110,6 @@ class ReviewQueue:
 
 def status_colours(statuses: np.ndarray) -> np.ndarray:
     """RGBA colour of every spine from its status."""
-    return np.array([STATUS_COLOURS.get(str(s), STATUS_COLOURS["auto"]) for s in statuses],
-                    dtype=float).reshape(-1, 4)
+    return np.array(
+        [STATUS_COLOURS.get(str(s), STATUS_COLOURS["auto"]) for s in statuses], dtype=float
+    ).reshape(-1, 4)

@@ -126,8 +126,10 @@ def user_volume(image: np.ndarray, labels: np.ndarray, name: str = "stack") -> L
     """
     image, labels = np.asarray(image), np.asarray(labels)
     if image.ndim != 3 or labels.shape != image.shape:
-        raise ValueError(f"{name}: training needs a 3D (Z, Y, X) stack and labels of the same "
-                         f"shape, got {image.shape} and {labels.shape}")
+        raise ValueError(
+            f"{name}: training needs a 3D (Z, Y, X) stack and labels of the same "
+            f"shape, got {image.shape} and {labels.shape}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
     if not labels.any():
@@ -144,8 +146,9 @@ def synthetic_volume(seed: int) -> LabelledVolume:
     return LabelledVolume(normalise(sample.image), sample.labels.astype(np.int64), True)
 
 
-def random_crop(volume: LabelledVolume, rng: np.random.Generator,
-                crop: Sequence[int] = CROP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def random_crop(
+    volume: LabelledVolume, rng: np.random.Generator, crop: Sequence[int] = CROP
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An augmented crop: (image (1, Z, Y, X), affinities (3, ...), loss mask (3, ...)).
 
     Flips along every axis and a y/x transpose; intensity gain and offset jitter. Volumes
@@ -182,8 +185,13 @@ def random_crop(volume: LabelledVolume, rng: np.random.Generator,
     return (np.ascontiguousarray(image[None], np.float32), affinities, mask)
 
 
-def elastic_deform(rng: np.random.Generator, image: np.ndarray, *labels: np.ndarray,
-                   spacing: int = 32, amplitude: float = 4.0) -> tuple[np.ndarray, ...]:
+def elastic_deform(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    *labels: np.ndarray,
+    spacing: int = 32,
+    amplitude: float = 4.0,
+) -> tuple[np.ndarray, ...]:
     """Warp every section by one smooth random in-plane displacement (same for all of them).
 
     Displacements of about ``amplitude`` pixels vary over ``spacing`` pixels; the image is
@@ -193,15 +201,16 @@ def elastic_deform(rng: np.random.Generator, image: np.ndarray, *labels: np.ndar
     knots = [n // spacing + 2 for n in shape]
     coarse = [rng.normal(0, amplitude, knots) for _ in range(2)]
     # each pixel's place on the coarse grid: a smooth (cubic) interpolation of the knots
-    on_knots = np.meshgrid(*[np.linspace(0, k - 1, n) for n, k in zip(shape, knots,
-                                                                      strict=True)],
-                           indexing="ij")
+    on_knots = np.meshgrid(
+        *[np.linspace(0, k - 1, n) for n, k in zip(shape, knots, strict=True)], indexing="ij"
+    )
     shifts = [ndi.map_coordinates(c, on_knots, order=3) for c in coarse]
     coords = np.mgrid[: shape[0], : shape[1]].astype(np.float32) + np.stack(shifts)
 
     def warp(array: np.ndarray, order: int) -> np.ndarray:
-        return np.stack([ndi.map_coordinates(section, coords, order=order, mode="mirror")
-                         for section in array])
+        return np.stack(
+            [ndi.map_coordinates(section, coords, order=order, mode="mirror") for section in array]
+        )
 
     return (warp(image, 1), *(warp(a, 0) for a in labels))
 
@@ -232,8 +241,11 @@ def predict_affinities(net: Any, image: np.ndarray) -> np.ndarray:
     return out[(slice(None), *(slice(0, n) for n in image.shape))]
 
 
-def validation_scores(net: Any, volumes: Sequence[LabelledVolume],
-                      thresholds: Sequence[float] = (0.6, 0.7, 0.75, 0.8, 0.85)) -> dict:
+def validation_scores(
+    net: Any,
+    volumes: Sequence[LabelledVolume],
+    thresholds: Sequence[float] = (0.6, 0.7, 0.75, 0.8, 0.85),
+) -> dict:
     """Validation loss and adapted Rand error of whole held-out volumes (no augmentation).
 
     ``validation_loss``: mean masked, balanced cross-entropy. ``adapted_rand_error``: the mean
@@ -257,24 +269,45 @@ def validation_scores(net: Any, volumes: Sequence[LabelledVolume],
         if not volume.z_known:
             mask[0] = 0
         probs = torch.from_numpy(affinities).clamp(1e-6, 1 - 1e-6)
-        losses.append(float(loss_fn(torch.logit(probs), torch.from_numpy(targets),
-                                    torch.from_numpy(mask))))
-        segmentation = segment_affinities(affinities, "3d" if volume.z_known else "2d",
-                                          quantile=QUANTILE)
-        errors.append(min(
-            (score_segmentation(volume.labels, segmentation.labels(t)) if volume.z_known
-             else mean_score(score_per_section(volume.labels, segmentation.labels(t))))
-            .adapted_rand_error for t in thresholds))
-    return {"validation_loss": float(np.mean(losses)),
-            "adapted_rand_error": float(np.mean(errors)),
-            "adapted_rand_errors": [round(e, 4) for e in errors]}
+        losses.append(
+            float(loss_fn(torch.logit(probs), torch.from_numpy(targets), torch.from_numpy(mask)))
+        )
+        segmentation = segment_affinities(
+            affinities, "3d" if volume.z_known else "2d", quantile=QUANTILE
+        )
+        errors.append(
+            min(
+                (
+                    score_segmentation(volume.labels, segmentation.labels(t))
+                    if volume.z_known
+                    else mean_score(score_per_section(volume.labels, segmentation.labels(t)))
+                ).adapted_rand_error
+                for t in thresholds
+            )
+        )
+    return {
+        "validation_loss": float(np.mean(losses)),
+        "adapted_rand_error": float(np.mean(errors)),
+        "adapted_rand_errors": [round(e, 4) for e in errors],
+    }
 
 
-def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_size: int = 2,
-          lr: float = 2e-3, synthetic: int = 2, validate_every: int = 200, seed: int = 0,
-          start_from: Path | None = None, device: str = "auto", workers: int = 0,
-          extra: Sequence[LabelledVolume] = (),
-          progress: ProgressCallback | None = None) -> Path:
+def train(
+    data: Path,
+    out: Path,
+    minutes: float = 60.0,
+    width: int = 12,
+    batch_size: int = 2,
+    lr: float = 2e-3,
+    synthetic: int = 2,
+    validate_every: int = 200,
+    seed: int = 0,
+    start_from: Path | None = None,
+    device: str = "auto",
+    workers: int = 0,
+    extra: Sequence[LabelledVolume] = (),
+    progress: ProgressCallback | None = None,
+) -> Path:
     """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
 
     ``extra``: the user's own labelled stacks (`user_volume`); half of the training crops come
@@ -313,8 +346,7 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
     if start_from is not None:  # a checkpoint (its steps go on) or an em-affinity package
         net.load_state_dict(load_weights(Path(start_from)))
         if not Path(start_from).is_dir():
-            step_offset = int(torch.load(start_from, map_location="cpu",
-                                         weights_only=True)["step"])
+            step_offset = int(torch.load(start_from, map_location="cpu", weights_only=True)["step"])
     net.to(device)
 
     def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -324,22 +356,35 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
     best = math.inf
     checkpoint: dict | None = None
     with open(out / "log.jsonl", "a") as log:
-        for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started,
-                                            step_offset, progress):
+        for step, loss, last in timed_steps(
+            net, batches, loss_fn, lr, minutes, started, step_offset, progress
+        ):
             if step % validate_every == 0 or last:
                 net.eval()
                 scores = validation_scores(net, validation)
                 net.train()
-                record = {"step": step, "minutes": round((time.monotonic() - started) / 60, 2),
-                          "loss": loss.item(), **scores}
+                record = {
+                    "step": step,
+                    "minutes": round((time.monotonic() - started) / 60, 2),
+                    "loss": loss.item(),
+                    **scores,
+                }
                 log.write(json.dumps(record) + "\n")
                 log.flush()
-                logger.info("step %d loss %.4f validation %.4f adapted Rand error %s", step,
-                            loss.item(), scores["validation_loss"],
-                            scores["adapted_rand_errors"])
-                checkpoint = {"state_dict": net.state_dict(), "width": width, "step": step,
-                              "validation_loss": scores["validation_loss"],
-                              "adapted_rand_error": scores["adapted_rand_error"]}
+                logger.info(
+                    "step %d loss %.4f validation %.4f adapted Rand error %s",
+                    step,
+                    loss.item(),
+                    scores["validation_loss"],
+                    scores["adapted_rand_errors"],
+                )
+                checkpoint = {
+                    "state_dict": net.state_dict(),
+                    "width": width,
+                    "step": step,
+                    "validation_loss": scores["validation_loss"],
+                    "adapted_rand_error": scores["adapted_rand_error"],
+                }
                 save_checkpoint(checkpoint, out / f"step_{step}.pt")
                 if scores["adapted_rand_error"] < best:
                     best = scores["adapted_rand_error"]
@@ -350,32 +395,58 @@ def train(data: Path, out: Path, minutes: float = 60.0, width: int = 12, batch_s
     return out / "best.pt"
 
 
-def model_spec(metrics: dict | None = None, command: str = "",
-               threshold: float = 0.5) -> dict:
+def model_spec(metrics: dict | None = None, command: str = "", threshold: float = 0.5) -> dict:
     """The model.yaml content of em-affinity (without weights)."""
     from napari_spines.training.unet import receptive_radius, size_multiple
 
     radius = receptive_radius(POOLS)
     return {
-        "format_version": 1, "name": "em-affinity", "version": "0.2.0", "task": "affinities",
+        "format_version": 1,
+        "name": "em-affinity",
+        "version": "0.2.0",
+        "task": "affinities",
         "description": "Nearest-neighbour z, y, x affinities of serial-section and FIB-SEM "
-                       "EM: 3D U-Net with in-plane pooling.",
-        "license": "BSD-3-Clause", "authors": ["napari-spines developers"],
-        "training": {"data": ["ISBI 2012 training volume, sections 0-14 (z-affinities masked)",
-                              "gala example volume, sections 0-34 (dense 3D ids)",
-                              "synthetic EM volumes (napari_spines.training.synthetic)"],
-                     "command": command, "base_model": None, "fine_tune_data": []},
-        "input": {"axes": "zyx", "channels": 1, "voxel_size_um": list(VOXEL_SIZE_UM),
-                  "normalisation": {"kind": NORMALISATION.kind, "low": NORMALISATION.low,
-                                    "high": NORMALISATION.high}},
-        "tiling": {"tile": [16, 256, 256], "multiple": list(size_multiple(POOLS)),
-                   "halo": [min(radius[0], 3), min(radius[1], 32), min(radius[2], 32)]},
-        "outputs": [{"name": "affinities", "channels": 3,
-                     "description": "affinity of each voxel to its previous z, y and x "
-                                    "neighbour",
-                     "offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]}],
-        "postprocessing": {"threshold": threshold, "quantile": QUANTILE,
-                           "agglomeration": f"{QUANTILE} % quantile (median) affinity (waterz)"},
+        "EM: 3D U-Net with in-plane pooling.",
+        "license": "BSD-3-Clause",
+        "authors": ["napari-spines developers"],
+        "training": {
+            "data": [
+                "ISBI 2012 training volume, sections 0-14 (z-affinities masked)",
+                "gala example volume, sections 0-34 (dense 3D ids)",
+                "synthetic EM volumes (napari_spines.training.synthetic)",
+            ],
+            "command": command,
+            "base_model": None,
+            "fine_tune_data": [],
+        },
+        "input": {
+            "axes": "zyx",
+            "channels": 1,
+            "voxel_size_um": list(VOXEL_SIZE_UM),
+            "normalisation": {
+                "kind": NORMALISATION.kind,
+                "low": NORMALISATION.low,
+                "high": NORMALISATION.high,
+            },
+        },
+        "tiling": {
+            "tile": [16, 256, 256],
+            "multiple": list(size_multiple(POOLS)),
+            "halo": [min(radius[0], 3), min(radius[1], 32), min(radius[2], 32)],
+        },
+        "outputs": [
+            {
+                "name": "affinities",
+                "channels": 3,
+                "description": "affinity of each voxel to its previous z, y and x neighbour",
+                "offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]],
+            }
+        ],
+        "postprocessing": {
+            "threshold": threshold,
+            "quantile": QUANTILE,
+            "agglomeration": f"{QUANTILE} % quantile (median) affinity (waterz)",
+        },
         "metrics": metrics or {},
     }
 
@@ -402,14 +473,15 @@ def shift_flipped_affinities(out: Any, dims: tuple[int, ...]) -> Any:
     channels = list(torch.unbind(out, dim=1))
     for dim in dims:
         c = channels[dim - 2]  # dims 2, 3, 4 hold channels z, y, x
-        channels[dim - 2] = torch.cat([c.narrow(dim - 1, 0, 1),
-                                       c.narrow(dim - 1, 0, c.shape[dim - 1] - 1)],
-                                      dim=dim - 1)
+        channels[dim - 2] = torch.cat(
+            [c.narrow(dim - 1, 0, 1), c.narrow(dim - 1, 0, c.shape[dim - 1] - 1)], dim=dim - 1
+        )
     return torch.stack(channels, dim=1)
 
 
-def export(checkpoint: Path, folder: Path, command: str = "",
-           flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Path:
+def export(
+    checkpoint: Path, folder: Path, command: str = "", flips: Sequence[tuple[int, ...]] = TTA_FLIPS
+) -> Path:
     """Export a checkpoint as the em-affinity package (sigmoid outputs averaged over flips)."""
     import torch
 
@@ -419,25 +491,40 @@ def export(checkpoint: Path, folder: Path, command: str = "",
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     net = build_unet(1, 3, width=int(state["width"]), pools=POOLS, kernels=KERNELS)
     net.load_state_dict(state["state_dict"])
-    metrics = {"training": {"step": int(state["step"]),
-                            "validation_loss": round(float(state["validation_loss"]), 4),
-                            "test_time_flips": [list(f) for f in flips]}}
-    return export_package(flip_averaged(net, flips).eval(), folder, model_spec(metrics, command),
-                          (1, 1, 8, 64, 64))
+    metrics = {
+        "training": {
+            "step": int(state["step"]),
+            "validation_loss": round(float(state["validation_loss"]), 4),
+            "test_time_flips": [list(f) for f in flips],
+        }
+    }
+    return export_package(
+        flip_averaged(net, flips).eval(), folder, model_spec(metrics, command), (1, 1, 8, 64, 64)
+    )
 
 
 def check_data(data: Path) -> None:
     """Raise ValueError unless ``data`` holds the ISBI 2012 and gala volumes it trains on."""
-    for needed in ("isbi2012/isbi2012_train_image.tif", "isbi2012/isbi2012_train_membranes.tif",
-                   "gala/gala_train_image.tif", "gala/gala_train_labels.tif"):
+    for needed in (
+        "isbi2012/isbi2012_train_image.tif",
+        "isbi2012/isbi2012_train_membranes.tif",
+        "gala/gala_train_image.tif",
+        "gala/gala_train_labels.tif",
+    ):
         if not (data / needed).exists():
-            raise ValueError(f"{data / needed}: missing (the data folder must hold isbi2012/ "
-                             f"and gala/, as ../shared/data/em does)")
+            raise ValueError(
+                f"{data / needed}: missing (the data folder must hold isbi2012/ "
+                f"and gala/, as ../shared/data/em does)"
+            )
 
 
-def train_and_export(data: Path, out: Path, command: str = "",
-                     progress: ProgressCallback | None = None,
-                     **options: Any) -> TrainedModel:
+def train_and_export(
+    data: Path,
+    out: Path,
+    command: str = "",
+    progress: ProgressCallback | None = None,
+    **options: Any,
+) -> TrainedModel:
     """Check the data, `train`, `export` the best checkpoint and `evaluate` it.
 
     The package is ``out/em-affinity``; ``options`` go to `train`.
@@ -448,9 +535,11 @@ def train_and_export(data: Path, out: Path, command: str = "",
         progress(0, 0)  # exporting and scoring: no count to show
     package = export(checkpoint, out / "em-affinity", command=command)
     measured = evaluate(package, data)
-    scores = [f"{name}: adapted Rand error {score['adapted_rand_error']}"
-              for name, score in measured.items()
-              if isinstance(score, dict) and "linked" not in name]
+    scores = [
+        f"{name}: adapted Rand error {score['adapted_rand_error']}"
+        for name, score in measured.items()
+        if isinstance(score, dict) and "linked" not in name
+    ]
     return TrainedModel(package, f"{'; '.join(scores)} at threshold {measured['threshold']}")
 
 
@@ -467,11 +556,18 @@ def validation_stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, boo
     picked = list(ISBI_VALIDATE)
     membranes = tifffile.imread(isbi / "isbi2012_train_membranes.tif")[picked]
     return {
-        "isbi2012 sections 15-19": (tifffile.imread(isbi / "isbi2012_train_image.tif")[picked],
-                                    section_labels(membranes), True, None),
-        "gala sections 35-49": (tifffile.imread(gala / "gala_train_image.tif")[GALA_SPLIT:],
-                                tifffile.imread(gala / "gala_train_labels.tif")[GALA_SPLIT:],
-                                False, "3d"),
+        "isbi2012 sections 15-19": (
+            tifffile.imread(isbi / "isbi2012_train_image.tif")[picked],
+            section_labels(membranes),
+            True,
+            None,
+        ),
+        "gala sections 35-49": (
+            tifffile.imread(gala / "gala_train_image.tif")[GALA_SPLIT:],
+            tifffile.imread(gala / "gala_train_labels.tif")[GALA_SPLIT:],
+            False,
+            "3d",
+        ),
     }
 
 
@@ -486,9 +582,11 @@ def leave_one_section_out(errors: np.ndarray) -> float:
     return float(np.mean([errors[i, j] for j, i in enumerate(chosen)]))
 
 
-def evaluate(package_dir: Path, data: Path,
-             thresholds: Sequence[float] = tuple(round(0.05 * i, 2) for i in range(2, 20)),
-             ) -> dict:
+def evaluate(
+    package_dir: Path,
+    data: Path,
+    thresholds: Sequence[float] = tuple(round(0.05 * i, 2) for i in range(2, 20)),
+) -> dict:
     """Score a package through `segment_image` on the held-out stacks at every threshold.
 
     ISBI is scored per section (its labels are 2D), gala in 3D. The threshold with the lowest
@@ -539,21 +637,30 @@ def evaluate(package_dir: Path, data: Path,
     validation: dict[str, Any] = {
         "threshold": best,
         "through": f"napari-spines segment: fragments, waterz {agglomeration} affinity "
-                   f"agglomeration; ISBI per section, gala in 3D"}
+        f"agglomeration; ISBI per section, gala in 3D",
+    }
     for name, by_threshold in results.items():
         own_best = min(thresholds, key=lambda t: by_threshold[t].adapted_rand_error)
         validation[name] = {
             **by_threshold[best].as_dict(),
             "best_threshold": own_best,
             "best_adapted_rand_error": round(by_threshold[own_best].adapted_rand_error, 4),
-            "adapted_rand_error_by_threshold": {str(t): round(s.adapted_rand_error, 4)
-                                                for t, s in by_threshold.items()}}
+            "adapted_rand_error_by_threshold": {
+                str(t): round(s.adapted_rand_error, 4) for t, s in by_threshold.items()
+            },
+        }
     errors = sections[isbi_name]
     validation[isbi_name]["adapted_rand_error_per_section"] = [
-        round(float(e), 4) for e in errors[list(thresholds).index(best)]]
+        round(float(e), 4) for e in errors[list(thresholds).index(best)]
+    ]
     validation[isbi_name]["leave_one_section_out"] = round(leave_one_section_out(errors), 4)
     spec = package.spec
-    write_spec(package_dir / "model.yaml", dataclasses.replace(
-        spec, postprocessing={**spec.postprocessing, "threshold": best},
-        metrics={**spec.metrics, "validation": validation}))
+    write_spec(
+        package_dir / "model.yaml",
+        dataclasses.replace(
+            spec,
+            postprocessing={**spec.postprocessing, "threshold": best},
+            metrics={**spec.metrics, "validation": validation},
+        ),
+    )
     return validation

@@ -27,8 +27,9 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def example_batches(make_example: MakeExample, batch_size: int, seed: int, workers: int = 0,
-                    device: str = "cpu") -> Iterator[tuple[Any, ...]]:
+def example_batches(
+    make_example: MakeExample, batch_size: int, seed: int, workers: int = 0, device: str = "cpu"
+) -> Iterator[tuple[Any, ...]]:
     """An endless stream of batches (tensors on ``device``) of ``make_example``'s arrays.
 
     Each worker draws from its own generator, seeded from ``seed`` and its index, so a run is
@@ -44,8 +45,13 @@ def example_batches(make_example: MakeExample, batch_size: int, seed: int, worke
             while True:
                 yield make_example(rng)
 
-    loader = DataLoader(Examples(), batch_size=batch_size, num_workers=workers,
-                        pin_memory=device.startswith("cuda"),
-                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+    loader = DataLoader(
+        Examples(),
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=device.startswith("cuda"),
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+    )
     for batch in loader:
         yield tuple(torch.as_tensor(b).to(device, non_blocking=True) for b in batch)

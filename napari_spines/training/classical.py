@@ -55,8 +55,9 @@ def build_network() -> Any:
                 kernel = torch.from_numpy(gaussian_kernel(sigma))
                 size = [1, 1, 1]
                 size[axis] = len(kernel)
-                conv = torch.nn.Conv3d(1, 1, tuple(size), padding=tuple(s // 2 for s in size),
-                                       bias=False)
+                conv = torch.nn.Conv3d(
+                    1, 1, tuple(size), padding=tuple(s // 2 for s in size), bias=False
+                )
                 conv.weight.data = kernel.reshape(1, 1, *size)
                 conv.weight.requires_grad_(False)
                 self.convs.append(conv)
@@ -87,17 +88,30 @@ def spec() -> dict:
         "version": "1.0.0",
         "task": "spine-detection",
         "description": "Difference-of-Gaussians blob response: the classical spine-head "
-                       "detector, as a baseline for the learned models (not a probability).",
+        "detector, as a baseline for the learned models (not a probability).",
         "license": "BSD-3-Clause",
         "authors": ["napari-spines developers"],
-        "training": {"data": [], "command": "python -m napari_spines.training.classical FOLDER",
-                     "base_model": None, "fine_tune_data": []},
-        "input": {"axes": "zyx", "channels": 1, "voxel_size_um": list(VOXEL_SIZE_UM),
-                  "normalisation": {"kind": "percentile", "low": 1.0, "high": 99.8}},
+        "training": {
+            "data": [],
+            "command": "python -m napari_spines.training.classical FOLDER",
+            "base_model": None,
+            "fine_tune_data": [],
+        },
+        "input": {
+            "axes": "zyx",
+            "channels": 1,
+            "voxel_size_um": list(VOXEL_SIZE_UM),
+            "normalisation": {"kind": "percentile", "low": 1.0, "high": 99.8},
+        },
         "tiling": {"tile": [80, 128, 128], "multiple": [1, 1, 1], "halo": list(halo)},
-        "outputs": [{"name": "heatmap", "channels": 1,
-                     "description": "inner minus outer Gaussian blur of the normalised stack; "
-                                    "spine heads are local maxima"}],
+        "outputs": [
+            {
+                "name": "heatmap",
+                "channels": 1,
+                "description": "inner minus outer Gaussian blur of the normalised stack; "
+                "spine heads are local maxima",
+            }
+        ],
         # the best mean F1 on rr30a_tp0 and tp1 over 0.01-0.12, through napari-spines detect
         "postprocessing": {"threshold": 0.03, "min_distance_um": 1.0},
         "metrics": {},

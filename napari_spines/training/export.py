@@ -29,8 +29,11 @@ def save_checkpoint(checkpoint: dict, path: Path) -> None:
         torch.save(checkpoint, tmp)
 
 
-def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]],
-                  realign: Callable[[Any, tuple[int, ...]], Any] | None = None) -> Any:
+def flip_averaged(
+    net: Any,
+    flips: Sequence[tuple[int, ...]],
+    realign: Callable[[Any, tuple[int, ...]], Any] | None = None,
+) -> Any:
     """``net`` with a sigmoid, averaged over its predictions of flipped inputs.
 
     ``flips``: dims of (batch, channel, z, y, x) to flip. Each flipped prediction is flipped
@@ -55,8 +58,13 @@ def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]],
     return FlipAveraged()
 
 
-def export_package(module: Any, folder: str | Path, spec: dict, example_shape: Sequence[int],
-                   runtimes: Sequence[str] = ("onnx", "torch")) -> Path:
+def export_package(
+    module: Any,
+    folder: str | Path,
+    spec: dict,
+    example_shape: Sequence[int],
+    runtimes: Sequence[str] = ("onnx", "torch"),
+) -> Path:
     """Write ``module`` into ``folder`` as a model package and return the folder.
 
     Parameters
@@ -86,9 +94,18 @@ def export_package(module: Any, folder: str | Path, spec: dict, example_shape: S
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False,
-                              input_names=["input"], output_names=["output"], opset_version=18,
-                              dynamic_shapes=(dynamic,), verbose=False)
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                dynamo=True,
+                external_data=False,
+                input_names=["input"],
+                output_names=["output"],
+                opset_version=18,
+                dynamic_shapes=(dynamic,),
+                verbose=False,
+            )
         weights["onnx"] = {"file": path.name, "sha256": sha256_file(path)}
     if "torch" in runtimes:
         path = folder / "model.pt"
@@ -111,8 +128,9 @@ def load_weights(source: Path) -> dict:
     if source.is_dir():
         from napari_spines.models import open_package
 
-        scripted = torch.jit.load(str(open_package(source).weight_path("torch")),
-                                  map_location="cpu")
+        scripted = torch.jit.load(
+            str(open_package(source).weight_path("torch")), map_location="cpu"
+        )
         state = {k.removeprefix("net."): v for k, v in scripted.state_dict().items()}
     else:
         state = torch.load(source, map_location="cpu", weights_only=True)["state_dict"]

@@ -10,9 +10,16 @@ from typing import Any
 from napari_spines.progress import ProgressCallback, raise_if_cancelled
 
 
-def timed_steps(net: Any, batches: Iterator[tuple[Any, ...]], loss_fn: Callable[..., Any],
-                lr: float, minutes: float, started: float, first_step: int = 0,
-                progress: ProgressCallback | None = None) -> Iterator[tuple[int, Any, bool]]:
+def timed_steps(
+    net: Any,
+    batches: Iterator[tuple[Any, ...]],
+    loss_fn: Callable[..., Any],
+    lr: float,
+    minutes: float,
+    started: float,
+    first_step: int = 0,
+    progress: ProgressCallback | None = None,
+) -> Iterator[tuple[int, Any, bool]]:
     """Train ``net`` until ``minutes`` after ``started`` (a `time.monotonic` reading).
 
     Each step takes the next ``(images, targets, masks)`` of ``batches``, minimises

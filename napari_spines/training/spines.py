@@ -78,8 +78,10 @@ def to_model_space(volume: np.ndarray, voxel_size_um: Sequence[float]) -> tuple[
     offset, gain = normalisation_stats(volume, NORMALISATION, channel_axis=False)
     factors = [v / m for v, m in zip(voxel_size_um, VOXEL_SIZE_UM, strict=True)]
     shape = [max(1, round(n * f)) for n, f in zip(volume.shape, factors, strict=True)]
-    coords = [source_coords(np.arange(m, dtype=np.float64), f, n) if abs(f - 1) > 0.05
-              else np.arange(n) for m, f, n in zip(shape, factors, volume.shape, strict=True)]
+    coords = [
+        source_coords(np.arange(m, dtype=np.float64), f, n) if abs(f - 1) > 0.05 else np.arange(n)
+        for m, f, n in zip(shape, factors, volume.shape, strict=True)
+    ]
     image = (read_resampled(volume, coords) - offset[0]) * gain[0]
     return image.astype(np.float32), tuple(factors)
 
@@ -122,26 +124,33 @@ def real_volume(session: AnnotatedSession) -> TrainingVolume:
     dendrites = points_to_model(session.dendrites, factors)
     distance = distance_to_points_um(image.shape, dendrites)
     heads = points_to_model(np.concatenate([session.spines, session.bad_spines]), factors)
-    return TrainingVolume(image, head_targets(image.shape, heads),
-                          (distance <= SHAFT_RADIUS_UM).astype(np.float32),
-                          (distance <= MASK_UM).astype(np.float32), dendrites)
+    return TrainingVolume(
+        image,
+        head_targets(image.shape, heads),
+        (distance <= SHAFT_RADIUS_UM).astype(np.float32),
+        (distance <= MASK_UM).astype(np.float32),
+        dendrites,
+    )
 
 
 def synthetic_volume(seed: int, shape: Sequence[int] = (24, 160, 160)) -> TrainingVolume:
     """A synthetic stack generated directly at the model's voxel size, fully annotated."""
     from napari_spines.training.synthetic import synthetic_two_photon
 
-    sample = synthetic_two_photon(shape=tuple(shape), voxel_size_um=VOXEL_SIZE_UM, seed=seed,
-                                  n_dendrites=2 + seed % 2)
+    sample = synthetic_two_photon(
+        shape=tuple(shape), voxel_size_um=VOXEL_SIZE_UM, seed=seed, n_dendrites=2 + seed % 2
+    )
     image, _ = to_model_space(sample.image.astype(np.float32), VOXEL_SIZE_UM)
     shaft = sample.dendrite_mask.astype(np.float32)
-    centres = np.argwhere(sample.dendrite_mask)[:: 50].astype(float)
-    return TrainingVolume(image, head_targets(image.shape, sample.spines), shaft,
-                          np.ones_like(image), centres)
+    centres = np.argwhere(sample.dendrite_mask)[::50].astype(float)
+    return TrainingVolume(
+        image, head_targets(image.shape, sample.spines), shaft, np.ones_like(image), centres
+    )
 
 
-def random_crop(volume: TrainingVolume, rng: np.random.Generator,
-                crop: Sequence[int] = CROP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def random_crop(
+    volume: TrainingVolume, rng: np.random.Generator, crop: Sequence[int] = CROP
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An augmented crop near a dendrite: image (1, z, y, x), targets (2, ...), mask (2, ...).
 
     The crop is turned by a random in-plane angle and scaled by `SCALE_RANGE` (dendrites run
@@ -151,8 +160,9 @@ def random_crop(volume: TrainingVolume, rng: np.random.Generator,
     centre = volume.centres[rng.integers(len(volume.centres))] + rng.normal(0, [1, 8, 8])
     coords = rotated_grid(centre, crop, rng.uniform(0, 2 * np.pi), rng.uniform(*SCALE_RANGE))
     image = ndi.map_coordinates(volume.image, coords, order=1, mode="mirror")
-    heads, shaft = (ndi.map_coordinates(a, coords, order=1, mode="mirror")
-                    for a in (volume.heads, volume.shaft))
+    heads, shaft = (
+        ndi.map_coordinates(a, coords, order=1, mode="mirror") for a in (volume.heads, volume.shaft)
+    )
     mask = ndi.map_coordinates(volume.mask, coords, order=0, mode="constant")
     if rng.random() < 0.5:
         image, heads, shaft, mask = (np.flip(a, 0) for a in (image, heads, shaft, mask))
@@ -162,12 +172,16 @@ def random_crop(volume: TrainingVolume, rng: np.random.Generator,
     image = image + rng.normal(0, rng.uniform(0, 0.08), image.shape)
     targets = np.stack([heads, shaft])
     masks = np.stack([mask, mask])
-    return (np.ascontiguousarray(image[None], np.float32), np.ascontiguousarray(targets),
-            np.ascontiguousarray(masks))
+    return (
+        np.ascontiguousarray(image[None], np.float32),
+        np.ascontiguousarray(targets),
+        np.ascontiguousarray(masks),
+    )
 
 
-def rotated_grid(centre: Sequence[float], crop: Sequence[int], angle: float,
-                 scale: float) -> np.ndarray:
+def rotated_grid(
+    centre: Sequence[float], crop: Sequence[int], angle: float, scale: float
+) -> np.ndarray:
     """Source coordinates ``(3, *crop)`` of a crop turned in-plane and magnified.
 
     The crop is centred on ``centre`` (whole slices in z), turned by ``angle`` radians and
@@ -213,9 +227,11 @@ def validation_volume(session: AnnotatedSession, margin_um: float = 8.0) -> Vali
     return ValidationVolume(session, np.ascontiguousarray(image[region]), start, factors)
 
 
-def validate(net: Any, val: ValidationVolume,
-             thresholds: Sequence[float] = tuple(round(0.15 + 0.05 * i, 2) for i in range(11))
-             ) -> dict:
+def validate(
+    net: Any,
+    val: ValidationVolume,
+    thresholds: Sequence[float] = tuple(round(0.15 + 0.05 * i, 2) for i in range(11)),
+) -> dict:
     """Best F1 over thresholds of the network's head channel on a validation volume."""
     import torch
 
@@ -239,8 +255,13 @@ def validate(net: Any, val: ValidationVolume,
         data_coords = (coords + val.start + 0.5) / np.asarray(val.factors) - 0.5
         scores[threshold] = score_on_session(data_coords, val.session)
     best = max(scores, key=lambda t: scores[t].f1)
-    return {"threshold": float(best), "f1": scores[best].f1, "precision": scores[best].precision,
-            "recall": scores[best].recall, "all": {t: s.f1 for t, s in scores.items()}}
+    return {
+        "threshold": float(best),
+        "f1": scores[best].f1,
+        "precision": scores[best].precision,
+        "recall": scores[best].recall,
+        "all": {t: s.f1 for t, s in scores.items()},
+    }
 
 
 def engine_spec(normalised: bool = False) -> Any:
@@ -253,8 +274,9 @@ def engine_spec(normalised: bool = False) -> Any:
     placeholder = {"onnx": {"file": "model.onnx", "sha256": "0" * 64}}
     spec = ModelSpec.from_dict({**model_spec(), "weights": placeholder})
     if normalised:
-        spec = dataclasses.replace(spec, input=dataclasses.replace(
-            spec.input, normalisation=Normalisation(kind="none")))
+        spec = dataclasses.replace(
+            spec, input=dataclasses.replace(spec.input, normalisation=Normalisation(kind="none"))
+        )
     return spec
 
 
@@ -263,39 +285,75 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
     from napari_spines.training.unet import size_multiple
 
     return {
-        "format_version": 1, "name": "spine-2p", "version": "0.1.1", "task": "spine-detection",
+        "format_version": 1,
+        "name": "spine-2p",
+        "version": "0.1.1",
+        "task": "spine-detection",
         "description": "Spine heads in two-photon stacks of dendrites: 3D U-Net with a spine "
-                       "head and a dendrite shaft channel, averaged over a flip of x.",
-        "license": "BSD-3-Clause", "authors": ["napari-spines developers"],
-        "training": {"data": ["rr30a_tp0, rr30a_tp1 (PyMapManager-Data, MIT)",
-                              "synthetic two-photon stacks (napari_spines.training.synthetic)"],
-                     "command": command, "base_model": None, "fine_tune_data": []},
-        "input": {"axes": "zyx", "channels": 1, "voxel_size_um": list(VOXEL_SIZE_UM),
-                  "normalisation": {"kind": NORMALISATION.kind, "low": NORMALISATION.low,
-                                    "high": NORMALISATION.high}},
+        "head and a dendrite shaft channel, averaged over a flip of x.",
+        "license": "BSD-3-Clause",
+        "authors": ["napari-spines developers"],
+        "training": {
+            "data": [
+                "rr30a_tp0, rr30a_tp1 (PyMapManager-Data, MIT)",
+                "synthetic two-photon stacks (napari_spines.training.synthetic)",
+            ],
+            "command": command,
+            "base_model": None,
+            "fine_tune_data": [],
+        },
+        "input": {
+            "axes": "zyx",
+            "channels": 1,
+            "voxel_size_um": list(VOXEL_SIZE_UM),
+            "normalisation": {
+                "kind": NORMALISATION.kind,
+                "low": NORMALISATION.low,
+                "high": NORMALISATION.high,
+            },
+        },
         # one tile spans a typical 70-slice stack; measured on 70 x 1024 x 1024 (peaks then
         # found at the stack's resolution): (80, 320, 320) took 39 s at 7.7 GB peak,
         # (80, 256, 256) 40-49 s at 5.5 GB (docs/performance.md)
-        "tiling": {"tile": [80, 256, 256], "multiple": list(size_multiple(POOLS)),
-                   "halo": [4, 24, 24]},
-        "outputs": [{"name": "heatmap", "channels": 1,
-                     "description": "spine-head probability"},
-                    {"name": "dendrite", "channels": 1,
-                     "description": "dendrite-shaft probability"}],
+        "tiling": {
+            "tile": [80, 256, 256],
+            "multiple": list(size_multiple(POOLS)),
+            "halo": [4, 24, 24],
+        },
+        "outputs": [
+            {"name": "heatmap", "channels": 1, "description": "spine-head probability"},
+            {"name": "dendrite", "channels": 1, "description": "dendrite-shaft probability"},
+        ],
         # between_slices_ratio 0.5 was chosen on the training sessions rr30a_tp0 + tp1
         # (mean best F1 0.653 against 0.637 without; flat over 0.2-0.6), see docs/spines.md
-        "postprocessing": {"threshold": threshold, "min_distance_um": 1.0,
-                           "max_dendrite_distance_um": 4.0, "between_slices_ratio": 0.5},
+        "postprocessing": {
+            "threshold": threshold,
+            "min_distance_um": 1.0,
+            "max_dendrite_distance_um": 4.0,
+            "between_slices_ratio": 0.5,
+        },
         "metrics": metrics or {},
     }
 
 
-def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
-          minutes: float = 60.0, width: int = 8, batch_size: int = 4, lr: float = 2e-3,
-          synthetic: int = 8, validate_every: int = 400, seed: int = 0,
-          start_from: Path | None = None, kernels: Sequence[Sequence[int]] | None = None,
-          device: str = "auto", workers: int = 0,
-          progress: ProgressCallback | None = None) -> Path:
+def train(
+    data: Path,
+    train_names: Sequence[str],
+    validate_name: str,
+    out: Path,
+    minutes: float = 60.0,
+    width: int = 8,
+    batch_size: int = 4,
+    lr: float = 2e-3,
+    synthetic: int = 8,
+    validate_every: int = 400,
+    seed: int = 0,
+    start_from: Path | None = None,
+    kernels: Sequence[Sequence[int]] | None = None,
+    device: str = "auto",
+    workers: int = 0,
+    progress: ProgressCallback | None = None,
+) -> Path:
     """Train, validating on ``validate_name``; keep the best checkpoint; return its path.
 
     ``start_from``: a spine-2p package (or a checkpoint) whose weights training continues from
@@ -338,25 +396,45 @@ def train(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
     batches = example_batches(example, batch_size, seed, workers, device)
     best = -1.0
     with open(out / "log.jsonl", "a") as log:
-        for step, loss, last in timed_steps(net, batches, loss_fn, lr, minutes, started,
-                                            progress=progress):
+        for step, loss, last in timed_steps(
+            net, batches, loss_fn, lr, minutes, started, progress=progress
+        ):
             if step % validate_every != 0 and not last:
                 continue
             result = validate(net, validation)
-            record = {"step": step, "minutes": (time.monotonic() - started) / 60,
-                      "loss": loss.item(), **result}
+            record = {
+                "step": step,
+                "minutes": (time.monotonic() - started) / 60,
+                "loss": loss.item(),
+                **result,
+            }
             log.write(json.dumps(record) + "\n")
             log.flush()
-            logger.info("step %d loss %.4f val F1 %.3f at %.1f", step, float(loss),
-                        result["f1"], result["threshold"])
+            logger.info(
+                "step %d loss %.4f val F1 %.3f at %.1f",
+                step,
+                float(loss),
+                result["f1"],
+                result["threshold"],
+            )
             if result["f1"] > best:
                 best = result["f1"]
-                save_checkpoint({"state_dict": net.state_dict(), "width": width,
-                                 "kernels": kernels, "step": step, "validation": result,
-                                 "base_model": base}, out / "best.pt")
+                save_checkpoint(
+                    {
+                        "state_dict": net.state_dict(),
+                        "width": width,
+                        "kernels": kernels,
+                        "step": step,
+                        "validation": result,
+                        "base_model": base,
+                    },
+                    out / "best.pt",
+                )
     if best < 0:
-        raise ValueError(f"{minutes} minutes were too short for one training step (the data "
-                         f"took {time.monotonic() - started:.0f} s to prepare)")
+        raise ValueError(
+            f"{minutes} minutes were too short for one training step (the data "
+            f"took {time.monotonic() - started:.0f} s to prepare)"
+        )
     return out / "best.pt"
 
 
@@ -365,13 +443,21 @@ def check_sessions(data: Path, names: Sequence[str]) -> None:
     for name in names:
         for path in session_files(data / f"{name}.tif"):
             if not path.exists():
-                raise ValueError(f"{path}: no such file (a session is NAME.tif with "
-                                 f"NAME_spines.csv and NAME_dendrites.csv)")
+                raise ValueError(
+                    f"{path}: no such file (a session is NAME.tif with "
+                    f"NAME_spines.csv and NAME_dendrites.csv)"
+                )
 
 
-def train_and_export(data: Path, train_names: Sequence[str], validate_name: str, out: Path,
-                     command: str = "", progress: ProgressCallback | None = None,
-                     **options: Any) -> TrainedModel:
+def train_and_export(
+    data: Path,
+    train_names: Sequence[str],
+    validate_name: str,
+    out: Path,
+    command: str = "",
+    progress: ProgressCallback | None = None,
+    **options: Any,
+) -> TrainedModel:
     """Check the sessions, `train`, `export` the best checkpoint and `calibrate` it.
 
     The package is ``out/spine-2p``; ``options`` go to `train`.
@@ -382,21 +468,26 @@ def train_and_export(data: Path, train_names: Sequence[str], validate_name: str,
         progress(0, 0)  # exporting and scoring: no count to show
     package = export(checkpoint, out / "spine-2p", command=command)
     measured = calibrate(package, load_session(data / f"{validate_name}.tif"))
-    return TrainedModel(package, f"{validate_name}: F1 {measured['f1']} (precision "
-                                 f"{measured['precision']}, recall {measured['recall']}) at "
-                                 f"threshold {measured['threshold']}")
+    return TrainedModel(
+        package,
+        f"{validate_name}: F1 {measured['f1']} (precision "
+        f"{measured['precision']}, recall {measured['recall']}) at "
+        f"threshold {measured['threshold']}",
+    )
 
 
 def unet_layout(state: dict) -> tuple[int, list[list[int]]]:
     """(width, each level's kernel size) of a `build_unet` state dict, read off its weights."""
-    levels = sorted(int(k.split(".")[1]) for k in state if k.startswith("down.")
-                    and k.endswith(".0.weight"))
+    levels = sorted(
+        int(k.split(".")[1]) for k in state if k.startswith("down.") and k.endswith(".0.weight")
+    )
     kernels = [list(state[f"down.{i}.0.weight"].shape[2:]) for i in levels]
     return int(state["down.0.0.weight"].shape[0]), kernels
 
 
-def export(checkpoint: Path, folder: Path, command: str = "",
-           flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Path:
+def export(
+    checkpoint: Path, folder: Path, command: str = "", flips: Sequence[tuple[int, ...]] = TTA_FLIPS
+) -> Path:
     """Export a checkpoint as the spine-2p package: sigmoid outputs averaged over ``flips``."""
     import torch
 
@@ -410,22 +501,26 @@ def export(checkpoint: Path, folder: Path, command: str = "",
     net.load_state_dict(weights)
 
     validation = state["validation"]
-    metrics = {"validation": {"data": "rr30a_tp2, within 4 µm of traced dendrites, 1.0 µm "
-                                      "one-to-one matching",
-                              "f1": round(validation["f1"], 3),
-                              "precision": round(validation["precision"], 3),
-                              "recall": round(validation["recall"], 3),
-                              "threshold": validation["threshold"],
-                              "step": state["step"]}}
+    metrics = {
+        "validation": {
+            "data": "rr30a_tp2, within 4 µm of traced dendrites, 1.0 µm one-to-one matching",
+            "f1": round(validation["f1"], 3),
+            "precision": round(validation["precision"], 3),
+            "recall": round(validation["recall"], 3),
+            "threshold": validation["threshold"],
+            "step": state["step"],
+        }
+    }
     spec = model_spec(metrics, command, validation["threshold"])
     spec["training"]["base_model"] = state.get("base_model")
-    return export_package(flip_averaged(net, flips).eval(), folder, spec,
-                          (1, 1, 16, 64, 64))
+    return export_package(flip_averaged(net, flips).eval(), folder, spec, (1, 1, 16, 64, 64))
 
 
-def calibrate(package_dir: Path, session: AnnotatedSession,
-              thresholds: Sequence[float] = tuple(round(0.1 + 0.05 * i, 2) for i in range(15)),
-              ) -> dict:
+def calibrate(
+    package_dir: Path,
+    session: AnnotatedSession,
+    thresholds: Sequence[float] = tuple(round(0.1 + 0.05 * i, 2) for i in range(15)),
+) -> dict:
     """Score an exported package through `detect_spines`' pipeline on a session; record it.
 
     The best threshold becomes the package's default, and its precision, recall and F1 (with the
@@ -440,18 +535,27 @@ def calibrate(package_dir: Path, session: AnnotatedSession,
     volume = read_volumes(session.stack)[0]
     maps = predict_heatmaps(volume.data, volume.axes, package, volume.voxel_size_um)
     post = spec.postprocessing
-    scores = {t: score_on_session(maps.postprocessed({**post, "threshold": t}).coords, session)
-              for t in thresholds}
+    scores = {
+        t: score_on_session(maps.postprocessed({**post, "threshold": t}).coords, session)
+        for t in thresholds
+    }
     best = max(scores, key=lambda t: scores[t].f1)
     validation = {
         "data": f"{session.stack.stem}, within 4 µm of traced dendrites, 1.0 µm one-to-one "
-                "matching, through napari-spines detect",
-        "f1": round(scores[best].f1, 3), "precision": round(scores[best].precision, 3),
-        "recall": round(scores[best].recall, 3), "threshold": best,
+        "matching, through napari-spines detect",
+        "f1": round(scores[best].f1, 3),
+        "precision": round(scores[best].precision, 3),
+        "recall": round(scores[best].recall, 3),
+        "threshold": best,
         "f1_by_threshold": {str(t): round(s.f1, 3) for t, s in scores.items()},
         "training_step": spec.metrics.get("validation", {}).get("step"),
     }
-    write_spec(package_dir / "model.yaml", dataclasses.replace(
-        spec, postprocessing={**post, "threshold": best},
-        metrics={**spec.metrics, "validation": validation}))
+    write_spec(
+        package_dir / "model.yaml",
+        dataclasses.replace(
+            spec,
+            postprocessing={**post, "threshold": best},
+            metrics={**spec.metrics, "validation": validation},
+        ),
+    )
     return validation

@@ -10,9 +10,13 @@ from typing import Any
 ANISOTROPIC_POOLS = ((1, 2, 2), (1, 2, 2), (2, 2, 2))
 
 
-def build_unet(in_channels: int = 1, out_channels: int = 1, width: int = 16,
-               pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS,
-               kernels: Sequence[Sequence[int]] | None = None) -> Any:
+def build_unet(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    width: int = 16,
+    pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS,
+    kernels: Sequence[Sequence[int]] | None = None,
+) -> Any:
     """A U-Net of ``len(pools)`` levels: two conv + ReLU per level, width doubling.
 
     ``kernels`` gives each level's convolution size (``len(pools) + 1`` odd triples), default
@@ -27,23 +31,31 @@ def build_unet(in_channels: int = 1, out_channels: int = 1, width: int = 16,
 
     def block(c_in: int, c_out: int, level: int) -> nn.Sequential:
         padding = tuple(k // 2 for k in sizes[level])
-        return nn.Sequential(nn.Conv3d(c_in, c_out, sizes[level], padding=padding),
-                             nn.ReLU(inplace=True),
-                             nn.Conv3d(c_out, c_out, sizes[level], padding=padding),
-                             nn.ReLU(inplace=True))
+        return nn.Sequential(
+            nn.Conv3d(c_in, c_out, sizes[level], padding=padding),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(c_out, c_out, sizes[level], padding=padding),
+            nn.ReLU(inplace=True),
+        )
 
     class UNet3D(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             widths = [width * 2**i for i in range(len(pools) + 1)]
-            self.down = nn.ModuleList([block(in_channels, widths[0], 0)] + [
-                block(widths[i], widths[i + 1], i + 1) for i in range(len(pools))])
+            self.down = nn.ModuleList(
+                [block(in_channels, widths[0], 0)]
+                + [block(widths[i], widths[i + 1], i + 1) for i in range(len(pools))]
+            )
             self.pools = nn.ModuleList([nn.MaxPool3d(tuple(p)) for p in pools])
-            self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], tuple(p),
-                                                         stride=tuple(p))
-                                      for i, p in enumerate(pools)])
-            self.up_blocks = nn.ModuleList([block(2 * widths[i], widths[i], i)
-                                            for i in range(len(pools))])
+            self.ups = nn.ModuleList(
+                [
+                    nn.ConvTranspose3d(widths[i + 1], widths[i], tuple(p), stride=tuple(p))
+                    for i, p in enumerate(pools)
+                ]
+            )
+            self.up_blocks = nn.ModuleList(
+                [block(2 * widths[i], widths[i], i) for i in range(len(pools))]
+            )
             self.head = nn.Conv3d(widths[0], out_channels, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,8 +110,11 @@ def conv_flops(module: Any, input_shape: Sequence[int]) -> int:
             per_in = layer.out_channels // layer.groups * math.prod(layer.kernel_size)
             total += 2 * per_in * _inputs[0].numel()
 
-    hooks = [m.register_forward_hook(count) for m in module.modules()
-             if isinstance(m, nn.Conv3d | nn.ConvTranspose3d)]
+    hooks = [
+        m.register_forward_hook(count)
+        for m in module.modules()
+        if isinstance(m, nn.Conv3d | nn.ConvTranspose3d)
+    ]
     with torch.no_grad():
         module(torch.zeros(*input_shape))
     for hook in hooks:

@@ -70,14 +70,19 @@ def test_not_really_hdf5_is_a_clear_error(tmp_path):
 
 
 def test_pick_datasets_prefers_known_names():
-    shapes = {"big": ((100, 100, 100), np.dtype("u1")), "raw": ((10, 10, 10), np.dtype("u1")),
-              "labels": ((10, 10, 10), np.dtype("u4")), "labels_float": ((5, 5), np.dtype("f4"))}
+    shapes = {
+        "big": ((100, 100, 100), np.dtype("u1")),
+        "raw": ((10, 10, 10), np.dtype("u1")),
+        "labels": ((10, 10, 10), np.dtype("u4")),
+        "labels_float": ((5, 5), np.dtype("f4")),
+    }
     assert pick_datasets(shapes) == ("raw", ["labels"])
 
 
 def test_voxel_size_unit_attribute_wins():
     assert voxel_size_from_attrs({"voxel_size": (1, 2, 2), "unit": "nm"}, 3) == pytest.approx(
-        (0.001, 0.002, 0.002))
+        (0.001, 0.002, 0.002)
+    )
     assert voxel_size_from_attrs({"resolution": (1.0, 0.5, 0.5)}, 3) == (1.0, 0.5, 0.5)
     assert voxel_size_from_attrs({"resolution": (0, 1, 1)}, 3) is None
 
@@ -97,14 +102,26 @@ def _write_ome_zarr(path, stack, version):
     levels = [stack, stack[:, ::2, ::2]]
     for i, level in enumerate(levels):
         group.create_array(str(i), data=level, chunks=(1, 16, 16))
-    multiscales = [{
-        "version": version, "name": "cells",
-        "axes": [{"name": "z", "type": "space", "unit": "micrometer"},
-                 {"name": "y", "type": "space", "unit": "nanometer"},
-                 {"name": "x", "type": "space", "unit": "nanometer"}],
-        "datasets": [{"path": str(i), "coordinateTransformations": [
-            {"type": "scale", "scale": [1.5, 100.0 * 2**i, 100.0 * 2**i]}]}
-            for i in range(len(levels))]}]
+    multiscales = [
+        {
+            "version": version,
+            "name": "cells",
+            "axes": [
+                {"name": "z", "type": "space", "unit": "micrometer"},
+                {"name": "y", "type": "space", "unit": "nanometer"},
+                {"name": "x", "type": "space", "unit": "nanometer"},
+            ],
+            "datasets": [
+                {
+                    "path": str(i),
+                    "coordinateTransformations": [
+                        {"type": "scale", "scale": [1.5, 100.0 * 2**i, 100.0 * 2**i]}
+                    ],
+                }
+                for i in range(len(levels))
+            ],
+        }
+    ]
     if version == "0.4":
         group.attrs["multiscales"] = multiscales
     else:

@@ -37,8 +37,13 @@ def test_reader_turns_bad_file_into_nothing_not_an_exception(tmp_path, monkeypat
 
 def test_reader_image_layer_carries_scale(tmp_path, stack):
     path = tmp_path / "s.tif"
-    tifffile.imwrite(path, stack, imagej=True, resolution=(5, 5),
-                     metadata={"axes": "ZYX", "spacing": 2.0, "unit": "um"})
+    tifffile.imwrite(
+        path,
+        stack,
+        imagej=True,
+        resolution=(5, 5),
+        metadata={"axes": "ZYX", "spacing": 2.0, "unit": "um"},
+    )
     ((_, meta, kind),) = read_paths(str(path))
     assert kind == "image" and meta["scale"] == pytest.approx((2.0, 0.2, 0.2))
 

@@ -10,8 +10,13 @@ from napari_spines.io import VolumeReadError, read_volumes
 def test_imagej_hyperstack_scale_and_axes(tmp_path, stack):
     data = np.stack([stack, stack // 2], axis=1)[None].repeat(2, axis=0)  # TZCYX
     path = tmp_path / "hyper.tif"
-    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.2, 1 / 0.1),
-                     metadata={"axes": "TZCYX", "spacing": 0.75, "unit": "micron"})
+    tifffile.imwrite(
+        path,
+        data,
+        imagej=True,
+        resolution=(1 / 0.2, 1 / 0.1),
+        metadata={"axes": "TZCYX", "spacing": 0.75, "unit": "micron"},
+    )
     (volume,) = read_volumes(path)
     assert volume.axes == "TZCYX"
     assert volume.voxel_size_um == pytest.approx((0.75, 0.1, 0.2))
@@ -21,18 +26,33 @@ def test_imagej_hyperstack_scale_and_axes(tmp_path, stack):
 
 def test_imagej_nanometre_unit_is_converted(tmp_path, stack):
     path = tmp_path / "nm.tif"
-    tifffile.imwrite(path, stack, imagej=True, resolution=(1 / 8.0, 1 / 8.0),
-                     metadata={"axes": "ZYX", "spacing": 40.0, "unit": "nm"})
+    tifffile.imwrite(
+        path,
+        stack,
+        imagej=True,
+        resolution=(1 / 8.0, 1 / 8.0),
+        metadata={"axes": "ZYX", "spacing": 40.0, "unit": "nm"},
+    )
     (volume,) = read_volumes(path)
     assert volume.voxel_size_um == pytest.approx((0.04, 0.008, 0.008))
 
 
 def test_ome_tiff_physical_size_with_units(tmp_path, stack):
     path = tmp_path / "a.ome.tif"
-    tifffile.imwrite(path, stack, ome=True, metadata={
-        "axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeZUnit": "µm",
-        "PhysicalSizeY": 250.0, "PhysicalSizeYUnit": "nm",
-        "PhysicalSizeX": 0.0005, "PhysicalSizeXUnit": "mm"})
+    tifffile.imwrite(
+        path,
+        stack,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeZ": 2.0,
+            "PhysicalSizeZUnit": "µm",
+            "PhysicalSizeY": 250.0,
+            "PhysicalSizeYUnit": "nm",
+            "PhysicalSizeX": 0.0005,
+            "PhysicalSizeXUnit": "mm",
+        },
+    )
     (volume,) = read_volumes(path)
     assert volume.name == "a"
     assert volume.voxel_size_um == pytest.approx((2.0, 0.25, 0.5))
@@ -93,8 +113,7 @@ def test_one_dimensional_data_is_refused(tmp_path):
 
 def test_nan_only_float_stack_is_refused(tmp_path):
     path = tmp_path / "nan.tif"
-    tifffile.imwrite(path, np.full((3, 8, 8), np.nan, dtype=np.float32),
-                     photometric="minisblack")
+    tifffile.imwrite(path, np.full((3, 8, 8), np.nan, dtype=np.float32), photometric="minisblack")
     with pytest.raises(VolumeReadError, match="NaN"):
         read_volumes(path)
 

@@ -44,8 +44,11 @@ def test_failed_write_leaves_previous_file_intact(tmp_path):
 
 def test_points_csv_round_trip_with_properties_and_scale(tmp_path):
     coords = np.array([[3.0, 10.5, 20.25], [0.0, 1.0, 2.0], [7.0, 100.0, 3.0]])
-    properties = {"score": np.array([0.9, 0.25, 0.5]), "id": np.array([5, 6, 7]),
-                  "status": np.array(["auto", "accepted", "rejected"])}
+    properties = {
+        "score": np.array([0.9, 0.25, 0.5]),
+        "id": np.array([5, 6, 7]),
+        "status": np.array(["auto", "accepted", "rejected"]),
+    }
     path = write_points_csv(tmp_path / "spines.csv", coords, (1.0, 0.12, 0.12), properties)
     header = path.read_text().splitlines()[0]
     assert header == "id,z,y,x,z_um,y_um,x_um,score,status"

@@ -27,8 +27,13 @@ from napari_spines.models import (
 )
 
 
-def _install(package: Path, folder: Path, name: str | None = None, version: str | None = None,
-             task: str | None = None) -> Path:
+def _install(
+    package: Path,
+    folder: Path,
+    name: str | None = None,
+    version: str | None = None,
+    task: str | None = None,
+) -> Path:
     """Copy ``package`` into ``folder`` (renamed / re-versioned if asked)."""
     target = Path(shutil.copytree(package, folder / f"{name or 'tiny'}-{version or 'v'}"))
     spec = read_spec(target / "model.yaml")
@@ -82,7 +87,9 @@ def test_builtin_models_come_first(tiny_package, tmp_path, monkeypatch) -> None:
     _install(tiny_package, user_dir(), name="mine")
     monkeypatch.setattr(registry, "builtin_dir", lambda: builtin)
     assert [(p.spec.name, p.source) for p in list_models()] == [
-        ("shipped", "built-in"), ("mine", "user")]
+        ("shipped", "built-in"),
+        ("mine", "user"),
+    ]
 
 
 def test_broken_user_package_is_skipped(tiny_package, caplog, no_builtins) -> None:
@@ -164,32 +171,64 @@ def test_not_a_zip(tmp_path) -> None:
 
 # --- bioimage.io -------------------------------------------------------------------------------
 
+
 def rdf(sha: str | None) -> dict:
-    space = [{"type": "space", "id": a, "size": {"min": 8, "step": 4}, "scale": s, "unit": u}
-             for a, s, u in (("z", 1000.0, "nanometer"), ("y", 0.12, "micrometer"),
-                             ("x", 0.12, None))]
+    space = [
+        {"type": "space", "id": a, "size": {"min": 8, "step": 4}, "scale": s, "unit": u}
+        for a, s, u in (("z", 1000.0, "nanometer"), ("y", 0.12, "micrometer"), ("x", 0.12, None))
+    ]
     return {
-        "format_version": "0.5.3", "type": "model", "id": "Tiny Spine Net",
-        "name": "Tiny spine net", "description": "A tiny test model.", "license": "MIT",
-        "authors": [{"name": "Ada"}, {"name": "Bob"}], "tags": ["3d", "spine-detection"],
-        "inputs": [{"id": "raw", "axes": [
-            {"type": "batch"}, {"type": "channel", "channel_names": ["raw"]}, *space],
-            "preprocessing": [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
-                              {"id": "scale_range",
-                               "kwargs": {"min_percentile": 2, "max_percentile": 99.5}}]}],
-        "outputs": [{"id": "heatmap", "description": "spine heads", "axes": [
-            {"type": "batch"}, {"type": "channel", "channel_names": ["p"]},
-            *({"type": "space", "id": a, "size": {"tensor_id": "raw", "axis_id": a}, "halo": 4}
-              for a in "zyx")]}],
-        "weights": {"onnx": {"source": "model.onnx", **({"sha256": sha} if sha else {})},
-                    "pytorch_state_dict": {"source": "weights.pt"}},
+        "format_version": "0.5.3",
+        "type": "model",
+        "id": "Tiny Spine Net",
+        "name": "Tiny spine net",
+        "description": "A tiny test model.",
+        "license": "MIT",
+        "authors": [{"name": "Ada"}, {"name": "Bob"}],
+        "tags": ["3d", "spine-detection"],
+        "inputs": [
+            {
+                "id": "raw",
+                "axes": [{"type": "batch"}, {"type": "channel", "channel_names": ["raw"]}, *space],
+                "preprocessing": [
+                    {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
+                    {"id": "scale_range", "kwargs": {"min_percentile": 2, "max_percentile": 99.5}},
+                ],
+            }
+        ],
+        "outputs": [
+            {
+                "id": "heatmap",
+                "description": "spine heads",
+                "axes": [
+                    {"type": "batch"},
+                    {"type": "channel", "channel_names": ["p"]},
+                    *(
+                        {
+                            "type": "space",
+                            "id": a,
+                            "size": {"tensor_id": "raw", "axis_id": a},
+                            "halo": 4,
+                        }
+                        for a in "zyx"
+                    ),
+                ],
+            }
+        ],
+        "weights": {
+            "onnx": {"source": "model.onnx", **({"sha256": sha} if sha else {})},
+            "pytorch_state_dict": {"source": "weights.pt"},
+        },
     }
 
 
 def test_spec_from_rdf(tmp_path) -> None:
     spec = spec_from_rdf(rdf("f" * 64), tmp_path)
-    assert (spec.name, spec.task, spec.authors) == ("tiny-spine-net", "spine-detection",
-                                                     ("Ada", "Bob"))
+    assert (spec.name, spec.task, spec.authors) == (
+        "tiny-spine-net",
+        "spine-detection",
+        ("Ada", "Bob"),
+    )
     assert spec.input.channels == 1
     assert spec.input.voxel_size_um == pytest.approx((1.0, 0.12, 0.12))
     assert (spec.input.normalisation.kind, spec.input.normalisation.low) == ("percentile", 2.0)
@@ -221,19 +260,32 @@ def _edit(data: dict, path: str, value) -> dict:
     return data
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    ("format_version", "0.4.10", "format 0.5"),
-    ("type", "dataset", "need a bioimage.io model"),
-    ("inputs/0/axes", [{"type": "batch"}, {"type": "channel", "channel_names": ["r"]},
-                       {"type": "space", "id": "y", "size": 64},
-                       {"type": "space", "id": "x", "size": 64}], r"spatial axes \(y, x\)"),
-    ("inputs", [{"id": "a", "axes": []}, {"id": "b", "axes": []}], "2 inputs"),
-    ("weights", {"pytorch_state_dict": {"source": "w.pt"}}, r"no onnx or torchscript weights"),
-    ("weights/onnx/source", "https://zenodo.org/model.onnx", "download the model's zip"),
-    ("inputs/0/preprocessing", [{"id": "clip", "kwargs": {"min": 0, "max": 1}}],
-     "preprocessing 'clip' is not supported"),
-    ("inputs/0/axes/2/size", {"min": 6, "step": 4}, "not multiples of one number"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("format_version", "0.4.10", "format 0.5"),
+        ("type", "dataset", "need a bioimage.io model"),
+        (
+            "inputs/0/axes",
+            [
+                {"type": "batch"},
+                {"type": "channel", "channel_names": ["r"]},
+                {"type": "space", "id": "y", "size": 64},
+                {"type": "space", "id": "x", "size": 64},
+            ],
+            r"spatial axes \(y, x\)",
+        ),
+        ("inputs", [{"id": "a", "axes": []}, {"id": "b", "axes": []}], "2 inputs"),
+        ("weights", {"pytorch_state_dict": {"source": "w.pt"}}, r"no onnx or torchscript weights"),
+        ("weights/onnx/source", "https://zenodo.org/model.onnx", "download the model's zip"),
+        (
+            "inputs/0/preprocessing",
+            [{"id": "clip", "kwargs": {"min": 0, "max": 1}}],
+            "preprocessing 'clip' is not supported",
+        ),
+        ("inputs/0/axes/2/size", {"min": 6, "step": 4}, "not multiples of one number"),
+    ],
+)
 def test_unsupported_rdf(tmp_path, path, value, message) -> None:
     with pytest.raises(ModelError, match=message):
         spec_from_rdf(_edit(rdf("f" * 64), path, value), tmp_path)
@@ -246,6 +298,7 @@ def test_rdf_zero_mean_unit_variance_and_task_fallback(tmp_path) -> None:
     spec = spec_from_rdf(data, tmp_path)
     assert (spec.task, spec.input.normalisation.kind) == ("restoration", "zscore")
     data["inputs"][0]["preprocessing"] = [
-        {"id": "fixed_zero_mean_unit_variance", "kwargs": {"mean": 10.0, "std": 2.0}}]
+        {"id": "fixed_zero_mean_unit_variance", "kwargs": {"mean": 10.0, "std": 2.0}}
+    ]
     norm = spec_from_rdf(data, tmp_path).input.normalisation
     assert (norm.kind, norm.mean, norm.std) == ("mean_std", 10.0, 2.0)

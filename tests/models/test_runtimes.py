@@ -51,8 +51,9 @@ def test_onnx_and_torch_agree(tiny_package) -> None:
 
 
 def test_multi_channel_model_agrees(tmp_path) -> None:
-    package = open_package(make_tiny_package(tmp_path / "m", channels_in=2, channels_out=3,
-                                             task="affinities", seed=3))
+    package = open_package(
+        make_tiny_package(tmp_path / "m", channels_in=2, channels_out=3, task="affinities", seed=3)
+    )
     batch = _batch(channels=2, shape=(8, 12, 16))
     out = load_model(package, "onnx")(batch)
     assert out.shape == (1, 3, 8, 12, 16)
@@ -107,10 +108,13 @@ def _with_garbage(folder: Path, file: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(("runtime", "file", "message"), [
-    ("onnx", "model.onnx", r"model.onnx: not a valid ONNX model \("),
-    ("torch", "model.pt", r"model.pt: not a valid TorchScript model \("),
-])
+@pytest.mark.parametrize(
+    ("runtime", "file", "message"),
+    [
+        ("onnx", "model.onnx", r"model.onnx: not a valid ONNX model \("),
+        ("torch", "model.pt", r"model.pt: not a valid TorchScript model \("),
+    ],
+)
 def test_corrupt_weight_file(tiny_copy, runtime, file, message) -> None:
     package = open_package(_with_garbage(tiny_copy, file))  # the sha256 matches: opens fine
     with pytest.raises(ModelError, match=message):
@@ -141,15 +145,23 @@ def _net_2d() -> object:
     import torch
 
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(),
-                               torch.nn.Conv2d(2, 1, 3, padding=1))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(2, 1, 3, padding=1)
+    )
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_2d_model_is_refused(tmp_path, runtime) -> None:
-    fields = spec_fields(name="flat", task="restoration", channels_in=1, channels_out=1,
-                         voxel_size_um=(1, 1, 1), tile=(8, 16, 16), multiple=(4, 4, 4),
-                         halo=(2, 2, 2))
+    fields = spec_fields(
+        name="flat",
+        task="restoration",
+        channels_in=1,
+        channels_out=1,
+        voxel_size_um=(1, 1, 1),
+        tile=(8, 16, 16),
+        multiple=(4, 4, 4),
+        halo=(2, 2, 2),
+    )
     folder = export_package(_net_2d(), tmp_path / "flat", fields, (1, 1, 8, 8), [runtime])
     with pytest.raises(ModelError, match="model expects a 4-D input but model.yaml says 3-D zyx"):
         load_model(open_package(folder), runtime=runtime, device="cpu")
@@ -158,9 +170,16 @@ def test_2d_model_is_refused(tmp_path, runtime) -> None:
 def test_shrinking_model_is_refused(tmp_path) -> None:
     import torch
 
-    fields = spec_fields(name="valid", task="restoration", channels_in=1, channels_out=1,
-                         voxel_size_um=(1, 1, 1), tile=(16, 16, 16), multiple=(8, 8, 8),
-                         halo=(2, 2, 2))
+    fields = spec_fields(
+        name="valid",
+        task="restoration",
+        channels_in=1,
+        channels_out=1,
+        voxel_size_um=(1, 1, 1),
+        tile=(16, 16, 16),
+        multiple=(8, 8, 8),
+        halo=(2, 2, 2),
+    )
     net = torch.nn.Conv3d(1, 1, 3)  # no padding: the output is 2 voxels smaller
     folder = export_package(net, tmp_path / "valid", fields, (1, 1, 8, 8, 8), ["torch"])
     with pytest.raises(ModelError, match="differs from its input size"):
@@ -181,8 +200,9 @@ def test_usable_devices_on_this_machine() -> None:
     assert devices["torch"][0] == "cpu"
 
 
-@pytest.mark.parametrize(("runtime", "fix"), [("onnx", "pip install onnxruntime-gpu"),
-                                              ("torch", "pytorch.org")])
+@pytest.mark.parametrize(
+    ("runtime", "fix"), [("onnx", "pip install onnxruntime-gpu"), ("torch", "pytorch.org")]
+)
 def test_cuda_requested_without_cuda(tiny_package, runtime, fix) -> None:
     if _cuda(runtime):
         pytest.skip("this machine has CUDA")
@@ -198,8 +218,9 @@ def test_onnx_cuda_silent_fallback_is_caught(tiny_package, monkeypatch, caplog) 
     if _cuda("onnx"):
         pytest.skip("this machine has a working CUDA provider")
     available = onnxruntime.get_available_providers()
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["CUDAExecutionProvider", *available])
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", *available]
+    )
     package = open_package(tiny_package)
     with pytest.raises(ModelError, match="could not start its CUDA provider"):
         load_model(package, runtime="onnx", device="cuda")
@@ -210,8 +231,9 @@ def test_onnx_cuda_silent_fallback_is_caught(tiny_package, monkeypatch, caplog) 
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize(("runtime", "provider"),
-                         [("onnx", "CUDAExecutionProvider"), ("torch", "torch-cuda")])
+@pytest.mark.parametrize(
+    ("runtime", "provider"), [("onnx", "CUDAExecutionProvider"), ("torch", "torch-cuda")]
+)
 def test_runs_on_cuda_like_on_cpu(tiny_package, runtime, provider) -> None:
     if not _cuda(runtime):
         pytest.skip("no CUDA device")
@@ -227,7 +249,9 @@ def test_importing_models_imports_no_runtime() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, napari_spines.models\n"
-            "print(sorted({'torch', 'onnxruntime', 'onnx'} & set(sys.modules)))")
+    code = (
+        "import sys, napari_spines.models\n"
+        "print(sorted({'torch', 'onnxruntime', 'onnx'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -23,21 +23,41 @@ SHA = "0" * 64
 def full_dict() -> dict:
     """A model.yaml mapping using every field, in the order to_dict writes them."""
     return {
-        "format_version": 1, "name": "em-affs_3d.v2", "version": "0.2.0", "task": "affinities",
-        "description": "Affinities for EM.", "license": "MIT", "authors": ["A", "B"],
-        "training": {"data": ["synthetic"], "command": "napari-spines train", "base_model": None,
-                     "fine_tune_data": []},
-        "input": {"axes": "zyx", "channels": 1, "voxel_size_um": [0.04, 0.008, 0.008],
-                  "normalisation": {"kind": "mean_std", "mean": 0.5, "std": 0.25}},
+        "format_version": 1,
+        "name": "em-affs_3d.v2",
+        "version": "0.2.0",
+        "task": "affinities",
+        "description": "Affinities for EM.",
+        "license": "MIT",
+        "authors": ["A", "B"],
+        "training": {
+            "data": ["synthetic"],
+            "command": "napari-spines train",
+            "base_model": None,
+            "fine_tune_data": [],
+        },
+        "input": {
+            "axes": "zyx",
+            "channels": 1,
+            "voxel_size_um": [0.04, 0.008, 0.008],
+            "normalisation": {"kind": "mean_std", "mean": 0.5, "std": 0.25},
+        },
         "tiling": {"tile": [32, 128, 128], "multiple": [8, 16, 16], "halo": [8, 16, 16]},
         "outputs": [
-            {"name": "affinities", "channels": 3,
-             "offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]], "description": "affs"},
+            {
+                "name": "affinities",
+                "channels": 3,
+                "offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]],
+                "description": "affs",
+            },
             {"name": "boundaries", "channels": 1, "description": ""},
         ],
-        "postprocessing": {"threshold": 0.5}, "metrics": {"voi": 0.8},
-        "weights": {"onnx": {"file": "model.onnx", "sha256": SHA},
-                    "torchscript": {"file": "model.pt", "sha256": "a" * 64, "half": True}},
+        "postprocessing": {"threshold": 0.5},
+        "metrics": {"voi": 0.8},
+        "weights": {
+            "onnx": {"file": "model.onnx", "sha256": SHA},
+            "torchscript": {"file": "model.pt", "sha256": "a" * 64, "half": True},
+        },
     }
 
 
@@ -73,8 +93,10 @@ def test_optional_fields_take_defaults() -> None:
     assert spec.tiling.halo == (0, 0, 0)
 
 
-@pytest.mark.parametrize("field", ["name", "version", "task", "description", "license",
-                                   "input", "tiling", "outputs", "weights"])
+@pytest.mark.parametrize(
+    "field",
+    ["name", "version", "task", "description", "license", "input", "tiling", "outputs", "weights"],
+)
 def test_missing_required_field(field) -> None:
     data = full_dict()
     del data[field]
@@ -95,28 +117,35 @@ def _broken(path: str, value) -> dict:
     return data
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    ("tiling/tile", [30, 128, 128], r"tile: \[30, 128, 128\] is not a multiple of \[8, 16, 16\]"),
-    ("tiling/tile", [16, 32, 32], "must exceed twice the halo"),
-    ("tiling/multiple", [8, 16], r"multiple: expected 3 values"),
-    ("input/voxel_size_um", [1.0, 0.1], r"voxel_size_um: expected 3 values"),
-    ("input/voxel_size_um", [1.0, 0.0, 0.1], r"voxel_size_um: values must be > 0"),
-    ("input/channels", 0, r"channels: must be >= 1"),
-    ("input/axes", "yx", r"axes: must be 'zyx'"),
-    ("input/normalisation", {"kind": "minmax"}, r"'minmax' is not one of"),
-    ("outputs/0/offsets", None, "an affinities output needs 'offsets'"),
-    ("outputs/0/offsets", [[-1, 0, 0], [0, -1, 0]], "2 offsets for 3 channels"),
-    ("outputs/0/offsets", [[-1, 0], [0, -1, 0], [0, 0, -1]], r"offsets: expected 3 values"),
-    ("outputs/0/name", "boundaries", "output names must be unique"),
-    ("outputs", [], "outputs must be a non-empty list"),
-    ("task", "segmentation", "task 'segmentation' is not one of"),
-    ("name", "Spine Model", "name 'Spine Model' may use only"),
-    ("format_version", 2, "format_version 2 is not supported"),
-    ("weights", {}, "at least one of onnx, torchscript"),
-    ("weights/onnx/sha256", "abc", "onnx.sha256: not a 64-digit hex"),
-    ("weights/onnx/file", "../model.onnx", "must be a path inside the package"),
-    ("weights/pytorch_state_dict", {"file": "w.pt", "sha256": SHA}, "unknown format"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "tiling/tile",
+            [30, 128, 128],
+            r"tile: \[30, 128, 128\] is not a multiple of \[8, 16, 16\]",
+        ),
+        ("tiling/tile", [16, 32, 32], "must exceed twice the halo"),
+        ("tiling/multiple", [8, 16], r"multiple: expected 3 values"),
+        ("input/voxel_size_um", [1.0, 0.1], r"voxel_size_um: expected 3 values"),
+        ("input/voxel_size_um", [1.0, 0.0, 0.1], r"voxel_size_um: values must be > 0"),
+        ("input/channels", 0, r"channels: must be >= 1"),
+        ("input/axes", "yx", r"axes: must be 'zyx'"),
+        ("input/normalisation", {"kind": "minmax"}, r"'minmax' is not one of"),
+        ("outputs/0/offsets", None, "an affinities output needs 'offsets'"),
+        ("outputs/0/offsets", [[-1, 0, 0], [0, -1, 0]], "2 offsets for 3 channels"),
+        ("outputs/0/offsets", [[-1, 0], [0, -1, 0], [0, 0, -1]], r"offsets: expected 3 values"),
+        ("outputs/0/name", "boundaries", "output names must be unique"),
+        ("outputs", [], "outputs must be a non-empty list"),
+        ("task", "segmentation", "task 'segmentation' is not one of"),
+        ("name", "Spine Model", "name 'Spine Model' may use only"),
+        ("format_version", 2, "format_version 2 is not supported"),
+        ("weights", {}, "at least one of onnx, torchscript"),
+        ("weights/onnx/sha256", "abc", "onnx.sha256: not a 64-digit hex"),
+        ("weights/onnx/file", "../model.onnx", "must be a path inside the package"),
+        ("weights/pytorch_state_dict", {"file": "w.pt", "sha256": SHA}, "unknown format"),
+    ],
+)
 def test_validation_errors_name_the_field(path, value, message) -> None:
     with pytest.raises(ModelError, match=message):
         ModelSpec.from_dict(_broken(path, value), source="pkg/model.yaml")
@@ -170,7 +199,8 @@ def test_package_without_runtime(tiny_copy) -> None:
 def test_sha256_file(tmp_path) -> None:
     (tmp_path / "f").write_bytes(b"abc")
     assert sha256_file(tmp_path / "f") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
 
 
 def test_not_a_package(tmp_path) -> None:

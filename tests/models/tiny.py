@@ -21,62 +21,114 @@ def _tiny_net(channels_in: int, channels_out: int, width: int = 4) -> Any:
     import torch
 
     return torch.nn.Sequential(
-        torch.nn.Conv3d(channels_in, width, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv3d(width, width, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv3d(channels_in, width, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv3d(width, width, 3, padding=1),
+        torch.nn.ReLU(),
         torch.nn.Conv3d(width, channels_out, 3, padding=1),
     )
 
 
-def spec_fields(*, name: str, task: str, channels_in: int, channels_out: int,
-                voxel_size_um: Sequence[float], tile: Triple, multiple: Triple,
-                halo: Triple) -> dict[str, Any]:
+def spec_fields(
+    *,
+    name: str,
+    task: str,
+    channels_in: int,
+    channels_out: int,
+    voxel_size_um: Sequence[float],
+    tile: Triple,
+    multiple: Triple,
+    halo: Triple,
+) -> dict[str, Any]:
     """A model.yaml mapping (without weights) for a test model."""
     if task == "affinities":
         offsets = [[-1, 0, 0], [0, -1, 0], [0, 0, -1]] * (channels_out // 3 + 1)
-        output = {"name": "affinities", "channels": channels_out,
-                  "offsets": offsets[:channels_out]}
+        output = {"name": "affinities", "channels": channels_out, "offsets": offsets[:channels_out]}
     else:
-        output = {"name": "heatmap" if "detection" in task else "output",
-                  "channels": channels_out}
+        output = {"name": "heatmap" if "detection" in task else "output", "channels": channels_out}
     return {
-        "format_version": 1, "name": name, "version": "0.1.0", "task": task,
-        "description": "Tiny test model with random weights.", "license": "MIT",
-        "authors": ["napari-spines tests"], "training": {"data": ["none: random weights"]},
-        "input": {"axes": "zyx", "channels": channels_in, "voxel_size_um": list(voxel_size_um),
-                  "normalisation": {"kind": "percentile", "low": 1.0, "high": 99.8}},
+        "format_version": 1,
+        "name": name,
+        "version": "0.1.0",
+        "task": task,
+        "description": "Tiny test model with random weights.",
+        "license": "MIT",
+        "authors": ["napari-spines tests"],
+        "training": {"data": ["none: random weights"]},
+        "input": {
+            "axes": "zyx",
+            "channels": channels_in,
+            "voxel_size_um": list(voxel_size_um),
+            "normalisation": {"kind": "percentile", "low": 1.0, "high": 99.8},
+        },
         "tiling": {"tile": list(tile), "multiple": list(multiple), "halo": list(halo)},
         "outputs": [{**output, "description": "random"}],
-        "postprocessing": {"threshold": 0.5}, "metrics": {},
+        "postprocessing": {"threshold": 0.5},
+        "metrics": {},
     }
 
 
-def make_tiny_package(folder: Path, *, channels_in: int = 1, channels_out: int = 1,
-                      task: str = "spine-detection", runtimes: Sequence[str] = ("onnx", "torch"),
-                      voxel_size_um: Sequence[float] = (1.0, 0.12, 0.12),
-                      tile: Triple = (16, 32, 32), multiple: Triple = (4, 4, 4),
-                      halo: Triple = (4, 4, 4), seed: int = 0, name: str = "tiny") -> Path:
+def make_tiny_package(
+    folder: Path,
+    *,
+    channels_in: int = 1,
+    channels_out: int = 1,
+    task: str = "spine-detection",
+    runtimes: Sequence[str] = ("onnx", "torch"),
+    voxel_size_um: Sequence[float] = (1.0, 0.12, 0.12),
+    tile: Triple = (16, 32, 32),
+    multiple: Triple = (4, 4, 4),
+    halo: Triple = (4, 4, 4),
+    seed: int = 0,
+    name: str = "tiny",
+) -> Path:
     """Build a tiny 3-conv model package in ``folder`` and return ``folder``."""
     import torch
 
     torch.manual_seed(seed)
     net = _tiny_net(channels_in, channels_out)
-    fields = spec_fields(name=name, task=task, channels_in=channels_in, channels_out=channels_out,
-                         voxel_size_um=voxel_size_um, tile=tile, multiple=multiple, halo=halo)
+    fields = spec_fields(
+        name=name,
+        task=task,
+        channels_in=channels_in,
+        channels_out=channels_out,
+        voxel_size_um=voxel_size_um,
+        tile=tile,
+        multiple=multiple,
+        halo=halo,
+    )
     return export_package(net, folder, fields, (1, channels_in, *multiple), runtimes)
 
 
-def make_unet_package(folder: Path, *, channels_in: int = 1, channels_out: int = 1,
-                      task: str = "spine-detection", runtimes: Sequence[str] = ("onnx", "torch"),
-                      voxel_size_um: Sequence[float] = (1.0, 0.12, 0.12),
-                      tile: Triple = (32, 128, 128), halo: Triple = (8, 16, 16), width: int = 8,
-                      seed: int = 0, name: str = "tiny-unet") -> Path:
+def make_unet_package(
+    folder: Path,
+    *,
+    channels_in: int = 1,
+    channels_out: int = 1,
+    task: str = "spine-detection",
+    runtimes: Sequence[str] = ("onnx", "torch"),
+    voxel_size_um: Sequence[float] = (1.0, 0.12, 0.12),
+    tile: Triple = (32, 128, 128),
+    halo: Triple = (8, 16, 16),
+    width: int = 8,
+    seed: int = 0,
+    name: str = "tiny-unet",
+) -> Path:
     """Build a small 3-D U-Net package (two poolings, sizes a multiple of 4) in ``folder``."""
     import torch
 
     torch.manual_seed(seed)
     net = build_unet(channels_in, channels_out, width, pools=((2, 2, 2), (2, 2, 2)))
-    fields = spec_fields(name=name, task=task, channels_in=channels_in, channels_out=channels_out,
-                         voxel_size_um=voxel_size_um, tile=tile, multiple=(4, 4, 4), halo=halo)
+    fields = spec_fields(
+        name=name,
+        task=task,
+        channels_in=channels_in,
+        channels_out=channels_out,
+        voxel_size_um=voxel_size_um,
+        tile=tile,
+        multiple=(4, 4, 4),
+        halo=halo,
+    )
     return export_package(net, folder, fields, (1, channels_in, 8, 16, 16), runtimes)
 
 
@@ -93,19 +145,25 @@ def make_edge_affinity_package(folder: Path, name: str = "edge-affinity") -> Pat
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             padded = torch.nn.functional.pad(x, (1, 0, 1, 0, 1, 0), mode="replicate")
             here = padded[:, :, 1:, 1:, 1:]
-            back = [padded[:, :, :-1, 1:, 1:], padded[:, :, 1:, :-1, 1:],
-                    padded[:, :, 1:, 1:, :-1]]
-            return torch.cat([torch.sigmoid(12.0 * (torch.minimum(here, b) - 0.5))
-                              for b in back], dim=1)
+            back = [padded[:, :, :-1, 1:, 1:], padded[:, :, 1:, :-1, 1:], padded[:, :, 1:, 1:, :-1]]
+            return torch.cat(
+                [torch.sigmoid(12.0 * (torch.minimum(here, b) - 0.5)) for b in back], dim=1
+            )
 
-    fields = spec_fields(name=name, task="affinities", channels_in=1, channels_out=3,
-                         voxel_size_um=(0.05, 0.004, 0.004), tile=(8, 64, 64),
-                         multiple=(1, 1, 1), halo=(1, 2, 2))
+    fields = spec_fields(
+        name=name,
+        task="affinities",
+        channels_in=1,
+        channels_out=3,
+        voxel_size_um=(0.05, 0.004, 0.004),
+        tile=(8, 64, 64),
+        multiple=(1, 1, 1),
+        halo=(1, 2, 2),
+    )
     return export_package(EdgeAffinities(), folder, fields, (1, 1, 4, 16, 16), ("onnx",))
 
 
-def cells_stack(shape: Triple = (6, 64, 64), n_cells: int = 12,
-                seed: int = 0) -> tuple[Any, Any]:
+def cells_stack(shape: Triple = (6, 64, 64), n_cells: int = 12, seed: int = 0) -> tuple[Any, Any]:
     """A (image uint8, labels uint32) pair: Voronoi cells, bright inside, dark 1-voxel walls.
 
     The ground-truth labels are 0 on the walls; each id is one 6-connected object.
@@ -118,8 +176,9 @@ def cells_stack(shape: Triple = (6, 64, 64), n_cells: int = 12,
     points = (rng.random((n_cells, 3)) * shape).astype(int)
     points[:, 0] = rng.integers(0, shape[0], n_cells)
     seeds[tuple(points.T)] = np.arange(1, n_cells + 1)
-    nearest = ndi.distance_transform_edt(seeds == 0, sampling=(4, 1, 1),
-                                         return_distances=False, return_indices=True)
+    nearest = ndi.distance_transform_edt(
+        seeds == 0, sampling=(4, 1, 1), return_distances=False, return_indices=True
+    )
     labels = seeds[tuple(nearest)]
     wall = np.zeros(shape, bool)
     for axis in range(3):

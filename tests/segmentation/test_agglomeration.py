@@ -46,7 +46,8 @@ def test_boundary_map_is_high_on_walls_and_low_inside(truth: np.ndarray) -> None
 
 @pytest.mark.parametrize(("in_plane", "quantile"), [(False, None), (False, 75), (True, 75)])
 def test_agglomerating_ground_truth_affinities_gives_back_the_ground_truth(
-        truth: np.ndarray, in_plane: bool, quantile: int | None) -> None:
+    truth: np.ndarray, in_plane: bool, quantile: int | None
+) -> None:
     affinities = labels_to_affinities(truth)
     fragments = watershed_fragments(affinities, in_plane=in_plane)
     assert fragments.min() >= 1  # every voxel in a fragment
@@ -65,8 +66,7 @@ def test_noisy_affinities_still_agglomerate_to_the_ground_truth(truth: np.ndarra
     assert score_segmentation(truth, result.labels(0.5)).adapted_rand_error < 0.01
 
 
-def test_threshold_relabels_from_the_merge_history_without_recomputing(
-        truth: np.ndarray) -> None:
+def test_threshold_relabels_from_the_merge_history_without_recomputing(truth: np.ndarray) -> None:
     affinities = labels_to_affinities(truth)
     result = agglomerate(affinities, watershed_fragments(affinities, in_plane=True))
     counts = [int(result.labels(t).max()) for t in (0.0, 0.3, 0.5, 0.9, 1.0)]
@@ -102,8 +102,10 @@ def test_quantile_scores_resist_boundary_voxels_inside_fragments(truth: np.ndarr
     fragments = watershed_fragments(affinities, in_plane=True)
     mean = agglomerate(affinities, fragments).labels(0.3)
     quantile = agglomerate(affinities, fragments, quantile=75).labels(0.3)
-    assert (score_segmentation(truth, quantile).adapted_rand_error
-            < score_segmentation(truth, mean).adapted_rand_error)
+    assert (
+        score_segmentation(truth, quantile).adapted_rand_error
+        < score_segmentation(truth, mean).adapted_rand_error
+    )
     with pytest.raises(ValueError, match="quantile"):
         agglomerate(affinities, fragments, quantile=12)
 

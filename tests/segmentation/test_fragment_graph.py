@@ -26,7 +26,8 @@ def test_graph_of_four_fragments():
 def test_graph_pairs_across_blocks_of_planes():
     """Pairs between the last plane of one block and the first of the next are not lost."""
     fragments = np.repeat(np.arange(1, 6, dtype=np.uint32), 4)[:, None, None] * np.ones(
-        (1, 3, 3), np.uint32)
+        (1, 3, 3), np.uint32
+    )
     graph = build_fragment_graph(fragments, np.zeros(fragments.shape, np.float32), planes=3)
     np.testing.assert_array_equal(graph.edges, [[1, 2], [2, 3], [3, 4], [4, 5]])
 
@@ -75,9 +76,11 @@ def assert_owners_right(pr: Proofreader) -> None:
         assert (pr._volume[graph.fragments == fragment] == owner[fragment]).all(), fragment
     for segment in pr.segment_ids().tolist():
         if segment not in pr._mixed:
-            np.testing.assert_array_equal(pr._volume == segment,
-                                          np.isin(graph.fragments, np.flatnonzero(
-                                              owner == segment)), err_msg=str(segment))
+            np.testing.assert_array_equal(
+                pr._volume == segment,
+                np.isin(graph.fragments, np.flatnonzero(owner == segment)),
+                err_msg=str(segment),
+            )
 
 
 def test_fragment_split_cuts_along_the_boundary_and_touches_only_moved_fragments(monkeypatch):
@@ -104,8 +107,9 @@ def test_fragment_split_matches_the_voxel_split_on_clean_boundaries():
     by_voxels = np.ones(fragments.shape, np.uint32)
     Proofreader(by_voxels, boundaries).split(1, np.array([[0, 0, 0], [3, 11, 23]]))
     by_fragments = np.ones(fragments.shape, np.uint32)
-    Proofreader(by_fragments, boundaries, fragments=build_fragment_graph(fragments, boundaries)
-                ).split(1, np.array([[0, 0, 0], [3, 11, 23]]))
+    Proofreader(
+        by_fragments, boundaries, fragments=build_fragment_graph(fragments, boundaries)
+    ).split(1, np.array([[0, 0, 0], [3, 11, 23]]))
     np.testing.assert_array_equal(by_fragments, by_voxels)
 
 

@@ -312,8 +312,9 @@ def test_relabel_sequential_keeps_order_and_undoes():
     edit = pr.relabel_sequential()
     assert edit.operation == "relabel"
     assert dict(zip(edit.ids, edit.new_ids, strict=True)) == {3: 1, 5: 2, 7: 3, 12: 4}
-    expected = np.select([original == 3, original == 5, original == 7, original == 12],
-                         [1, 2, 3, 4], 0)
+    expected = np.select(
+        [original == 3, original == 5, original == 7, original == 12], [1, 2, 3, 4], 0
+    )
     np.testing.assert_array_equal(labels, expected)
     assert pr.confidence == {1: 0.5, 4: 0.1}
     assert pr.changed_region() == (slice(0, 6), slice(0, 20), slice(0, 24))

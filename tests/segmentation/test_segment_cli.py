@@ -21,12 +21,27 @@ def em_stack(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return path, truth
 
 
-def test_segment_writes_labels_of_the_input_shape(em_stack, edge_affinity_package, tmp_path,
-                                                  capsys) -> None:
+def test_segment_writes_labels_of_the_input_shape(
+    em_stack, edge_affinity_package, tmp_path, capsys
+) -> None:
     image, truth = em_stack
     out, aff = tmp_path / "labels.tif", tmp_path / "aff.tif"
-    code = main(["segment", str(image), "-o", str(out), "--model", str(edge_affinity_package),
-                 "--threshold", "0.5", "--affinities-out", str(aff), "--mode", "3d"])
+    code = main(
+        [
+            "segment",
+            str(image),
+            "-o",
+            str(out),
+            "--model",
+            str(edge_affinity_package),
+            "--threshold",
+            "0.5",
+            "--affinities-out",
+            str(aff),
+            "--mode",
+            "3d",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     labels = tifffile.imread(out)
     assert labels.shape == truth.shape and labels.dtype.kind == "u"
@@ -41,8 +56,21 @@ def test_threshold_changes_the_segmentation(em_stack, edge_affinity_package, tmp
     counts = []
     for threshold in ("0.05", "0.99"):
         out = tmp_path / f"labels_{threshold}.tif"
-        assert main(["segment", str(image), "-o", str(out), "-m", str(edge_affinity_package),
-                     "--threshold", threshold]) == 0
+        assert (
+            main(
+                [
+                    "segment",
+                    str(image),
+                    "-o",
+                    str(out),
+                    "-m",
+                    str(edge_affinity_package),
+                    "--threshold",
+                    threshold,
+                ]
+            )
+            == 0
+        )
         counts.append(len(np.unique(tifffile.imread(out))))
     assert counts[0] > counts[1]
 
@@ -50,26 +78,32 @@ def test_threshold_changes_the_segmentation(em_stack, edge_affinity_package, tmp
 def test_segment_refuses_a_2d_image(tmp_path, edge_affinity_package, capsys) -> None:
     path = tmp_path / "plane.tif"
     tifffile.imwrite(path, np.zeros((32, 32), np.uint8))
-    code = main(["segment", str(path), "-o", str(tmp_path / "l.tif"), "-m",
-                 str(edge_affinity_package)])
+    code = main(
+        ["segment", str(path), "-o", str(tmp_path / "l.tif"), "-m", str(edge_affinity_package)]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "3D stack" in err and "Traceback" not in err
     assert not (tmp_path / "l.tif").exists()
 
 
-def test_segment_refuses_a_model_that_is_not_an_affinity_model(em_stack, tiny_package, tmp_path,
-                                                               capsys) -> None:
-    code = main(["segment", str(em_stack[0]), "-o", str(tmp_path / "l.tif"), "-m",
-                 str(tiny_package)])
+def test_segment_refuses_a_model_that_is_not_an_affinity_model(
+    em_stack, tiny_package, tmp_path, capsys
+) -> None:
+    code = main(
+        ["segment", str(em_stack[0]), "-o", str(tmp_path / "l.tif"), "-m", str(tiny_package)]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "affinit" in err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["-o", "labels.png"], "must be a .tif"),
-    (["-o", "labels.tif", "--threshold", "1.5"], "outside [0, 1]"),
-    (["-o", "labels.tif", "--affinities-out", "aff.zarr"], "must be a .tif"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "labels.png"], "must be a .tif"),
+        (["-o", "labels.tif", "--threshold", "1.5"], "outside [0, 1]"),
+        (["-o", "labels.tif", "--affinities-out", "aff.zarr"], "must be a .tif"),
+    ],
+)
 def test_segment_bad_arguments_are_one_line(em_stack, tmp_path, capsys, args, message) -> None:
     args = [str(tmp_path / a) if a.endswith((".png", ".tif", ".zarr")) else a for a in args]
     assert main(["segment", str(em_stack[0]), *args]) == 2

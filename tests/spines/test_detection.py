@@ -22,8 +22,9 @@ def has_model(name):
     return True
 
 
-needs_spine_2p = pytest.mark.skipif(not has_model("spine-2p"),
-                                    reason="the spine-2p model is not installed")
+needs_spine_2p = pytest.mark.skipif(
+    not has_model("spine-2p"), reason="the spine-2p model is not installed"
+)
 
 
 @needs_spine_2p
@@ -42,8 +43,10 @@ def test_classical_baseline_finds_isolated_blobs():
     grid = np.indices((20, 256, 256)).astype(np.float32)
     image = np.full((20, 256, 256), 50.0, np.float32)
     for p in truth:
-        d2 = sum(((g - c) * v / s) ** 2 for g, c, v, s in zip(grid, p, voxel, (0.8, 0.35, 0.35),
-                                                              strict=True))
+        d2 = sum(
+            ((g - c) * v / s) ** 2
+            for g, c, v, s in zip(grid, p, voxel, (0.8, 0.35, 0.35), strict=True)
+        )
         image += 1000 * np.exp(-0.5 * d2)
     found = detect_spines(image, "ZYX", "spine-dog", voxel)
     score = score_detections(found.coords, truth, voxel, 1.0)
@@ -60,12 +63,15 @@ def test_time_series_gives_a_t_column():
     assert set(np.unique(found.coords[:, 0])) <= {0, 1} and len(found) > 0
 
 
-@pytest.mark.parametrize(("shape", "axes", "voxel", "message"), [
-    ((64, 64), "YX", (0.12, 0.12), "3D stack"),
-    ((2, 8, 64, 64), "CZYX", (1, 0.1, 0.1), "one channel"),
-    ((8, 64, 64), "ZYX", (1000.0, 120.0, 120.0), "implausible"),
-    ((8, 64, 64), "ZYX", (0.0, 0.12, 0.12), "implausible"),
-])
+@pytest.mark.parametrize(
+    ("shape", "axes", "voxel", "message"),
+    [
+        ((64, 64), "YX", (0.12, 0.12), "3D stack"),
+        ((2, 8, 64, 64), "CZYX", (1, 0.1, 0.1), "one channel"),
+        ((8, 64, 64), "ZYX", (1000.0, 120.0, 120.0), "implausible"),
+        ((8, 64, 64), "ZYX", (0.0, 0.12, 0.12), "implausible"),
+    ],
+)
 def test_bad_input_is_a_clear_error(shape, axes, voxel, message):
     with pytest.raises(ValueError, match=message):
         detect_spines(np.zeros(shape, np.float32), axes, "spine-dog", voxel)
@@ -81,8 +87,9 @@ def test_unknown_or_wrong_task_model_is_refused(tmp_path):
 
     with pytest.raises(ModelError, match="no-such-model"):
         detect_spines(np.zeros((8, 64, 64)), "ZYX", "no-such-model", (1, 0.12, 0.12))
-    affinities = make_tiny_package(tmp_path / "aff", task="affinities", channels_out=3,
-                                   runtimes=("onnx",))
+    affinities = make_tiny_package(
+        tmp_path / "aff", task="affinities", channels_out=3, runtimes=("onnx",)
+    )
     with pytest.raises(ModelError, match="affinities"):
         detect_spines(np.zeros((8, 64, 64)), "ZYX", str(affinities), (1, 0.12, 0.12))
 
@@ -90,8 +97,13 @@ def test_unknown_or_wrong_task_model_is_refused(tmp_path):
 def test_detect_cli_writes_the_documented_columns(tmp_path):
     sample = synthetic_two_photon(shape=(16, 128, 128), seed=2)
     path = tmp_path / "s.tif"
-    tifffile.imwrite(path, sample.image, imagej=True, resolution=(1 / 0.12, 1 / 0.12),
-                     metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"})
+    tifffile.imwrite(
+        path,
+        sample.image,
+        imagej=True,
+        resolution=(1 / 0.12, 1 / 0.12),
+        metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"},
+    )
     out = tmp_path / "spines.csv"
     assert main(["detect", str(path), "-m", "spine-dog", "-o", str(out)]) == 0
     rows = list(csv.reader(out.open()))
@@ -104,8 +116,13 @@ def test_detect_cli_writes_the_documented_columns(tmp_path):
 def test_detect_cli_4d_has_t_and_bad_input_exits_2(tmp_path, capsys):
     sample = synthetic_two_photon(shape=(12, 96, 96), n_timepoints=2, seed=4)
     path = tmp_path / "t.tif"
-    tifffile.imwrite(path, sample.image, imagej=True, resolution=(1 / 0.12, 1 / 0.12),
-                     metadata={"axes": "TZYX", "spacing": 1.0, "unit": "um"})
+    tifffile.imwrite(
+        path,
+        sample.image,
+        imagej=True,
+        resolution=(1 / 0.12, 1 / 0.12),
+        metadata={"axes": "TZYX", "spacing": 1.0, "unit": "um"},
+    )
     out = tmp_path / "t.csv"
     assert main(["detect", str(path), "-m", "spine-dog", "-o", str(out)]) == 0
     assert out.read_text().splitlines()[0] == "id,t,z,y,x,z_um,y_um,x_um,score"

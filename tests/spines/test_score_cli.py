@@ -24,9 +24,12 @@ def test_score_counts_matches_and_skips_rejected_and_low_scores(tmp_path, capsys
     stack, spines = annotated_session(tmp_path)
     detections = np.vstack([spines, [[5.0, 28.0, 40.0]]])  # the three heads and one wrong
     found = tmp_path / "found.csv"
-    write_points_csv(found, detections, VOXEL, {"score": [0.9, 0.8, 0.3, 0.9],
-                                                "status": ["auto", "accepted", "auto",
-                                                           "rejected"]})
+    write_points_csv(
+        found,
+        detections,
+        VOXEL,
+        {"score": [0.9, 0.8, 0.3, 0.9], "status": ["auto", "accepted", "auto", "rejected"]},
+    )
     assert main(["score", str(found), "--session", str(stack)]) == 0
     assert "F1 1.000" in capsys.readouterr().out  # the rejected one does not count
     assert main(["score", str(found), "--session", str(stack), "--min-score", "0.5"]) == 0
@@ -50,7 +53,11 @@ def test_score_without_annotations_is_a_clear_error(tmp_path, capsys):
 def test_added_spines_count_whatever_the_min_score(tmp_path, capsys):
     stack, spines = annotated_session(tmp_path)
     reviewed = tmp_path / "reviewed.csv"
-    write_points_csv(reviewed, spines, VOXEL, {"score": [0.9, np.nan, 0.2],
-                                               "status": ["accepted", "added", "auto"]})
+    write_points_csv(
+        reviewed,
+        spines,
+        VOXEL,
+        {"score": [0.9, np.nan, 0.2], "status": ["accepted", "added", "auto"]},
+    )
     assert main(["score", str(reviewed), "--session", str(stack), "--min-score", "0.5"]) == 0
     assert "TP 2, FP 0, FN 1" in capsys.readouterr().out  # the added one has no score

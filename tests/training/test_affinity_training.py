@@ -76,8 +76,9 @@ def test_elastic_deformation_moves_image_and_labels_together():
 
     labels = np.repeat(np.arange(64)[:, None] // 8, 64, axis=1)  # stripes 8 px wide
     labels = np.stack([labels, labels])
-    warped_image, warped_labels = elastic_deform(np.random.default_rng(0),
-                                                 labels.astype(np.float32), labels)
+    warped_image, warped_labels = elastic_deform(
+        np.random.default_rng(0), labels.astype(np.float32), labels
+    )
     assert warped_labels.shape == labels.shape and warped_labels.dtype == labels.dtype
     assert (warped_labels != labels).mean() > 0.05  # it did deform
     assert (np.round(warped_image) == warped_labels).mean() > 0.95  # in step with the image
@@ -92,8 +93,11 @@ def test_user_volumes_know_whether_their_ids_cross_sections() -> None:
     assert user_volume(image, labels).z_known  # one cell through every section
     per_section = labels * np.arange(1, 4, dtype=np.uint32)[:, None, None]
     assert not user_volume(image, per_section).z_known  # ids differ in each section
-    for bad, message in ((labels[0], "same shape"), (labels.astype(float), "integers"),
-                         (labels * 0, "empty")):
+    for bad, message in (
+        (labels[0], "same shape"),
+        (labels.astype(float), "integers"),
+        (labels * 0, "empty"),
+    ):
         with pytest.raises(ValueError, match=message):
             user_volume(image, bad, name="mine.tif")
 
@@ -109,7 +113,7 @@ def write_em_folder(folder):
         return (255 * image / max(float(image.max()), 1e-6)).astype(np.uint8)
 
     isbi = synthetic_em(shape=(20, 48, 48), n_cells=6, seed=1)
-    membranes = (labels_to_affinities(isbi.labels.astype(np.int64))[1:].min(0) == 0)
+    membranes = labels_to_affinities(isbi.labels.astype(np.int64))[1:].min(0) == 0
     (folder / "isbi2012").mkdir(parents=True)
     tifffile.imwrite(folder / "isbi2012/isbi2012_train_image.tif", uint8(isbi.image))
     tifffile.imwrite(folder / "isbi2012/isbi2012_train_membranes.tif", membranes.astype(np.uint8))
@@ -148,10 +152,22 @@ def test_train_affinities_on_the_users_own_labels(tmp_path, monkeypatch) -> None
     tifffile.imwrite(tmp_path / "mine.tif", mine.image.astype(np.float32))
     tifffile.imwrite(tmp_path / "mine_labels.tif", mine.labels.astype(np.uint32))
     sampled = record_crops(monkeypatch, mine.image.shape)
-    command = ["train", "affinities", "--data", str(tmp_path / "em"), "--out",
-               str(tmp_path / "run"), "--minutes", "0.2", "--width", "4"]
-    assert main([*command, "--add", str(tmp_path / "mine.tif"),
-                 str(tmp_path / "mine_labels.tif")]) == 0
+    command = [
+        "train",
+        "affinities",
+        "--data",
+        str(tmp_path / "em"),
+        "--out",
+        str(tmp_path / "run"),
+        "--minutes",
+        "0.2",
+        "--width",
+        "4",
+    ]
+    assert (
+        main([*command, "--add", str(tmp_path / "mine.tif"), str(tmp_path / "mine_labels.tif")])
+        == 0
+    )
     assert (tmp_path / "run/em-affinity/model.onnx").exists()
     spec = open_package(tmp_path / "run/em-affinity").spec
     assert spec.postprocessing["quantile"] == QUANTILE  # median agglomeration, as validated
@@ -163,8 +179,12 @@ def test_train_affinities_on_the_users_own_labels(tmp_path, monkeypatch) -> None
 def test_leave_one_section_out_never_picks_the_threshold_on_the_scored_section() -> None:
     from napari_spines.training.affinity import leave_one_section_out
 
-    errors = np.array([[0.1, 0.1, 0.9],   # threshold 0: good for sections 0, 1
-                       [0.2, 0.2, 0.0]])  # threshold 1: best on average (0.133)
+    errors = np.array(
+        [
+            [0.1, 0.1, 0.9],  # threshold 0: good for sections 0, 1
+            [0.2, 0.2, 0.0],
+        ]
+    )  # threshold 1: best on average (0.133)
     # sections 0 and 1 get threshold 1 (the others' best), section 2 threshold 0
     assert leave_one_section_out(errors) == pytest.approx((0.2 + 0.2 + 0.9) / 3)
 

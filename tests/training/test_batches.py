@@ -36,8 +36,19 @@ def test_train_commands_refuse_negative_workers(model, tmp_path, capsys):
 
     extra = ["--train", "a", "--validate", "b"] if model == "spines" else []
     with pytest.raises(SystemExit) as exit_:
-        main(["train", model, "--data", str(tmp_path), "--out", str(tmp_path / "r"), *extra,
-              "--workers", "-1"])
+        main(
+            [
+                "train",
+                model,
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "r"),
+                *extra,
+                "--workers",
+                "-1",
+            ]
+        )
     assert exit_.value.code != 0
     assert "--workers: must be 0 or more" in capsys.readouterr().err
 
@@ -48,8 +59,17 @@ def test_timed_steps_stop_at_the_budget_and_decay_the_learning_rate():
     net = torch.nn.Linear(2, 1)
     batch = (torch.ones(4, 2), torch.zeros(4, 1), torch.ones(4, 1))
     started = __import__("time").monotonic()
-    steps = list(timed_steps(net, iter(lambda: batch, None), lambda out, t, m: ((out - t) ** 2 * m)
-                             .mean(), lr=0.1, minutes=0.05, started=started, first_step=7))
+    steps = list(
+        timed_steps(
+            net,
+            iter(lambda: batch, None),
+            lambda out, t, m: ((out - t) ** 2 * m).mean(),
+            lr=0.1,
+            minutes=0.05,
+            started=started,
+            first_step=7,
+        )
+    )
     assert steps[0][0] == 8 and [s for s, _, _ in steps] == list(range(8, 8 + len(steps)))
     assert [last for _, _, last in steps] == [False] * (len(steps) - 1) + [True]
     assert steps[-1][1] < steps[0][1]  # it learnt

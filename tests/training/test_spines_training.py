@@ -1,6 +1,5 @@
 """Training spine-2p: targets, masking, train/inference consistency, train → export → detect."""
 
-
 import numpy as np
 import pytest
 import tifffile
@@ -54,15 +53,25 @@ def test_crops_have_the_crop_shape_and_stay_aligned():
 
 def write_session(folder, name, seed):
     sample = synthetic_two_photon(shape=(16, 128, 128), seed=seed)
-    tifffile.imwrite(folder / f"{name}.tif", sample.image, imagej=True,
-                     resolution=(1 / 0.12, 1 / 0.12),
-                     metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"})
-    write_points_csv(folder / f"{name}_spines.csv", sample.spines, sample.voxel_size_um,
-                     {"id": np.arange(len(sample.spines)), "is_bad": np.zeros(len(sample.spines),
-                                                                               int)})
-    write_points_csv(folder / f"{name}_dendrites.csv", np.argwhere(sample.dendrite_mask)[::20],
-                     sample.voxel_size_um, {"segment_id": np.zeros(
-                         len(np.argwhere(sample.dendrite_mask)[::20]), int)})
+    tifffile.imwrite(
+        folder / f"{name}.tif",
+        sample.image,
+        imagej=True,
+        resolution=(1 / 0.12, 1 / 0.12),
+        metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"},
+    )
+    write_points_csv(
+        folder / f"{name}_spines.csv",
+        sample.spines,
+        sample.voxel_size_um,
+        {"id": np.arange(len(sample.spines)), "is_bad": np.zeros(len(sample.spines), int)},
+    )
+    write_points_csv(
+        folder / f"{name}_dendrites.csv",
+        np.argwhere(sample.dendrite_mask)[::20],
+        sample.voxel_size_um,
+        {"segment_id": np.zeros(len(np.argwhere(sample.dendrite_mask)[::20]), int)},
+    )
 
 
 def test_train_export_detect_end_to_end(tmp_path):
@@ -70,8 +79,17 @@ def test_train_export_detect_end_to_end(tmp_path):
 
     for name, seed in (("a", 1), ("b", 2)):
         write_session(tmp_path, name, seed)
-    checkpoint = T.train(tmp_path, ["a"], "b", tmp_path / "run", minutes=0.15, width=4,
-                         batch_size=2, synthetic=1, validate_every=5)
+    checkpoint = T.train(
+        tmp_path,
+        ["a"],
+        "b",
+        tmp_path / "run",
+        minutes=0.15,
+        width=4,
+        batch_size=2,
+        synthetic=1,
+        validate_every=5,
+    )
     assert checkpoint.exists() and (tmp_path / "run" / "log.jsonl").read_text()
     package = T.export(checkpoint, tmp_path / "run" / "spine-2p", command="test")
     stack = tifffile.imread(tmp_path / "b.tif")
@@ -88,8 +106,17 @@ def test_train_export_detect_end_to_end(tmp_path):
     # fine-tuning continues from the exported package's TorchScript weights
     state = T.load_weights(package)
     assert T.unet_layout(state)[0] == 4 and "head.weight" in state
-    again = T.train(tmp_path, ["a"], "b", tmp_path / "run2", minutes=0.05, batch_size=2,
-                    synthetic=0, validate_every=3, start_from=package)
+    again = T.train(
+        tmp_path,
+        ["a"],
+        "b",
+        tmp_path / "run2",
+        minutes=0.05,
+        batch_size=2,
+        synthetic=0,
+        validate_every=3,
+        start_from=package,
+    )
     assert T.export(again, tmp_path / "run2" / "pkg").exists()
     assert open_package(tmp_path / "run2" / "pkg").spec.training["base_model"] == str(package)
 
@@ -115,8 +142,9 @@ def test_rotated_crops_turn_and_magnify_about_their_centre():
     centre = (2.6, 20.0, 20.0)
     plain = ndi.map_coordinates(volume, T.rotated_grid(centre, (4, 9, 9), 0.0, 1.0), order=1)
     np.testing.assert_allclose(plain, volume[1:5, 16:25, 16:25])  # whole slices, no turn
-    quarter = ndi.map_coordinates(volume, T.rotated_grid(centre, (4, 9, 9), np.pi / 2, 1.0),
-                                  order=1)
+    quarter = ndi.map_coordinates(
+        volume, T.rotated_grid(centre, (4, 9, 9), np.pi / 2, 1.0), order=1
+    )
     np.testing.assert_allclose(quarter, np.rot90(plain, -1, axes=(1, 2)), atol=1e-5)
     bigger = T.rotated_grid(centre, (4, 9, 9), 0.0, 2.0)  # magnified: half the span
     assert np.ptp(bigger[1]) == pytest.approx(4.0) and np.ptp(bigger[2]) == pytest.approx(4.0)

@@ -19,8 +19,7 @@ def widget_and_viewer(make_napari_viewer):
 def test_run_model_adds_output_layer_with_the_image_scale(widget_and_viewer, tiny_package, qtbot):
     widget, viewer = widget_and_viewer
     data = np.random.default_rng(0).random((6, 40, 40)).astype(np.float32)
-    image = viewer.add_image(data, name="stack", scale=(1.0, 0.12, 0.12),
-                             units=("micrometer",) * 3)
+    image = viewer.add_image(data, name="stack", scale=(1.0, 0.12, 0.12), units=("micrometer",) * 3)
     widget._image.value = image
     widget._model_path.value = str(tiny_package)
     widget.run()
@@ -39,8 +38,7 @@ def test_builtin_model_is_listed_and_default(widget_and_viewer):
     assert "spine-dog" in widget._model.choices
 
 
-def test_rgb_layers_are_not_offered_and_run_without_image_says_so(widget_and_viewer,
-                                                                  monkeypatch):
+def test_rgb_layers_are_not_offered_and_run_without_image_says_so(widget_and_viewer, monkeypatch):
     from napari_spines._widgets import run_model
 
     shown = []
@@ -55,8 +53,9 @@ def test_rgb_layers_are_not_offered_and_run_without_image_says_so(widget_and_vie
 
 def test_cancel_leaves_no_layer(widget_and_viewer, qtbot):
     widget, viewer = widget_and_viewer
-    viewer.add_image(np.random.default_rng(1).random((32, 256, 256)).astype(np.float32),
-                     scale=(1.0, 0.24, 0.24))
+    viewer.add_image(
+        np.random.default_rng(1).random((32, 256, 256)).astype(np.float32), scale=(1.0, 0.24, 0.24)
+    )
     widget._model.value = "spine-dog"
     widget._tile.value = "4 32 32"
     cancelled = []

@@ -183,15 +183,13 @@ def test_moving_the_slider_discards_proofreading_edits(segmented, qtbot):
     assert n_segments(widget.labels_layer.data) == 12
 
 
-def test_merge_by_points_then_undo_restores_exactly_and_redo_again(segmented, qtbot,
-                                                                   monkeypatch):
+def test_merge_by_points_then_undo_restores_exactly_and_redo_again(segmented, qtbot, monkeypatch):
     viewer, widget, _ = segmented
     choose_truth(widget, viewer, qtbot)
     layer = widget.labels_layer
     refreshed = []
     refresh = layer.refresh
-    monkeypatch.setattr(layer, "refresh", lambda *a, **k: (refreshed.append(1),
-                                                           refresh(*a, **k)))
+    monkeypatch.setattr(layer, "refresh", lambda *a, **k: (refreshed.append(1), refresh(*a, **k)))
     original = layer.data.copy()
     a, b = segment_ids(original)[:2]
     widget.points_layer.data = [voxel_of(original, a), voxel_of(original, b)]
@@ -372,8 +370,15 @@ def test_keys_are_bound_on_the_labels_and_points_layers(segmented):
     _, widget, _ = segmented
     for layer in (widget.labels_layer, widget.points_layer):
         bound = {str(k).lower() for k in layer.keymap}
-        assert bound >= {"shift+m", "shift+s", "shift+d", "shift+f", "shift+n", "shift+u",
-                         "shift+r"}
+        assert bound >= {
+            "shift+m",
+            "shift+s",
+            "shift+d",
+            "shift+f",
+            "shift+n",
+            "shift+u",
+            "shift+r",
+        }
 
 
 def test_wrong_shape_truth_says_so_in_the_metrics(segmented, qtbot):
@@ -417,8 +422,9 @@ def test_a_2d_image_gives_one_clear_message_and_no_layer(viewer_and_widget, monk
     assert widget._status.value == shown[0]
 
 
-def test_a_spine_model_is_refused_with_a_clear_message(viewer_and_widget, tiny_package,
-                                                       monkeypatch):
+def test_a_spine_model_is_refused_with_a_clear_message(
+    viewer_and_widget, tiny_package, monkeypatch
+):
     from napari_spines._widgets import segmentation
 
     shown = []

@@ -115,8 +115,7 @@ def annotate(folder, coords, voxel):
     stack = folder / "s.tif"
     tifffile.imwrite(stack, np.zeros((4, 8, 8), np.uint8))
     write_points_csv(folder / "s_spines.csv", coords, voxel, {"is_bad": [0] * len(coords)})
-    write_points_csv(folder / "s_dendrites.csv", coords, voxel,
-                     {"segment_id": [1] * len(coords)})
+    write_points_csv(folder / "s_dendrites.csv", coords, voxel, {"segment_id": [1] * len(coords)})
     return stack
 
 
@@ -159,12 +158,14 @@ def test_score_explains_missing_tables_and_other_voxel_sizes(detected, tmp_path,
 
 
 def test_time_series_gets_a_time_axis_and_scoring_says_it_needs_one_stack(
-        make_napari_viewer, qtbot, monkeypatch):
+    make_napari_viewer, qtbot, monkeypatch
+):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "two_photon")
     stack = viewer.layers["two-photon"]
-    series = viewer.add_image(np.stack([stack.data, stack.data]), name="series",
-                              scale=(1.0, *stack.scale))
+    series = viewer.add_image(
+        np.stack([stack.data, stack.data]), name="series", scale=(1.0, *stack.scale)
+    )
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spine detection")
     widget._image.value = series
     widget._model.value = "spine-dog"

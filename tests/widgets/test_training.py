@@ -16,15 +16,27 @@ pytestmark = pytest.mark.gui
 def write_session(folder, name, seed):
     """A synthetic session: NAME.tif with its spine and dendrite tables."""
     sample = synthetic_two_photon(shape=(16, 128, 128), seed=seed)
-    tifffile.imwrite(folder / f"{name}.tif", sample.image, imagej=True,
-                     resolution=(1 / 0.12, 1 / 0.12),
-                     metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"})
+    tifffile.imwrite(
+        folder / f"{name}.tif",
+        sample.image,
+        imagej=True,
+        resolution=(1 / 0.12, 1 / 0.12),
+        metadata={"axes": "ZYX", "spacing": 1.0, "unit": "um"},
+    )
     n = len(sample.spines)
-    write_points_csv(folder / f"{name}_spines.csv", sample.spines, sample.voxel_size_um,
-                     {"id": np.arange(n), "is_bad": np.zeros(n, int)})
+    write_points_csv(
+        folder / f"{name}_spines.csv",
+        sample.spines,
+        sample.voxel_size_um,
+        {"id": np.arange(n), "is_bad": np.zeros(n, int)},
+    )
     centre_line = np.argwhere(sample.dendrite_mask)[::20]
-    write_points_csv(folder / f"{name}_dendrites.csv", centre_line, sample.voxel_size_um,
-                     {"segment_id": np.zeros(len(centre_line), int)})
+    write_points_csv(
+        folder / f"{name}_dendrites.csv",
+        centre_line,
+        sample.voxel_size_um,
+        {"segment_id": np.zeros(len(centre_line), int)},
+    )
 
 
 @pytest.fixture
@@ -83,8 +95,9 @@ def test_cancel_stops_training(widget, qtbot):
     assert widget.result is None and "cancelled" in widget._status.value
 
 
-def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(widget, qtbot,
-                                                                        tmp_path, monkeypatch):
+def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
+    widget, qtbot, tmp_path, monkeypatch
+):
     from napari_spines.training.synthetic import synthetic_em
     from tests.training.test_affinity_training import record_crops, write_em_folder
 
