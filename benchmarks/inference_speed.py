@@ -81,8 +81,8 @@ def main() -> None:
 
     import torch
 
-    from napari_spines.inference import plan_axis, predict
-    from napari_spines.models import list_models, load_model, open_package
+    from napari_spines.inference import plan_axis
+    from napari_spines.models import list_models, open_package, ready_model, run_model
     from napari_spines.training import classical
     from napari_spines.training.unet import conv_flops
 
@@ -111,7 +111,7 @@ def main() -> None:
                 return conv_flops(network, (1, 1, *shape))
 
             for runtime in package.runtimes:
-                model = load_model(package, runtime=runtime, device=args.device)
+                model = ready_model(package, runtime=runtime, device=args.device)
                 for label, tile in (
                     ("tiled", tuple(spec.tiling.tile)),
                     (
@@ -125,8 +125,8 @@ def main() -> None:
                             args.shape, tile, spec.tiling.halo, spec.tiling.multiple, strict=True
                         )
                     ]
-                    predict(volume[:8, :64, :64], model, spec, tile=tile)  # warm up
-                    seconds = _timed(lambda m=model, s=spec, t=tile: predict(volume, m, s, tile=t))
+                    run_model(model, volume[:8, :64, :64], "ZYX", tile=tile)  # warm up
+                    seconds = _timed(lambda m=model, t=tile: run_model(m, volume, "ZYX", tile=t))
                     gflops = tile_flops(package, plans, flops) / seconds / 1e9
                     n_tiles = math.prod(len(p.starts) for p in plans)
                     print(

@@ -21,18 +21,15 @@ import tifffile
 MEASURE = r"""
 import json, resource, sys, time
 from napari_spines.io import read_volumes
-from napari_spines.inference import predict_volume
 from napari_spines.io.outputs import create_zarr_output
-from napari_spines.models import find_model, load_model
+from napari_spines.models import run_model
 path, mode, out_path = sys.argv[1:4]
 t0 = time.perf_counter()
 volume = read_volumes(path, lazy=(mode == "lazy into zarr"))[0]
-package = find_model("spine-dog")
-model = load_model(package, runtime="onnx")
 out = None
 if mode == "lazy into zarr":
     out = create_zarr_output(out_path, (1, *volume.shape), "CZYX", volume.voxel_size_um)
-predict_volume(volume.data, volume.axes, model, package.spec, volume.voxel_size_um, out=out)
+run_model("spine-dog", volume.data, volume.axes, volume.voxel_size_um, runtime="onnx", out=out)
 seconds = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "peak_mib": peak, "lazy": volume.lazy}))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_spines.io.layers import LayerData, placement, spine_points_style
-from napari_spines.training.synthetic import (
+from napari_spines.synthetic import (
     EMSample,
     TwoPhotonSample,
     synthetic_em,

@@ -7,6 +7,24 @@ MAX_MESSAGE = 300
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type name when it has none."""
+    r"""The first line of an exception's message, or its type name when it has none.
+
+    Parameters
+    ----------
+    exc
+        Any exception.
+
+    Returns
+    -------
+    str
+        At most `MAX_MESSAGE` characters.
+
+    Examples
+    --------
+    >>> first_line(ValueError("bad value\nmore detail"))
+    'bad value'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:MAX_MESSAGE]

@@ -25,20 +25,32 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from napari_spines.progress import ProgressCallback, raise_if_cancelled
+
+if TYPE_CHECKING:
+    from napari_spines.models.spec import ModelSpec, Normalisation
 
 #: Relative voxel-size difference below which the data is used at its own voxel size.
 RESCALE_TOLERANCE = 0.05
 #: At most this many voxels are sampled to compute normalisation statistics.
 STATS_SAMPLE_VOXELS = 2**22
 
-Predictor = Callable[[np.ndarray], np.ndarray]
+
+class Network(Protocol):
+    """What the engine runs: float32 ``(B, C_in, z, y, x)`` in, ``(B, C_out, z, y, x)`` out.
+
+    A `~napari_spines.models.LoadedModel`, a network in training, or any such callable.
+    """
+
+    def __call__(self, batch: np.ndarray, /) -> np.ndarray:
+        """Run one batch of tiles."""
+        ...
 
 
 def _round_up(x: int, m: int) -> int:
@@ -79,6 +91,16 @@ class AxisPlan:
 
         Rising sin² over the overlap with the previous tile, falling cos² over the overlap with
         the next: the weights of all tiles add up to one at every position.
+
+        Parameters
+        ----------
+        i
+            Index of the tile along the axis, ``0 <= i < len(starts)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, of length ``core``, or less where the core runs past the end of the axis.
         """
         w = np.ones(self.core, dtype=np.float32)
         if self.overlap:
@@ -97,6 +119,29 @@ def plan_axis(n: int, tile: int, halo: int, multiple: int, overlap: int | None =
     ``halo`` and ``tile`` are rounded up to ``multiple``, so every tile origin is a multiple of
     it. The tile shrinks to the smallest valid size when the whole axis fits in one. The overlap
     between cores (default: half the halo) grows so that the stride is a multiple too.
+
+    Parameters
+    ----------
+    n
+        Length of the axis, in model-space voxels.
+    tile, halo
+        Wanted tile length, and the halo cropped from each side of a tile, in voxels.
+    multiple
+        The network's size multiple on this axis (e.g. ``2**depth`` for a U-Net).
+    overlap
+        Wanted overlap between consecutive cores, in voxels; None: half the halo.
+
+    Returns
+    -------
+    AxisPlan
+
+    Examples
+    --------
+    >>> plan = plan_axis(100, tile=64, halo=4, multiple=8)
+    >>> plan.tile, plan.halo, plan.overlap
+    (64, 8, 8)
+    >>> plan.starts.tolist()
+    [-8, 32, 72]
     """
     halo = _round_up(halo, multiple)
     tile = max(_round_up(tile, multiple), 2 * halo + multiple)
@@ -108,7 +153,25 @@ def plan_axis(n: int, tile: int, halo: int, multiple: int, overlap: int | None =
 
 
 def mirror_indices(idx: np.ndarray, n: int) -> np.ndarray:
-    """Map indices beyond ``[0, n)`` back inside by reflection (``…2 1 | 0 1 … n-1 | n-2…``)."""
+    """Map indices beyond ``[0, n)`` back inside by reflection (``…2 1 | 0 1 … n-1 | n-2…``).
+
+    Parameters
+    ----------
+    idx
+        Integer indices, any shape and any values.
+    n
+        Length of the axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        Indices in ``[0, n)``, of the shape of ``idx``.
+
+    Examples
+    --------
+    >>> mirror_indices(np.arange(-2, 6), 4).tolist()
+    [2, 1, 0, 1, 2, 3, 2, 1]
+    """
     if n == 1:
         return np.zeros_like(idx)
     period = 2 * (n - 1)
@@ -155,19 +218,55 @@ def read_resampled(source: Any, coords: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def source_coords(model_idx: np.ndarray, factor: float, n_data: int) -> np.ndarray:
-    """Data-space coordinates of model-space voxels (``factor``: model voxels per data voxel)."""
+    """Data-space coordinates of model-space voxels (``factor``: model voxels per data voxel).
+
+    Parameters
+    ----------
+    model_idx
+        Model-space voxel indices along one axis.
+    factor
+        Model voxels per data voxel on that axis (see `rescale_factors`).
+    n_data
+        Length of the data axis; coordinates are clipped to ``[0, n_data - 1]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float coordinates for `read_resampled`; ``model_idx`` itself when ``factor`` is 1.
+
+    Examples
+    --------
+    >>> source_coords(np.arange(4), 2.0, 2).tolist()
+    [0.0, 0.25, 0.75, 1.0]
+    """
     if factor == 1.0:
         return model_idx
     return np.clip((model_idx + 0.5) / factor - 0.5, 0, n_data - 1)
 
 
 def normalisation_stats(
-    volume: Any, normalisation: Any, channel_axis: bool
+    volume: Any, normalisation: Normalisation, channel_axis: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(offset, gain)`` per channel so that ``(x - offset) * gain`` is the network's input.
 
     Percentiles and per-volume mean/std come from a strided sample of at most
     `STATS_SAMPLE_VOXELS` voxels, so lazy volumes are not read whole.
+
+    Parameters
+    ----------
+    volume
+        ``(Z, Y, X)`` or ``(C, Z, Y, X)`` array-like (numpy, dask, zarr, h5py).
+    normalisation
+        The model's `~napari_spines.models.spec.Normalisation`.
+    channel_axis
+        True when ``volume`` has the leading ``C`` axis.
+
+    Returns
+    -------
+    offset
+        float32 ``(C,)``, subtracted first; ``(1,)`` without a ``C`` axis.
+    gain
+        float32 ``(C,)``, multiplied after.
     """
     kind = normalisation.kind
     n_channels = volume.shape[0] if channel_axis else 1
@@ -202,7 +301,27 @@ def normalisation_stats(
 def rescale_factors(
     data_voxel_um: Sequence[float] | None, model_voxel_um: Sequence[float]
 ) -> tuple[float, float, float]:
-    """Model-space voxels per data voxel on each axis; 1 within `RESCALE_TOLERANCE`."""
+    """Model-space voxels per data voxel on each axis; 1 within `RESCALE_TOLERANCE`.
+
+    Parameters
+    ----------
+    data_voxel_um
+        Voxel size of the data, ``(z, y, x)`` in µm; None: the model's own (no rescaling).
+    model_voxel_um
+        Voxel size the model was made for, ``(z, y, x)`` in µm.
+
+    Returns
+    -------
+    tuple of float
+        ``data / model`` per axis, ``(z, y, x)``; above 1 the data is upsampled.
+
+    Examples
+    --------
+    >>> rescale_factors((1.0, 0.1, 0.1), (1.0, 0.2, 0.2))
+    (1.0, 0.5, 0.5)
+    >>> rescale_factors((1.02, 0.2, 0.2), (1.0, 0.2, 0.2))  # within 5 %: no rescaling
+    (1.0, 1.0, 1.0)
+    """
     if data_voxel_um is None:
         return (1.0, 1.0, 1.0)
     factors = []
@@ -213,12 +332,28 @@ def rescale_factors(
 
 
 def model_grid(
-    shape: Sequence[int], voxel_size_um: Sequence[float] | None, spec: Any
+    shape: Sequence[int], voxel_size_um: Sequence[float] | None, spec: ModelSpec
 ) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     """The model-space shape of a ``(Z, Y, X)`` volume, and the `rescale_factors` to it.
 
     Model coordinate ``m`` and data coordinate ``d`` on an axis with factor ``f`` relate as
     ``m + 0.5 = (d + 0.5) * f`` (voxel centres, edges aligned).
+
+    Parameters
+    ----------
+    shape
+        Shape of the volume; its last three entries are ``(Z, Y, X)``.
+    voxel_size_um
+        Voxel size of the volume, ``(z, y, x)`` in µm; None: the model's own.
+    spec
+        The model's spec (its input voxel size).
+
+    Returns
+    -------
+    grid
+        Model-space ``(Z, Y, X)`` shape, at least 1 on every axis.
+    factors
+        The `rescale_factors`, ``(z, y, x)``.
     """
     factors = rescale_factors(voxel_size_um, spec.input.voxel_size_um)
     grid = tuple(max(1, round(int(n) * f)) for n, f in zip(shape[-3:], factors, strict=True))
@@ -251,7 +386,20 @@ class TiledRun:
             yield i, tuple(int(p.starts[k]) for p, k in zip(self.plans, i, strict=True))
 
     def read_tile(self, origin: Sequence[int]) -> np.ndarray:
-        """The normalised float32 input tile ``(C, tz, ty, tx)`` at a model-space origin."""
+        """The normalised float32 input tile ``(C, tz, ty, tx)`` at a model-space origin.
+
+        Parameters
+        ----------
+        origin
+            Model-space ``(z, y, x)`` origin of the tile, as from `tiles`; beyond the volume
+            (e.g. negative), the volume is read mirrored.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(C, tz, ty, tx)`` of the plans' tile sizes; ``C`` is 1 without a channel
+            axis.
+        """
         coords = [
             source_coords(mirror_indices(np.arange(o, o + p.tile), p.n), f, n)
             for o, p, f, n in zip(origin, self.plans, self.factors, self.data_shape, strict=True)
@@ -262,7 +410,17 @@ class TiledRun:
         return (tile - self.offset[:, None, None, None]) * self.gain[:, None, None, None]
 
     def place(self, out: Any, index: Sequence[int], prediction: np.ndarray) -> None:
-        """Add the blended core of one tile's prediction into ``out`` (model space)."""
+        """Add the blended core of one tile's prediction into ``out`` (model space).
+
+        Parameters
+        ----------
+        out
+            Writable model-space sums, ``(C_out, Z, Y, X)`` (numpy or Zarr).
+        index
+            The tile's ``(z, y, x)`` index, as from `tiles`.
+        prediction
+            The network's output for the tile, float32 ``(C_out, tz, ty, tx)``.
+        """
         core, region = [slice(None)], [slice(None)]
         weight = np.ones((1, 1, 1), np.float32)
         for axis, (p, i) in enumerate(zip(self.plans, index, strict=True)):
@@ -279,8 +437,8 @@ class TiledRun:
 
 def predict(
     volume: Any,
-    model: Predictor,
-    spec: Any,
+    model: Network,
+    spec: ModelSpec,
     voxel_size_um: Sequence[float] | None = None,
     tile: Sequence[int] | None = None,
     overlap: Sequence[int] | None = None,
@@ -296,7 +454,7 @@ def predict(
     volume
         ``(Z, Y, X)`` or ``(C, Z, Y, X)`` array-like of any real dtype: numpy, dask, zarr, h5py.
     model
-        Callable mapping float32 ``(B, C_in, z, y, x)`` to ``(B, C_out, z, y, x)``.
+        A `Network`: float32 ``(B, C_in, z, y, x)`` to ``(B, C_out, z, y, x)``.
     spec
         The model's `~napari_spines.models.spec.ModelSpec` (input, tiling, outputs).
     voxel_size_um
@@ -318,6 +476,11 @@ def predict(
     -------
     array
         ``out``: float32 ``(C_out, Z, Y, X)``.
+
+    Raises
+    ------
+    ValueError
+        ``volume`` is not 3-D with the model's input channels, or ``out`` has the wrong shape.
     """
     spatial = tuple(int(n) for n in volume.shape[-3:])
     channel_axis = volume.ndim == 4
@@ -371,7 +534,7 @@ def _accumulator(out: Any, shape: tuple[int, ...], scratch: str) -> Any:
 
 def _run_tiles(
     run: TiledRun,
-    model: Predictor,
+    model: Network,
     target: Any,
     batch_size: int,
     progress: ProgressCallback | None,
@@ -411,8 +574,8 @@ def _resample_back(target: Any, out: Any, factors: Sequence[float]) -> None:
 def predict_volume(
     data: Any,
     axes: str,
-    model: Predictor,
-    spec: Any,
+    model: Network,
+    spec: ModelSpec,
     voxel_size_um: Sequence[float] | None = None,
     tile: Sequence[int] | None = None,
     batch_size: int = 1,
@@ -422,12 +585,34 @@ def predict_volume(
 ) -> Any:
     """`predict` for any of ``YX, ZYX, CZYX, TZYX, TCZYX``: time points one by one, 2D as one slice.
 
-    ``on_model_grid``: see `predict`.
+    Parameters
+    ----------
+    data
+        Array-like (numpy, dask, zarr, h5py) with axes ``axes``.
+    axes
+        Axis letters of ``data``; ``C`` must come just before ``Z, Y, X``.
+    model, spec
+        The network and its spec, as for `predict`.
+    voxel_size_um
+        Voxel size of the spatial axes of ``data`` in µm (``y, x`` used for 2D); None: the
+        model's own (no rescaling).
+    tile, batch_size, on_model_grid
+        See `predict`.
+    out
+        Array to write into, float32 ``(C_out, [T,] [Z,] Y, X)`` and zero-filled (e.g. a Zarr
+        array); a new numpy array when None.
+    progress
+        Called with ``(done, total)`` counted over all time points; may raise `Cancelled`.
 
     Returns
     -------
     array
         float32 ``(C_out, [T,] [Z,] Y, X)``: channels first, the input's other axes after.
+
+    Raises
+    ------
+    ValueError
+        ``axes`` do not describe ``data``, or the data does not fit the model (see `predict`).
     """
     if "Y" not in axes or "X" not in axes or len(axes) != data.ndim:
         raise ValueError(f"axes {axes!r} do not describe data of shape {tuple(data.shape)}")
@@ -438,7 +623,7 @@ def predict_volume(
             None if voxel_size_um is None else (spec.input.voxel_size_um[0], *voxel_size_um[-2:])
         )
         result = predict_volume(
-            data, axes, model, spec, voxel_size_um, tile, batch_size, None, progress
+            data, axes, model, spec, voxel_size_um, tile, batch_size, None, progress, on_model_grid
         )
         result = result[..., 0, :, :]
         if out is None:

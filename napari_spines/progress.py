@@ -46,6 +46,16 @@ def raise_if_cancelled(progress: ProgressCallback | None) -> None:
     """Raise `Cancelled` now if ``progress`` is a `CancellableProgress` that was cancelled.
 
     Long loops call this before each expensive step, so a Cancel never waits for one more.
+
+    Parameters
+    ----------
+    progress
+        The callback handed to the long function; None or a plain callback never raises.
+
+    Raises
+    ------
+    Cancelled
+        ``progress.cancel()`` was called.
     """
     if getattr(progress, "cancelled", False):
         raise Cancelled("cancelled")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import napari
 
-from napari_spines._widgets._viewer import show_plane_of_points
-from napari_spines.cli import save_window_screenshot, wait_while
+from napari_spines._widgets._app import save_window_screenshot, wait_while
+from napari_spines._widgets._layers import show_plane_of_points
 
 v = napari.Viewer(show=True)
 v.open_sample("napari-spines", "two_photon")

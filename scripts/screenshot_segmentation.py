@@ -11,7 +11,7 @@ from pathlib import Path
 import napari
 import tifffile
 
-from napari_spines.cli import save_window_screenshot, wait_while
+from napari_spines._widgets._app import save_window_screenshot, wait_while
 from napari_spines.training.affinity import section_labels
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/em/isbi2012"
@@ -26,9 +26,9 @@ _, widget = v.window.add_plugin_dock_widget("napari-spines", "Segmentation")
 widget._image.value = v.layers["isbi2012 15-19"]
 widget.run()
 wait_while(lambda: widget.task.busy or widget.relabel_busy, 300)
-widget._truth.value = v.layers["ground truth"]
+widget.ground_truth._truth.value = v.layers["ground truth"]
 wait_while(lambda: widget.metrics_busy, 60)
-print(widget._status.value, widget._metrics.value, sep="\n")
+print(widget._status.value, widget.ground_truth._metrics.value, sep="\n")
 v.layers["isbi2012 15-19 affinities"].visible = False
 v.layers["isbi2012 15-19 segmentation"].opacity = 0.45
 v.dims.set_current_step(0, 2)

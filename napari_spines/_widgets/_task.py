@@ -1,4 +1,4 @@
-"""Run one core function at a time in a napari ``thread_worker`` with a progress bar and Cancel."""
+"""Long work off napari's thread: `TaskPanel` (progress bar, Cancel) and `LatestWorker`."""
 
 from __future__ import annotations
 
@@ -126,3 +126,68 @@ class TaskPanel(QWidget):
                 self.succeeded.emit(outcome.result)
         finally:
             self.finished.emit()
+
+
+class LatestWorker:
+    """Work asked for again and again (a slider, a score): one worker at a time, latest wins.
+
+    ``request()`` starts ``job()`` in a worker when none runs. While one runs, a request waits,
+    and only the latest waiting one runs next; the result of the run it replaces is dropped,
+    so ``on_result`` only ever sees the answer to the latest request. ``job`` is called on the
+    main thread when the run starts (so it reads the slider's value then) and returns the
+    callable for the worker, or None to run nothing. ``on_result`` and ``on_error`` run on the
+    main thread, where layers may be changed.
+    """
+
+    def __init__(
+        self,
+        job: Callable[[], Callable[[], Any] | None],
+        on_result: Callable[[Any], None],
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._job = job
+        self._on_result = on_result
+        self._on_error = on_error
+        self._worker: Any = None
+        self._pending = False
+        self._dropped = False
+
+    @property
+    def busy(self) -> bool:
+        """True while a run is in flight or a request waits."""
+        return self._worker is not None or self._pending
+
+    def request(self) -> None:
+        """Ask for a run: now when idle, else after the one in flight (whose result is dropped)."""
+        if self._worker is not None:
+            self._pending = True
+            return
+        self._pending = self._dropped = False
+        func = self._job()
+        if func is None:
+            return
+        self._worker = create_worker(
+            _run_guarded, func, _start_thread=False, _connect={"returned": self._returned}
+        )
+        self._worker.start()
+
+    def discard(self) -> None:
+        """Drop the result of the run in flight and forget a waiting request."""
+        self._pending = False
+        self._dropped = self._worker is not None
+
+    def _returned(self, outcome: _Outcome) -> None:
+        self._worker = None
+        if self._pending:  # asked again meanwhile: this answer is out of date
+            self.request()
+            return
+        if self._dropped:
+            self._dropped = False
+            return
+        if outcome.error is not None:
+            if self._on_error is None:
+                show_error(first_line(outcome.error))
+            else:
+                self._on_error(outcome.error)
+        elif not outcome.cancelled:
+            self._on_result(outcome.result)

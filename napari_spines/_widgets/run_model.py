@@ -4,47 +4,18 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import napari
-import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
 from napari.utils.notifications import show_error, show_warning
 
+from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
+from napari_spines._widgets._layers import image_layers, layer_axes, layer_voxel_size, placed_like
 from napari_spines._widgets._task import TaskPanel
-from napari_spines._widgets._viewer import follow_layers, image_layers
-from napari_spines.inference import predict_volume
 from napari_spines.io.layers import prediction_layer_data
-from napari_spines.models import find_model, list_models, load_model
+from napari_spines.models import ModelRun, run_model
 
 AUTO_TILE = "model default"
-
-
-def run_model_job(
-    data: Any,
-    axes: str,
-    model: str,
-    runtime: str,
-    device: str,
-    voxel_size_um: tuple[float, ...] | None,
-    tile: tuple[int, int, int] | None,
-    progress: Any = None,
-) -> tuple[Any, np.ndarray]:
-    """Load (cached) and run a model; runs in the worker thread, touches no layer."""
-    package = find_model(model)
-    loaded = load_model(package, runtime=runtime, device=device)
-    result = predict_volume(
-        data, axes, loaded, package.spec, voxel_size_um=voxel_size_um, tile=tile, progress=progress
-    )
-    return package.spec, result
-
-
-def layer_axes(layer: napari.layers.Image) -> str:
-    """Axes of a layer: from its metadata (our reader), else YX, ZYX or TZYX by dimension."""
-    axes = layer.metadata.get("axes")
-    if isinstance(axes, str) and len(axes) == layer.ndim:
-        return axes
-    return {2: "YX", 3: "ZYX", 4: "TZYX"}.get(layer.ndim, "")
 
 
 def parse_tile(text: str) -> tuple[int, int, int] | None:
@@ -67,11 +38,11 @@ class RunModelWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
-        self._image = ComboBox(label="image", choices=self._image_choices)
-        self._model = ComboBox(label="model", choices=self._model_choices)
+        self._image = ComboBox(label="image", choices=lambda _w: image_layers(viewer))
+        self._model = ComboBox(label="model", choices=lambda _w: model_names())
         self._model_path = FileEdit(label="or package", mode="d", value="")
         self._runtime = ComboBox(label="runtime", choices=("auto", "onnx", "torch"))
-        self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda", "mps"))
+        self._device = ComboBox(label="device", choices=DEVICES)
         self._tile = LineEdit(label="tile (z y x)", value=AUTO_TILE)
         self._run = PushButton(text="Run")
         super().__init__(
@@ -91,12 +62,6 @@ class RunModelWidget(Container):
         self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
         follow_layers(viewer, self._image)
 
-    def _image_choices(self, _widget: object = None) -> list[tuple[str, object]]:
-        return image_layers(self._viewer)
-
-    def _model_choices(self, _widget: object = None) -> list[str]:
-        return [p.spec.name for p in list_models()]
-
     def run(self) -> None:
         """Start the model in a worker; layers are added on the main thread when it returns."""
         layer = self._image.value
@@ -110,36 +75,29 @@ class RunModelWidget(Container):
         except ValueError as exc:
             show_error(str(exc))
             return
-        axes = layer_axes(layer)
-        n_spatial = sum(a in "ZYX" for a in axes)
-        voxel: tuple[float, ...] | None = tuple(float(s) for s in layer.scale[-n_spatial:])
-        if layer.metadata.get("voxel_size_known") is False:
+        voxel = layer_voxel_size(layer)
+        if not voxel.known:
             show_warning(
                 f"{layer.name}: voxel size unknown; using the model's (set it in the "
                 "Voxel size widget)."
             )
-            voxel = None
         job = partial(
-            run_model_job,
-            layer.data,
-            axes,
+            run_model,
             model,
-            self._runtime.value,
-            self._device.value,
-            voxel,
-            tile,
+            layer.data,
+            layer_axes(layer),
+            voxel.for_model(),
+            runtime=self._runtime.value,
+            device=self._device.value,
+            tile=tile,
         )
         if self.task.run(job, on_result=partial(self._add_outputs, layer)) is not None:
             self._run.enabled = False
 
-    def _add_outputs(self, layer: napari.layers.Image, outcome: tuple[Any, np.ndarray]) -> None:
-        spec, result = outcome
-        for data, meta, layer_type in prediction_layer_data(
-            result, spec.outputs, f"{layer.name} {spec.name}", tuple(layer.scale)
+    def _add_outputs(self, layer: napari.layers.Image, run: ModelRun) -> None:
+        placed = placed_like(layer)
+        name = f"{layer.name} {run.spec.name}"
+        for data, meta, kind in prediction_layer_data(
+            run.outputs, run.spec.outputs, name, placed["scale"]
         ):
-            meta.update(
-                translate=tuple(layer.translate),
-                units=tuple(layer.units),
-                axis_labels=tuple(layer.axis_labels),
-            )
-            self._viewer.add_layer(napari.layers.Layer.create(data, meta, layer_type))
+            self._viewer.add_layer(napari.layers.Layer.create(data, {**meta, **placed}, kind))

@@ -12,30 +12,24 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import (
-    ComboBox,
-    Container,
-    FileEdit,
-    FloatSlider,
-    Label,
-    PushButton,
-)
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton
 from napari.utils.notifications import show_error, show_info
 
+from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
+from napari_spines._widgets._layers import (
+    focus,
+    image_layers,
+    layer_axes,
+    layer_voxel_size,
+    placed_like,
+)
 from napari_spines._widgets._task import TaskPanel
-from napari_spines._widgets._viewer import follow_layers, image_layers
-from napari_spines._widgets.run_model import layer_axes
 from napari_spines.io.layers import spine_points_style
 from napari_spines.io.points_csv import write_points_csv
-from napari_spines.models import find_model, list_models
+from napari_spines.models import find_model
 from napari_spines.spines.detection import Detections, detect_spines, detections_table
-from napari_spines.spines.evaluate import (
-    counted_spines,
-    load_session,
-    score_on_session,
-    session_files,
-)
-from napari_spines.spines.review import ReviewQueue, status_colours
+from napari_spines.spines.evaluate import score_reviewed, session_files
+from napari_spines.spines.review import ReviewQueue, follow_edits, status_colours
 
 #: Peaks are searched down to this fraction of the model's threshold, so the slider can go lower
 #: without running the model again.
@@ -48,9 +42,11 @@ class SpineDetectionWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
-        self._image = ComboBox(label="image", choices=self._image_choices)
-        self._model = ComboBox(label="model", choices=self._model_choices)
-        self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda", "mps"))
+        self._image = ComboBox(label="image", choices=lambda _w: image_layers(viewer))
+        self._model = ComboBox(
+            label="model", choices=lambda _w: model_names("spine-detection", first="spine-2p")
+        )
+        self._device = ComboBox(label="device", choices=DEVICES)
         self._run = PushButton(text="Detect spines")
         self._threshold = FloatSlider(label="threshold", min=0.0, max=1.0, step=0.01, value=0.5)
         self._counts = Label(value="no spines yet")
@@ -78,18 +74,9 @@ class SpineDetectionWidget(Container):
         self._score_result = Label(value="")
         super().__init__(
             widgets=[
-                self._image,
-                self._model,
-                self._device,
-                self._run,
-                self._threshold,
-                self._counts,
-                self._buttons,
-                self._export_path,
-                self._export,
-                self._session,
-                self._score,
-                self._score_result,
+                *(self._image, self._model, self._device, self._run, self._threshold),
+                *(self._counts, self._buttons, self._export_path, self._export),
+                *(self._session, self._score, self._score_result),
             ]
         )
         self.task = TaskPanel()
@@ -109,14 +96,6 @@ class SpineDetectionWidget(Container):
         follow_layers(viewer, self._image)
         self._use_model_threshold()
 
-    # -- choices ---------------------------------------------------------------------------
-    def _image_choices(self, _widget: object = None) -> list[tuple[str, object]]:
-        return image_layers(self._viewer)
-
-    def _model_choices(self, _widget: object = None) -> list[str]:
-        names = [p.spec.name for p in list_models() if p.spec.task == "spine-detection"]
-        return sorted(names, key=lambda n: n != "spine-2p")  # the learned model first
-
     def _use_model_threshold(self, *_args: object) -> None:
         if self._model.value:
             post = find_model(self._model.value).spec.postprocessing
@@ -129,19 +108,12 @@ class SpineDetectionWidget(Container):
         if layer is None or not self._model.value:
             show_error("Choose an image layer and a spine model first.")
             return
-        axes = layer_axes(layer)
-        n_spatial = sum(a in "ZYX" for a in axes)
-        voxel = (
-            None
-            if layer.metadata.get("voxel_size_known") is False
-            else tuple(float(s) for s in layer.scale[-n_spatial:])
-        )
         job = partial(
             detect_spines,
             layer.data,
-            axes,
+            layer_axes(layer),
             self._model.value,
-            voxel,
+            layer_voxel_size(layer).for_model(),
             SEARCH_FRACTION * self._threshold.value,
             device=self._device.value,
         )
@@ -150,23 +122,17 @@ class SpineDetectionWidget(Container):
 
     def show_detections(self, image: napari.layers.Image, found: Detections) -> None:
         """Add (or replace) the spines layer for ``found`` and start a review."""
-        features = detections_table(found)
         name = f"{image.name} spines"
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
-        voxel = tuple(image.scale[-3:])
         self.layer = self._viewer.add_points(
             found.coords,
             name=name,
-            features=features,
-            scale=tuple(image.scale),
-            translate=tuple(image.translate),
-            units=tuple(image.units),
-            axis_labels=tuple(image.axis_labels),
-            **spine_points_style(voxel),
+            features=detections_table(found),
+            **placed_like(image),
+            **spine_points_style(layer_voxel_size(image).um),
             border_width=0.15,
             border_width_is_relative=True,
-            metadata={"voxel_size_um": voxel},
         )
         self.layer.feature_defaults = {"id": 0, "score": np.nan, "status": "added"}
         self._positions = np.asarray(self.layer.data).copy()
@@ -179,7 +145,9 @@ class SpineDetectionWidget(Container):
             self._threshold.value,
         )
         self._refresh()
-        self._offer_annotations(image)
+        source = image.source.path  # an annotated stack: offer to score against it
+        if source and all(path.exists() for path in session_files(source)):
+            self._session.value = source
         show_info(f"{len(found)} spines; review them with N / B, A / R, U.")
 
     def _apply_threshold(self, *_args: object) -> None:
@@ -223,37 +191,31 @@ class SpineDetectionWidget(Container):
         self._focus(index)
 
     def _focus(self, index: int | None) -> None:
-        """Centre the camera on spine ``index`` and move the sliders to its plane."""
+        """Show spine ``index``: its plane, the camera on it, selected."""
         if index is None or self.layer is None:
             return
-        world = np.asarray(self.layer.data_to_world(self.layer.data[index]))
-        first = self._viewer.dims.ndim - len(world)
-        for axis in self._viewer.dims.not_displayed:
-            if axis >= first:
-                self._viewer.dims.set_point(axis, float(world[axis - first]))
-        displayed = [axis - first for axis in self._viewer.dims.displayed if axis >= first]
-        self._viewer.camera.center = tuple(world[displayed])
+        focus(self._viewer, self.layer, self.layer.data[index])
         self.layer.selected_data = {index}
 
     def _on_data_changed(self, event: Any) -> None:
         """Mark spines whose position changed ``moved``; number added ones; follow deletions."""
         if self.layer is None or self.queue is None:
             return
-        action = str(getattr(event, "action", ""))
-        if not action.lower().endswith(("changed", "added", "removed")):
+        action = str(getattr(event, "action", "")).lower()
+        if not action.endswith(("changed", "added", "removed")):
             return  # the "-ing" events before a change
         features = self.layer.features
-        statuses = features["status"].to_numpy(dtype=object)
         data = np.asarray(self.layer.data)
-        if action.lower().endswith("changed") and len(data) == len(self._positions):
-            moved = np.any(np.abs(data - self._positions) > 1e-6, axis=1)
-            statuses[moved & (statuses != "added")] = "moved"
-        if action.lower().endswith("added"):
-            ids = features["id"].to_numpy().copy()
-            for index in getattr(event, "data_indices", ()) or ():
-                ids[index % len(ids)] = int(np.nanmax(ids)) + 1
-            features["id"] = ids
+        added = (getattr(event, "data_indices", ()) or ()) if action.endswith("added") else ()
+        statuses, ids = follow_edits(
+            features["status"].to_numpy(dtype=object),
+            features["id"].to_numpy(),
+            self._positions if action.endswith("changed") else data[:0],
+            data,
+            added,
+        )
         self._positions = data.copy()
+        features["id"] = ids
         features["status"] = statuses
         self.queue.grow(features["score"].to_numpy(), statuses)
         self._refresh()
@@ -273,7 +235,7 @@ class SpineDetectionWidget(Container):
             f"({int(self.layer.shown.sum())} spines in the layer view)"
         )
 
-    # -- export ----------------------------------------------------------------------------
+    # -- export and scoring ----------------------------------------------------------------
     def export(self) -> None:
         """Write the shown and reviewed spines to CSV: voxels, µm, id, score, status."""
         if self.layer is None:
@@ -282,49 +244,26 @@ class SpineDetectionWidget(Container):
         path = Path(str(self._export_path.value))
         keep = self.layer.shown | (self.layer.features["status"].to_numpy() != "auto")
         features = {k: self.layer.features[k].to_numpy()[keep] for k in self.layer.features}
-        write_points_csv(
-            path, self.layer.data[keep], tuple(self.layer.metadata["voxel_size_um"]), features
-        )
+        voxel = layer_voxel_size(self.layer).um
+        write_points_csv(path, self.layer.data[keep], voxel, features)
         show_info(f"{int(keep.sum())} spines written to {path}")
-
-    # -- scoring ---------------------------------------------------------------------------
-    def _offer_annotations(self, image: napari.layers.Image) -> None:
-        """Fill in the annotated stack when the image came from a file with tables beside it."""
-        source = image.source.path
-        if source and all(path.exists() for path in session_files(source)):
-            self._session.value = source
 
     def score(self) -> None:
         """Score the spines that count (shown, not rejected) against an annotated stack."""
         if self.layer is None:
             show_error("Detect spines first.")
             return
-        if self.layer.data.shape[1] != 3:
-            show_error("Scoring works on one Z × Y × X stack, not on a time series.")
-            return
         path = Path(str(self._session.value))
-        if not path.is_file():
-            show_error(
-                "Choose an annotated stack: STACK.tif with STACK_spines.csv and "
-                "STACK_dendrites.csv beside it."
-            )
-            return
+        shown = self.layer.shown  # the threshold slider's choice
         try:
-            session = load_session(path)
-        except (OSError, ValueError) as exc:
+            n, result = score_reviewed(
+                self.layer.data[shown],
+                self.layer.features["status"].to_numpy()[shown],
+                layer_voxel_size(self.layer).um,
+                path,
+            )
+        except ValueError as exc:
             show_error(str(exc))
             return
-        voxel = np.asarray(self.layer.metadata["voxel_size_um"], dtype=float)
-        if not np.allclose(voxel, session.voxel_size_um, rtol=0.01):
-            show_error(
-                f"The spines have voxel size {tuple(voxel)} µm but {path.name} is "
-                f"annotated at {session.voxel_size_um} µm: score the spines of that "
-                "stack."
-            )
-            return
-        shown = self.layer.shown  # the threshold slider's choice
-        statuses = self.layer.features["status"].to_numpy()[shown]
-        detections = counted_spines(self.layer.data[shown], {"status": statuses})
-        result = score_on_session(detections, session)
         self._score_result.value = f"{path.stem}: {result}"
-        show_info(f"{len(detections)} spines scored on {path.name}: {result}")
+        show_info(f"{n} spines scored on {path.name}: {result}")

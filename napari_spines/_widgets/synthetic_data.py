@@ -10,7 +10,7 @@ from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 from napari_spines._sample_data import em_layer_data, two_photon_layer_data
 from napari_spines._widgets._task import TaskPanel
 from napari_spines.io.layers import LayerData
-from napari_spines.training.synthetic import synthetic_em, synthetic_two_photon
+from napari_spines.synthetic import synthetic_em, synthetic_two_photon
 
 KINDS = ("two-photon dendrite", "two-photon sessions", "EM volume")
 

@@ -26,8 +26,9 @@ from magicgui.widgets import (
 )
 from napari.layers import Image, Labels
 
+from napari_spines._widgets._choices import OptionalChoice, follow_layers
+from napari_spines._widgets._layers import image_layers
 from napari_spines._widgets._task import TaskPanel
-from napari_spines._widgets._viewer import OptionalChoice, follow_layers, image_layers
 from napari_spines.errors import first_line
 from napari_spines.training.export import TrainedModel
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import napari
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton
 
-from napari_spines._widgets._viewer import follow_layers
+from napari_spines._widgets._choices import follow_layers
+from napari_spines._widgets._layers import layer_voxel_size
 
 
 class VoxelSizeWidget(Container):
@@ -37,13 +38,12 @@ class VoxelSizeWidget(Container):
         if layer is None:
             self._summary.value = "no layer"
             return
-        spatial = layer.scale[-min(layer.ndim, 3) :]
-        known = layer.metadata.get("voxel_size_known", True)
+        voxel = layer_voxel_size(layer)
         axes = layer.metadata.get("axes", "")
         self._summary.value = f"{type(layer).__name__} {axes} {tuple(layer.data.shape)}" + (
-            "" if known else "\nvoxel size not in the file: set it"
+            "" if voxel.known else "\nvoxel size not in the file: set it"
         )
-        for box, value in zip(self._sizes[-len(spatial) :], spatial, strict=True):
+        for box, value in zip(self._sizes[-len(voxel.um) :], voxel.um, strict=True):
             box.value = float(value)
         self._sizes[0].enabled = layer.ndim >= 3
 
@@ -65,6 +65,6 @@ class VoxelSizeWidget(Container):
             n_spatial = min(target.ndim, 3)
             voxel = tuple(box.value for box in self._sizes[-n_spatial:])
             target.scale = (*tuple(target.scale[:-n_spatial]), *voxel)
-            target.metadata = {**target.metadata, "voxel_size_um": voxel, "voxel_size_known": True}
+            target.metadata = {**target.metadata, "voxel_size_known": True}
         self._viewer.reset_view()
         self._show_layer()

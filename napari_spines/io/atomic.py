@@ -14,6 +14,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
 
     The temporary file keeps the target's suffix so writers that look at it behave the same.
+    When the block raises, the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path
+        The file to write; missing parent folders are created.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file to write to (it exists, empty).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

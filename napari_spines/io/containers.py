@@ -28,6 +28,29 @@ def pick_datasets(shapes: Mapping[str, tuple[tuple[int, ...], np.dtype]]) -> tup
     The image is the first of `IMAGE_NAMES` present, else the largest dataset with at least
     three dimensions (two when there is nothing larger). Labels are integer datasets named like
     `LABEL_NAMES` or stored under ``volumes/labels/``.
+
+    Parameters
+    ----------
+    shapes
+        ``{dataset path: (shape, dtype)}`` of the numeric datasets of the container.
+
+    Returns
+    -------
+    image
+        Name of the image dataset.
+    labels
+        Names of the label datasets, in the order of ``shapes``.
+
+    Raises
+    ------
+    VolumeReadError
+        No dataset other than labels has two or more dimensions.
+
+    Examples
+    --------
+    >>> u8, u32 = np.dtype("uint8"), np.dtype("uint32")
+    >>> pick_datasets({"raw": ((8, 64, 64), u8), "labels": ((8, 64, 64), u32)})
+    ('raw', ['labels'])
     """
 
     def is_labels(name: str) -> bool:
@@ -53,6 +76,26 @@ def voxel_size_from_attrs(attrs: Mapping[str, Any], n_spatial: int) -> tuple[flo
     ``element_size_um`` is in µm. ``resolution``/``voxel_size``/``spacing`` use the ``unit``
     attribute when present; without one they are taken as nm when every value exceeds 2 (the
     CREMI/N5 convention, e.g. ``(40, 4, 4)``), else as µm.
+
+    Parameters
+    ----------
+    attrs
+        Attributes of a dataset or group (HDF5 or Zarr).
+    n_spatial
+        Number of spatial axes; the last ``n_spatial`` values of an attribute are used.
+
+    Returns
+    -------
+    tuple of float or None
+        ``n_spatial`` sizes in µm, in the order of the axes; None when no attribute gives
+        positive sizes in a known unit.
+
+    Examples
+    --------
+    >>> voxel_size_from_attrs({"resolution": (40, 4, 4)}, 3)  # no unit, all above 2: nm
+    (0.04, 0.004, 0.004)
+    >>> voxel_size_from_attrs({"resolution": (1.0, 0.2, 0.2), "unit": "um"}, 3)
+    (1.0, 0.2, 0.2)
     """
     for key in (*_SIZE_ATTRS_UM, *_SIZE_ATTRS):
         if key not in attrs:
@@ -105,7 +148,25 @@ def _volume(
 
 
 def read_hdf5(path: str | Path, lazy: bool | None = None) -> list[Volume]:
-    """Read the image and label datasets of an HDF5 file (see `pick_datasets`)."""
+    """Read the image and label datasets of an HDF5 file (see `pick_datasets`).
+
+    Parameters
+    ----------
+    path
+        The ``.h5`` / ``.hdf5`` file.
+    lazy
+        Keep the data on disk (dask); None decides by file size (`should_open_lazily`).
+
+    Returns
+    -------
+    list of Volume
+        The image first, then the label volumes (see `inherit_voxel_size`).
+
+    Raises
+    ------
+    VolumeReadError
+        Not a readable HDF5 file, or no image dataset in it.
+    """
     import h5py
 
     path = Path(path)
@@ -143,7 +204,25 @@ def read_hdf5(path: str | Path, lazy: bool | None = None) -> list[Volume]:
 
 
 def read_zarr(path: str | Path, lazy: bool | None = None) -> list[Volume]:
-    """Read a Zarr array or group, or an OME-Zarr image (multiscale, with its labels)."""
+    """Read a Zarr array or group, or an OME-Zarr image (multiscale, with its labels).
+
+    Parameters
+    ----------
+    path
+        The Zarr folder.
+    lazy
+        Keep the data on disk (dask); None decides by size. OME-Zarr is always read lazily.
+
+    Returns
+    -------
+    list of Volume
+        The image first, then the label volumes.
+
+    Raises
+    ------
+    VolumeReadError
+        Not a readable Zarr store, or no image array in it.
+    """
     import zarr
 
     path = Path(path)
@@ -180,7 +259,18 @@ def read_zarr(path: str | Path, lazy: bool | None = None) -> list[Volume]:
 
 
 def inherit_voxel_size(volumes: list[Volume]) -> list[Volume]:
-    """Give label volumes without a voxel size the image's, when their spatial shapes match."""
+    """Give label volumes without a voxel size the image's, when their spatial shapes match.
+
+    Parameters
+    ----------
+    volumes
+        The image first, then the label volumes found beside it.
+
+    Returns
+    -------
+    list of Volume
+        The same volumes, labels updated only where the image's voxel size is known.
+    """
     image = volumes[0]
     spatial = [n for a, n in zip(image.axes, image.shape, strict=True) if a in SPATIAL_AXES]
 

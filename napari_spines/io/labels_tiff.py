@@ -32,6 +32,16 @@ def write_labels_tiff(
         Voxel size of the spatial axes (last two or three), in µm.
     axes
         Axis letters; default ``YX``, ``ZYX`` or ``TZYX`` by dimension.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` are not integers, are negative, or do not fit ``axes``.
     """
     labels = np.asarray(labels)
     if labels.dtype.kind not in "biu":

@@ -15,7 +15,24 @@ POINT_SIZE_UM = 1.5
 
 
 def spine_points_style(voxel_size_um: tuple[float, ...]) -> dict[str, Any]:
-    """How spine Points layers look: open yellow rings `POINT_SIZE_UM` across in the plane."""
+    """How spine Points layers look: open yellow rings `POINT_SIZE_UM` across in the plane.
+
+    Parameters
+    ----------
+    voxel_size_um
+        Voxel size of the stack in µm; the finer of the last two (``y, x``) sets the size.
+
+    Returns
+    -------
+    dict
+        ``size`` (in voxels), ``face_color`` and ``border_color``: keyword arguments of a
+        napari Points layer.
+
+    Examples
+    --------
+    >>> spine_points_style((1.0, 0.25, 0.5))["size"]  # 1.5 µm at 0.25 µm per voxel
+    6.0
+    """
     return {
         "size": POINT_SIZE_UM / min(voxel_size_um[-2:]),
         "face_color": "transparent",
@@ -30,6 +47,26 @@ def placement(axes: str, voxel_size_um: tuple[float, ...]) -> dict[str, tuple]:
     """Layer ``scale``, ``units`` and ``axis_labels`` for ``axes`` (from ``TZYX``).
 
     Spatial axes get the voxel size in µm; time gets 1 and no physical unit.
+
+    Parameters
+    ----------
+    axes
+        Axis letters from ``TZYX`` (no ``C``), e.g. ``"TZYX"``.
+    voxel_size_um
+        Voxel size in µm of the spatial axes among ``axes``, in their order.
+
+    Returns
+    -------
+    dict
+        ``scale``, ``units`` and ``axis_labels``, one entry per axis: keyword arguments of a
+        napari layer.
+
+    Examples
+    --------
+    >>> placement("TYX", (0.2, 0.2))["scale"]
+    (1.0, 0.2, 0.2)
+    >>> placement("TYX", (0.2, 0.2))["units"]
+    ('pixel', 'micrometer', 'micrometer')
     """
     return {
         "scale": layer_scale(axes, voxel_size_um),
@@ -39,7 +76,20 @@ def placement(axes: str, voxel_size_um: tuple[float, ...]) -> dict[str, tuple]:
 
 
 def volume_to_layer_data(volume: Volume) -> list[LayerData]:
-    """One layer per channel (a ``C`` axis is split), scaled to µm, time kept as a dimension."""
+    """One layer per channel (a ``C`` axis is split), scaled to µm, time kept as a dimension.
+
+    Parameters
+    ----------
+    volume
+        An image or labels volume, e.g. from `~napari_spines.io.read.read_volumes`.
+
+    Returns
+    -------
+    list of LayerData
+        ``(data, meta, kind)`` tuples for napari. Channels are named ``"<name> [ch<i>]"``
+        unless the volume has channel names; ``meta["metadata"]`` carries the axes and the
+        voxel size.
+    """
     axes_no_c = volume.axes.replace("C", "")
     meta: dict[str, Any] = {
         **placement(axes_no_c, volume.voxel_size_um),
@@ -91,6 +141,23 @@ def prediction_layer_data(
 
     An output with nearest-neighbour ``offsets`` along z, y and x becomes one RGB layer with
     x in red, y in green and z in blue; any other channel becomes a grey-scale layer.
+
+    Parameters
+    ----------
+    result
+        The model's outputs, float32 ``(C_out, ...)``: the channels of ``outputs`` in order.
+    outputs
+        The spec's `~napari_spines.models.spec.OutputSpec` entries (name, channels, offsets).
+    name
+        First part of every layer name, e.g. the model's name.
+    scale
+        Layer scale of the axes after ``C_out``.
+
+    Returns
+    -------
+    list of LayerData
+        ``(data, meta, "image")`` tuples named ``"<name> <output>"``, with ``[i]`` added for
+        each channel of a multi-channel grey-scale output.
     """
     layers: list[LayerData] = []
     first = 0

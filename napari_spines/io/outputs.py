@@ -18,6 +18,24 @@ def write_float_tiff(
     """Write ``array`` (e.g. ``CZYX``) atomically as OME-TIFF with the voxel size in µm.
 
     Network outputs are float32 (the default ``dtype``); stacks keep their own with ``dtype``.
+
+    Parameters
+    ----------
+    path
+        Destination file, e.g. ``result.ome.tif``.
+    array
+        Array-like with axes ``axes``; it is read whole into memory.
+    axes
+        Axis letters of ``array``, e.g. ``"CZYX"``.
+    voxel_size_um
+        Voxel size in µm; its last values are used, one per ``Z``, ``Y``, ``X`` in ``axes``.
+    dtype
+        Data type written; default float32.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     spatial = [a for a in axes if a in "ZYX"]
     sizes = dict(zip(spatial, (float(v) for v in voxel_size_um[-len(spatial) :]), strict=True))
@@ -41,7 +59,24 @@ def write_float_tiff(
 def create_zarr_output(
     path: str | Path, shape: Sequence[int], axes: str, voxel_size_um: Sequence[float]
 ) -> Any:
-    """A zero-filled float32 Zarr array to predict into, chunked for tile-wise writes."""
+    """A zero-filled float32 Zarr array to predict into, chunked for tile-wise writes.
+
+    Parameters
+    ----------
+    path
+        Folder of the Zarr array; an existing array there is overwritten.
+    shape
+        Shape of the output, e.g. ``(C_out, Z, Y, X)``.
+    axes
+        Axis letters of ``shape``, stored in the ``axes`` attribute.
+    voxel_size_um
+        Voxel size in µm, stored in the ``voxel_size`` attribute (``unit`` micrometer).
+
+    Returns
+    -------
+    zarr.Array
+        Uncompressed chunks of one ``C`` / ``T`` entry, up to 64 in ``Z`` and 256 in ``Y``, ``X``.
+    """
     import zarr
 
     chunks = tuple(

@@ -38,6 +38,16 @@ def write_points_csv(
         Voxel size of the spatial axes, in µm.
     properties
         Per-point columns (``id`` goes first when present).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        The coordinates' number of axes does not fit ``voxel_size_um``.
     """
     coords = np.asarray(coords, dtype=float).reshape(len(coords), -1)
     n_spatial = len(voxel_size_um)
@@ -67,6 +77,11 @@ PointsTable = tuple[np.ndarray, tuple[float, ...], dict[str, np.ndarray]]
 def read_points_csv(path: str | Path) -> PointsTable:
     """Read a points CSV written by `write_points_csv` (or any CSV with z/y/x columns).
 
+    Parameters
+    ----------
+    path
+        The ``.csv`` file.
+
     Returns
     -------
     coords
@@ -75,6 +90,12 @@ def read_points_csv(path: str | Path) -> PointsTable:
         Spatial voxel size recovered from the ``*_um`` columns (1.0 where absent).
     properties
         Every other column, numeric where it parses as numbers.
+
+    Raises
+    ------
+    VolumeReadError
+        The file cannot be read, is empty, lacks y/x columns, or has a coordinate that is not
+        a number.
     """
     path = Path(path)
     try:
@@ -108,7 +129,17 @@ def read_points_csv(path: str | Path) -> PointsTable:
 
 
 def looks_like_points_csv(path: str | Path) -> bool:
-    """True for a ``.csv`` whose header has y and x columns."""
+    """True for a ``.csv`` whose header has y and x columns.
+
+    Parameters
+    ----------
+    path
+        Any path; folders and unreadable files give False.
+
+    Returns
+    -------
+    bool
+    """
     path = Path(path)
     if path.suffix.lower() != ".csv" or not path.is_file():
         return False

@@ -15,7 +15,19 @@ Reader = Callable[..., list[Volume]]
 
 
 def reader_for(path: str | Path) -> Reader | None:
-    """The reader function for ``path``, or None when the path is not a format we read."""
+    """The reader function for ``path``, or None when the path is not a format we read.
+
+    Parameters
+    ----------
+    path
+        File or folder, recognised by its suffix, or as a folder holding Zarr metadata.
+
+    Returns
+    -------
+    Reader or None
+        `~napari_spines.io.tiff.read_tiff`, `~napari_spines.io.containers.read_hdf5` or
+        `~napari_spines.io.containers.read_zarr`, called as ``reader(path, lazy=...)``.
+    """
     path = Path(path)
     name = path.name.lower()
     if name.endswith(TIFF_SUFFIXES):
@@ -64,7 +76,19 @@ def read_volumes(path: str | Path, lazy: bool | None = None) -> list[Volume]:
 
 
 def check_volume(volume: Volume) -> None:
-    """Raise `VolumeReadError` for data no viewer or model can use (1D, empty, all NaN)."""
+    """Raise `VolumeReadError` for data no viewer or model can use (1D, empty, all NaN).
+
+    Parameters
+    ----------
+    volume
+        A volume as a reader returned it.
+
+    Raises
+    ------
+    VolumeReadError
+        Fewer than two spatial axes longer than 1, a zero-length axis, or nothing but NaN and
+        infinite values (for lazy data, in the middle plane).
+    """
     sizes = zip(volume.axes, volume.shape, strict=True)
     n_spatial = sum(axis in SPATIAL_AXES and n > 1 for axis, n in sizes)
     if n_spatial < 2 and 0 not in volume.shape:

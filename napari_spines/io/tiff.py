@@ -34,6 +34,11 @@ def read_tiff(path: str | Path, lazy: bool | None = None) -> list[Volume]:
     lazy
         Keep the data on disk (dask); ``None`` decides by file size.
 
+    Returns
+    -------
+    list of Volume
+        One image volume; its voxel size is known when the file gave the ``y, x`` size.
+
     Raises
     ------
     VolumeReadError

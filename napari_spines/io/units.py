@@ -34,11 +34,21 @@ _TO_UM = {
 def unit_to_um(unit: str | bytes | None) -> float | None:
     r"""Return how many micrometres one ``unit`` is, or None for an unknown unit.
 
+    Parameters
+    ----------
+    unit
+        A unit name or symbol (``"nm"``, ``"µm"``, ``"micron"``, ``"inch"``, ...); case and
+        surrounding spaces are ignored, bytes are decoded as UTF-8.
+
+    Returns
+    -------
+    float or None
+
     Examples
     --------
     >>> unit_to_um("nm")
     0.001
-    >>> unit_to_um("\\\\u00B5m")
+    >>> unit_to_um("\\u00B5m")  # the micro sign written as an escape, as some files do
     1.0
     """
     if unit is None:

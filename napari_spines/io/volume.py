@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from napari_spines.voxel_size import VoxelSize
+
 SPATIAL_AXES = "ZYX"
 KNOWN_AXES = "TCZYX"
 
@@ -79,19 +81,65 @@ class Volume:
         return not isinstance(self.levels[0], np.ndarray)
 
     @property
+    def voxel_size(self) -> VoxelSize:
+        """The voxel size and whether the file gave it."""
+        return VoxelSize(self.voxel_size_um, self.voxel_size_known)
+
+    @property
     def scale(self) -> tuple[float, ...]:
         """Napari layer scale for every axis except ``C`` (time gets 1)."""
         return layer_scale(self.axes.replace("C", ""), self.voxel_size_um)
 
 
 def layer_scale(axes: str, voxel_size_um: tuple[float, ...]) -> tuple[float, ...]:
-    """Scale of a layer with ``axes`` (no ``C``): the voxel size for space, 1 for time."""
+    """Scale of a layer with ``axes`` (no ``C``): the voxel size for space, 1 for time.
+
+    Parameters
+    ----------
+    axes
+        Axis letters without ``C``, e.g. ``"TZYX"``.
+    voxel_size_um
+        Voxel size in µm of the spatial axes among ``axes``, in their order.
+
+    Returns
+    -------
+    tuple of float
+        One value per axis.
+
+    Examples
+    --------
+    >>> layer_scale("TZYX", (1.0, 0.2, 0.2))
+    (1.0, 1.0, 0.2, 0.2)
+    """
     sizes = iter(voxel_size_um)
     return tuple(float(next(sizes)) if a in SPATIAL_AXES else 1.0 for a in axes)
 
 
 def guess_axes(shape: tuple[int, ...]) -> str:
-    """Axes for data that does not name them: YX, ZYX, CZYX (≤ 4 channels) or TZYX, TCZYX."""
+    """Axes for data that does not name them: YX, ZYX, CZYX (≤ 4 channels) or TZYX, TCZYX.
+
+    Parameters
+    ----------
+    shape
+        Shape of the data.
+
+    Returns
+    -------
+    str
+        One letter per axis.
+
+    Raises
+    ------
+    VolumeReadError
+        Fewer than 2 or more than 5 dimensions.
+
+    Examples
+    --------
+    >>> guess_axes((3, 64, 256, 256))
+    'CZYX'
+    >>> guess_axes((10, 64, 256, 256))
+    'TZYX'
+    """
     ndim = len(shape)
     if ndim == 4:
         return "CZYX" if shape[0] <= 4 else "TZYX"

@@ -137,7 +137,27 @@ def _weights(data: dict[str, Any], root: Path, where: str) -> dict[str, dict[str
 
 
 def spec_from_rdf(data: dict[str, Any], root: Path) -> ModelSpec:
-    """Build a `ModelSpec` from a parsed bioimage.io ``rdf.yaml`` (format 0.5) in ``root``."""
+    """Build a `ModelSpec` from a parsed bioimage.io ``rdf.yaml`` (format 0.5) in ``root``.
+
+    Parameters
+    ----------
+    data
+        The parsed ``rdf.yaml`` (or ``bioimageio.yaml``) mapping.
+    root
+        The package folder; weight files are looked up in it, and hashed when the description
+        gives no sha256.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    ModelError
+        Not a model in format 0.5, or one napari-spines cannot run: not one 3-D
+        ``(batch, channel, z, y, x)`` input, unsupported sizes or preprocessing, or no onnx or
+        torchscript weights in the package.
+    """
     where = str(Path(root) / "rdf.yaml")
     fmt = str(data.get("format_version", ""))
     if data.get("type") != "model" or not fmt.startswith("0.5"):

@@ -32,7 +32,22 @@ class ModelPackage:
         )
 
     def weight_path(self, runtime: str) -> Path:
-        """The weight file for ``runtime`` ("onnx" or "torch"); `ModelError` if there is none."""
+        """The weight file for ``runtime`` ("onnx" or "torch"); `ModelError` if there is none.
+
+        Parameters
+        ----------
+        runtime
+            "onnx" or "torch" (or the weight format's name, "torchscript").
+
+        Returns
+        -------
+        pathlib.Path
+
+        Raises
+        ------
+        ModelError
+            The package has no weights for ``runtime``.
+        """
         key = RUNTIME_WEIGHTS.get(runtime, runtime)
         if key not in self.spec.weights:
             have = ", ".join(self.runtimes) or "none"
@@ -114,7 +129,20 @@ def _read_rdf(path: Path) -> ModelSpec:
 
 
 def check_weights(spec: ModelSpec, root: Path) -> None:
-    """Raise `ModelError` unless every weight file exists and matches its sha256."""
+    """Raise `ModelError` unless every weight file exists and matches its sha256.
+
+    Parameters
+    ----------
+    spec
+        The package's spec, which lists the weight files and their sha256.
+    root
+        The package folder.
+
+    Raises
+    ------
+    ModelError
+        A weight file is missing or its sha256 differs.
+    """
     for weights in spec.weights.values():
         file = root / weights.file
         if not file.is_file():
@@ -127,7 +155,24 @@ def open_package(path: str | os.PathLike, source: str = "path") -> ModelPackage:
     """Open a package folder, its spec file, or a ``.zip`` of it; check its weights.
 
     The folder holds ``model.yaml``, or a bioimage.io ``rdf.yaml`` / ``bioimageio.yaml``
-    (then ``source`` "path" becomes "bioimage.io"). Raises `ModelError` on any problem.
+    (then ``source`` "path" becomes "bioimage.io"). A zip is extracted once into `cache_dir`.
+
+    Parameters
+    ----------
+    path
+        The package folder (or one holding it as its only sub-folder), its spec file, or a
+        ``.zip``; ``~`` is expanded.
+    source
+        Where the package was found, for display: "path", "built-in", "user".
+
+    Returns
+    -------
+    ModelPackage
+
+    Raises
+    ------
+    ModelError
+        No such path, not a package, an invalid spec, or a missing or changed weight file.
     """
     path = Path(path).expanduser()
     if not path.exists():

@@ -76,8 +76,23 @@ def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 def find_model(name_or_path: str, task: str | None = None) -> ModelPackage:
     """A package by path, by name (the newest version) or by ``name@version``.
 
-    Raises `ModelError` listing the available models when nothing matches, and when ``task``
-    is given and the model was made for another task.
+    Parameters
+    ----------
+    name_or_path
+        An existing path (package folder, spec file or ``.zip``), else a model name such as
+        ``"spine-2p"`` or ``"spine-2p@0.1.1"``, looked up in `list_models`.
+    task
+        The task the model must have been made for, e.g. ``"spine-detection"``; None: any.
+
+    Returns
+    -------
+    ModelPackage
+
+    Raises
+    ------
+    ModelError
+        Nothing matches (the message lists the available models), the package is broken, or
+        ``task`` is given and the model was made for another task.
     """
     path = Path(name_or_path).expanduser()
     if path.exists():

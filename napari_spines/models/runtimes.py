@@ -20,7 +20,7 @@ import numpy as np
 
 from napari_spines.errors import first_line
 from napari_spines.models.package import ModelPackage
-from napari_spines.models.spec import ModelError
+from napari_spines.models.spec import ModelError, ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,11 @@ class LoadedModel:
     device: str
     provider: str
     run: Runtime = field(repr=False)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The package's spec."""
+        return self.package.spec
 
     def __repr__(self) -> str:
         spec = self.package.spec
@@ -298,8 +303,28 @@ def _dry_run(model: LoadedModel, first: tuple[int, int] | None = None) -> None:
 def load_model(package: ModelPackage, runtime: str = "auto", device: str = "auto") -> LoadedModel:
     """Load ``package`` with ``runtime`` ("auto", "onnx", "torch") on ``device``.
 
-    ``device`` is "auto" (CUDA, else MPS for torch, else CPU), "cpu", "cuda" or "mps". The model
-    is checked with a small dry run and cached: loading it again returns the same object.
+    The model is checked with a small dry run and cached: loading it again returns the same
+    object.
+
+    Parameters
+    ----------
+    package
+        An opened package, e.g. from `~napari_spines.models.registry.find_model`.
+    runtime
+        "auto" (ONNX Runtime when the package has onnx weights and it is installed, else
+        torch), "onnx", or "torch" (also "torchscript").
+    device
+        "auto" (CUDA, else MPS for torch, else CPU), "cpu", "cuda" or "mps".
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    ModelError
+        Unknown runtime or device, no weights or no installed runtime for it, a device that is
+        not available, or a network that does not match ``model.yaml``.
     """
     runtime = _pick_runtime(package, runtime)
     chosen = _pick_device(runtime, device)

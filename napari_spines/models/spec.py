@@ -118,7 +118,24 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "model.yaml") -> ModelSpec:
-        """Validate a parsed ``model.yaml`` mapping; raise `ModelError` on any problem."""
+        """Validate a parsed ``model.yaml`` mapping; raise `ModelError` on any problem.
+
+        Parameters
+        ----------
+        data
+            The mapping, as ``yaml.safe_load`` gives it.
+        source
+            Where it came from; error messages start with it.
+
+        Returns
+        -------
+        ModelSpec
+
+        Raises
+        ------
+        ModelError
+            A missing, mistyped or inconsistent field; the message names the file and field.
+        """
         return _parse(data, source)
 
     def to_dict(self) -> dict[str, Any]:
@@ -319,7 +336,22 @@ def _parse(data: Any, src: str) -> ModelSpec:
 
 
 def read_spec(path: str | os.PathLike) -> ModelSpec:
-    """Read and validate a ``model.yaml`` file."""
+    """Read and validate a ``model.yaml`` file.
+
+    Parameters
+    ----------
+    path
+        The ``model.yaml`` file.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    ModelError
+        The file cannot be read, is not YAML, or is not a valid spec.
+    """
     import yaml
 
     path = Path(path)
@@ -333,7 +365,15 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
 
 
 def write_spec(path: str | os.PathLike, spec: ModelSpec) -> None:
-    """Write ``spec`` as ``model.yaml`` atomically."""
+    """Write ``spec`` as ``model.yaml`` atomically.
+
+    Parameters
+    ----------
+    path
+        Destination, usually ``<package>/model.yaml``.
+    spec
+        The spec to write (as `ModelSpec.to_dict` gives it).
+    """
     import yaml
 
     from napari_spines.io.atomic import atomic_path
@@ -344,7 +384,18 @@ def write_spec(path: str | os.PathLike, spec: ModelSpec) -> None:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
+    """Hex sha256 of a file, read in 1 MiB blocks.
+
+    Parameters
+    ----------
+    path
+        The file to hash.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):

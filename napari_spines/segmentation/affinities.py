@@ -27,6 +27,16 @@ def labels_to_affinities(labels: np.ndarray) -> np.ndarray:
     -------
     np.ndarray
         float32 ``(3, Z, Y, X)``.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` that are not 3D.
+
+    Examples
+    --------
+    >>> labels_to_affinities(np.array([[[1, 1, 0, 2]]]))[2].tolist()  # x-affinities
+    [[[0.0, 1.0, 0.0, 0.0]]]
     """
     labels = np.asarray(labels)
     if labels.ndim != 3:
@@ -47,6 +57,24 @@ def boundary_map(affinities: np.ndarray, axes: tuple[int, ...] = (1, 2)) -> np.n
     Each voxel's affinities to its previous and next neighbour along ``axes`` are averaged,
     so the map is symmetric. In-plane only (the default) suits anisotropic stacks whose
     z-affinities are weak evidence.
+
+    Parameters
+    ----------
+    affinities
+        ``(3, Z, Y, X)`` affinities in [0, 1] (z, y, x channels).
+    axes
+        The axes to average over (0 = z, 1 = y, 2 = x); an axis of length 1 is skipped.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(Z, Y, X)`` in [0, 1]; 1 means boundary.
+
+    Examples
+    --------
+    >>> affinities = labels_to_affinities(np.array([[[1, 1, 2, 2]]]))
+    >>> boundary_map(affinities).tolist()
+    [[[0.0, 0.5, 0.5, 0.0]]]
     """
     affinities = np.asarray(affinities, np.float32)
     total = np.zeros(affinities.shape[1:], np.float32)

@@ -31,7 +31,20 @@ DEFAULT_THRESHOLD = 0.5
 
 
 def check_affinities(affinities: np.ndarray) -> None:
-    """Raise ValueError unless ``affinities`` is ``(3, Z, Y, X)`` with values in [0, 1]."""
+    """Raise ValueError unless ``affinities`` has shape ``(3, Z, Y, X)``.
+
+    Only the shape is checked, not that the values lie in [0, 1].
+
+    Parameters
+    ----------
+    affinities
+        The array to check (z, y, x channels first).
+
+    Raises
+    ------
+    ValueError
+        Any other shape.
+    """
     shape = tuple(np.shape(affinities))
     if len(shape) != 4 or shape[0] != 3:
         raise ValueError(f"affinities must have shape (3, Z, Y, X) (z, y, x channels); got {shape}")
@@ -133,12 +146,33 @@ class Agglomeration:
         """How many merges agglomeration to ``threshold`` makes.
 
         Agglomeration stops at the first merge scoring at or above the threshold.
+
+        Parameters
+        ----------
+        threshold
+            Merge threshold (score = 1 − mean affinity); higher merges more.
+
+        Returns
+        -------
+        int
+            The length of the prefix of `merges` made.
         """
         running_max = np.maximum.accumulate(self.scores) if len(self.scores) else self.scores
         return int(np.searchsorted(running_max, threshold, side="left"))
 
     def lookup(self, threshold: float) -> np.ndarray:
-        """Fragment id → segment id (1..M, 0 stays 0) at ``threshold``."""
+        """Fragment id → segment id (1..M, 0 stays 0) at ``threshold``.
+
+        Parameters
+        ----------
+        threshold
+            Merge threshold (see `merge_count`).
+
+        Returns
+        -------
+        np.ndarray
+            uint64 table indexed by fragment id, ``fragments.max() + 1`` long.
+        """
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
@@ -153,7 +187,25 @@ class Agglomeration:
         return table
 
     def labels(self, threshold: float) -> np.ndarray:
-        """The segmentation at ``threshold``: ``lookup(threshold)[fragments]``."""
+        """The segmentation at ``threshold``: ``lookup(threshold)[fragments]``.
+
+        Parameters
+        ----------
+        threshold
+            Merge threshold (see `merge_count`).
+
+        Returns
+        -------
+        np.ndarray
+            uint64 segment ids, the shape of `fragments`.
+
+        Examples
+        --------
+        >>> merged = Agglomeration(np.array([[[1, 2, 3]]]), np.array([[1, 2], [2, 3]]),
+        ...                        np.array([0.1, 0.6]))
+        >>> merged.labels(0.5).tolist(), merged.labels(0.7).tolist()
+        ([[[1, 1, 2]]], [[[1, 1, 1]]])
+        """
         return self.lookup(threshold)[self.fragments]
 
     def confidence(self, threshold: float) -> dict[int, float]:
@@ -161,6 +213,16 @@ class Agglomeration:
 
         Segments built from one fragment have confidence 1; a low value means some merge
         inside the segment was weakly supported.
+
+        Parameters
+        ----------
+        threshold
+            Merge threshold (see `merge_count`).
+
+        Returns
+        -------
+        dict of int to float
+            Segment id (as in `labels`) → confidence in [0, 1].
         """
         k = self.merge_count(threshold)
         table = self.lookup(threshold)
@@ -173,7 +235,23 @@ class Agglomeration:
 
 
 def scoring_function(quantile: int | None = None) -> str:
-    """The ``waterz`` edge score: 1 − mean affinity, or 1 − a quantile (10 to 95, step 5)."""
+    """The ``waterz`` edge score: 1 − mean affinity, or 1 − a quantile (10 to 95, step 5).
+
+    Parameters
+    ----------
+    quantile
+        Percent quantile of an edge's affinities; None: their mean.
+
+    Returns
+    -------
+    str
+        The ``scoring_function`` for ``waterz.agglomerate``.
+
+    Raises
+    ------
+    ValueError
+        A quantile not in 10, 15, ..., 95.
+    """
     if quantile is None:
         return "OneMinus<MeanAffinity<RegionGraphType, ScoreValue>>"
     if quantile not in range(10, 100, 5):
@@ -193,6 +271,27 @@ def agglomerate(
 
     Edges are scored by their mean affinity, or by the ``quantile`` (percent) of their
     affinities, which a few boundary voxels inside a fragment cannot pull down.
+
+    Parameters
+    ----------
+    affinities
+        ``(3, Z, Y, X)`` affinities in [0, 1].
+    fragments
+        ``(Z, Y, X)`` fragment ids (`watershed_fragments`).
+    quantile
+        10 to 95 in steps of 5; None scores edges by their mean affinity.
+    progress
+        ``(done, total)`` callback; may raise `Cancelled`.
+
+    Returns
+    -------
+    Agglomeration
+        The fragments and their full merge history.
+
+    Raises
+    ------
+    ValueError
+        Affinities not shaped ``(3, Z, Y, X)``, or an unsupported ``quantile``.
     """
     import waterz
 

@@ -85,6 +85,11 @@ def build_fragment_graph(
     progress
         ``(done, total)`` callback per block of planes; may raise `Cancelled`.
 
+    Returns
+    -------
+    FragmentGraph
+        The fragments with the edges between touching ones and their boundary weights.
+
     Raises
     ------
     ValueError

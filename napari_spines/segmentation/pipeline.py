@@ -39,13 +39,35 @@ class Segmentation:
     threshold: float = DEFAULT_THRESHOLD
 
     def labels(self, threshold: float | None = None) -> np.ndarray:
-        """uint32 labels at ``threshold`` (default: the model's)."""
+        """uint32 labels at ``threshold`` (default: the model's).
+
+        Parameters
+        ----------
+        threshold
+            Merge threshold; None: `threshold`, the one the segmentation was made with.
+
+        Returns
+        -------
+        np.ndarray
+            uint32 ``(Z, Y, X)`` segment ids.
+        """
         t = self.threshold if threshold is None else threshold
         return self.agglomeration.labels(t).astype(np.uint32)
 
 
 def check_image(shape: Sequence[int], axes: str) -> None:
-    """Raise ValueError with a clear message for images the segmentation cannot use."""
+    """Raise ValueError with a clear message for images the segmentation cannot use.
+
+    Parameters
+    ----------
+    shape, axes
+        Shape of the image and its axis letters.
+
+    Raises
+    ------
+    ValueError
+        Anything but a single-channel 3D ``ZYX`` stack, or sections under 8 × 8 pixels.
+    """
     if "Z" not in axes or "T" in axes or "C" in axes or len(shape) != 3:
         raise ValueError(
             f"segmentation needs a single-channel 3D stack (Z, Y, X); this is {axes} {tuple(shape)}"
@@ -57,7 +79,18 @@ def check_image(shape: Sequence[int], axes: str) -> None:
 
 
 def check_affinity_model(package: Any) -> None:
-    """Raise ValueError unless ``package`` predicts three nearest-neighbour affinities."""
+    """Raise ValueError unless ``package`` predicts three nearest-neighbour affinities.
+
+    Parameters
+    ----------
+    package
+        An opened model package (anything with a ``spec``).
+
+    Raises
+    ------
+    ValueError
+        A model of another task, or without exactly three output channels.
+    """
     spec = package.spec
     if spec.task != "affinities" or spec.n_output_channels != 3:
         raise ValueError(
@@ -67,7 +100,25 @@ def check_affinity_model(package: Any) -> None:
 
 
 def affinity_package(model: str | Any) -> Any:
-    """The checked affinity package for a registered name, a package path or an opened one."""
+    """The checked affinity package for a registered name, a package path or an opened one.
+
+    Parameters
+    ----------
+    model
+        A registered name or package path (looked up with `find_model`), or an opened package.
+
+    Returns
+    -------
+    ModelPackage
+        The package (``model`` itself when it was opened already).
+
+    Raises
+    ------
+    ModelError
+        No such model, a broken package, or not an affinity model (a ValueError).
+    ValueError
+        A package that does not predict z, y, x affinities.
+    """
     from napari_spines.models import find_model
 
     package = find_model(model, task="affinities") if isinstance(model, str) else model
@@ -76,7 +127,24 @@ def affinity_package(model: str | Any) -> Any:
 
 
 def check_mode(mode: str | None) -> None:
-    """Raise ValueError unless ``mode`` is None (automatic) or one of `MODES`."""
+    """Raise ValueError unless ``mode`` is None (automatic) or one of `MODES`.
+
+    Parameters
+    ----------
+    mode
+        The mode to check.
+
+    Raises
+    ------
+    ValueError
+        Any other mode.
+
+    Examples
+    --------
+    >>> check_mode("4d")
+    Traceback (most recent call last):
+    ValueError: mode must be one of 3d, 2d+z, 2d; got '4d'
+    """
     if mode is not None and mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
 
@@ -90,26 +158,57 @@ def predict_affinities(
     device: str = "auto",
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Run an affinity model over a ``ZYX`` stack; return float32 ``(3, Z, Y, X)``.
+    """Run an affinity model over a ``ZYX`` stack.
 
-    ``model`` is a registered name, a package path or an opened package.
+    Parameters
+    ----------
+    data, axes
+        A ``ZYX`` stack (numpy, dask or zarr) and its axis letters.
+    model
+        A registered name, a package path or an opened package of an ``affinities`` model.
+    voxel_size_um
+        Voxel size of ``data``; None means the model's own.
+    runtime, device
+        See `napari_spines.models.load_model`.
+    progress
+        ``(done, total)`` callback; may raise `Cancelled`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(3, Z, Y, X)``: z, y and x affinities.
     """
-    from napari_spines.inference import predict_volume
-    from napari_spines.models import load_model
+    from napari_spines.models import run_model
 
     check_image(data.shape, axes)
     package = affinity_package(model)
-    loaded = load_model(package, runtime=runtime, device=device)
-    return np.asarray(
-        predict_volume(
-            data, axes, loaded, package.spec, voxel_size_um=voxel_size_um, progress=progress
-        ),
-        np.float32,
+    run = run_model(
+        package, data, axes, voxel_size_um, runtime=runtime, device=device, progress=progress
     )
+    return np.asarray(run.outputs, np.float32)
 
 
 def default_mode(voxel_size_um: Sequence[float]) -> str:
-    """The `MODES` entry for a voxel size, from how much deeper than wide the voxels are."""
+    """The `MODES` entry for a voxel size, from how much deeper than wide the voxels are.
+
+    Parameters
+    ----------
+    voxel_size_um
+        ``(z, y, x)`` voxel size in µm; only the ratio of z to the smaller of y, x matters.
+
+    Returns
+    -------
+    str
+        ``"2d"`` from `ANISOTROPY_FOR_SECTIONS` on, ``"2d+z"`` from
+        `ANISOTROPY_FOR_2D_FRAGMENTS`, else ``"3d"``.
+
+    Examples
+    --------
+    >>> default_mode((0.05, 0.004, 0.004)), default_mode((0.04, 0.01, 0.01))
+    ('2d', '2d+z')
+    >>> default_mode((1.0, 1.0, 1.0))
+    '3d'
+    """
     z, y, x = (float(v) for v in voxel_size_um)
     anisotropy = z / min(y, x)
     if anisotropy >= ANISOTROPY_FOR_SECTIONS:
@@ -126,7 +225,28 @@ def segment_affinities(
 ) -> Segmentation:
     """Fragments and agglomeration of given affinities (see `agglomeration` and `MODES`).
 
-    ``quantile``: score edges by that quantile of their affinities instead of their mean.
+    Parameters
+    ----------
+    affinities
+        ``(3, Z, Y, X)`` affinities in [0, 1].
+    mode
+        One of `MODES`.
+    threshold
+        The threshold `Segmentation.labels` uses by default.
+    quantile
+        Score edges by that quantile (percent) of their affinities; None: their mean.
+    progress
+        ``(done, total)`` callback over fragments and agglomeration; may raise `Cancelled`.
+
+    Returns
+    -------
+    Segmentation
+
+    Raises
+    ------
+    ValueError
+        An unknown ``mode``, affinities not shaped ``(3, Z, Y, X)``, or an unsupported
+        ``quantile``.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -181,6 +301,16 @@ def segment_image(
         See `napari_spines.models.load_model`.
     progress
         ``(done, total)`` callback over both stages; may raise `Cancelled`.
+
+    Returns
+    -------
+    Segmentation
+        The affinities and their agglomeration; ``labels(threshold)`` at any threshold.
+
+    Raises
+    ------
+    ValueError
+        An image, mode or model the segmentation cannot use (`ModelError` included).
     """
     check_image(data.shape, axes)
     check_mode(mode)  # before the model runs, not after

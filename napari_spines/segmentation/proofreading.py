@@ -2,165 +2,52 @@
 
 Pure numpy / scipy (no Qt, no napari): the widget and the command line drive a
 :class:`Proofreader`, which edits the caller's label array in place. Every operation works only
-inside the bounding boxes of the segments it touches, found in a per-segment index (bounding box
-and voxel count) that is built once and kept up to date, so edits on a 100 × 1024 × 1024 volume
-take milliseconds. Only :meth:`Proofreader.relabel_sequential` visits every voxel.
+inside the bounding boxes of the segments it touches, found in a per-segment index
+(`napari_spines.segmentation.label_index`), so edits on a 100 × 1024 × 1024 volume take
+milliseconds. Only :meth:`Proofreader.relabel_sequential` visits every voxel.
 
-Undo records hold, per touched region, the changed voxels (flat indices, or a bit mask when
-many change) and their old and new values (in compact dtypes), plus the index entries before
-and after; undo and redo write only those voxels. Operations that change nothing (a
-``fill_holes`` without holes, a ``relabel_sequential`` of ids that are already ``1..N``) return
-their :class:`Edit` but are not recorded: they join neither the undo stack nor the edit log and
-leave the redo stack alone.
+Each applied edit is recorded for undo and redo (`napari_spines.segmentation.undo`) and logged
+(`napari_spines.segmentation.edit_log`). Operations that change nothing (a ``fill_holes``
+without holes, a ``relabel_sequential`` of ids that are already ``1..N``) return their
+:class:`~napari_spines.segmentation.edit_log.Edit` but are not recorded: they join neither the
+undo stack nor the edit log and leave the redo stack alone.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import fastremap
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from napari_spines.io.atomic import atomic_path
+from napari_spines.segmentation.edit_log import Edit, write_log
 from napari_spines.segmentation.fragment_graph import FragmentGraph, owners, seeded_cut
+from napari_spines.segmentation.label_index import (
+    LabelIndex,
+    Region,
+    SegmentEntry,
+    box_of_mask,
+    box_of_region,
+    build_index,
+    region_of_box,
+    union_of_boxes,
+)
+from napari_spines.segmentation.undo import (
+    ChangedVoxels,
+    OwnerPatch,
+    PackedValues,
+    Patch,
+    UndoRecord,
+)
 
-#: Operations an :class:`Edit` can name.
-OPERATIONS = ("merge", "split", "delete", "fill_holes", "relabel")
 #: Orders :meth:`Proofreader.next_segment` knows.
 ORDERS = ("largest", "smallest", "least_confident")
-
-Region = tuple[slice, ...]
-Box = tuple[int, ...]  # (lo_z, lo_y, lo_x, hi_z, hi_y, hi_x), hi exclusive
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class Edit:
-    """One proofreading operation, as logged.
-
-    Attributes
-    ----------
-    operation
-        ``"merge"``, ``"split"``, ``"delete"``, ``"fill_holes"`` or ``"relabel"``.
-    ids
-        Segment ids it acted on (for ``fill_holes``: the segment, then the ids it swallowed;
-        for ``relabel``: the old ids that changed).
-    new_ids
-        Ids it created (``split``), the surviving id (``merge``, ``fill_holes``) or the new
-        ids in the order of ``ids`` (``relabel``).
-    coordinates
-        Voxel coordinates the user clicked, or the seeds of a split; may be empty.
-    time
-        When it was applied, ISO 8601 UTC.
-    """
-
-    operation: str
-    ids: list[int]
-    new_ids: list[int]
-    coordinates: list[list[float]] = field(default_factory=list)
-    time: str = field(default_factory=_now)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable dict (plain ints, floats and strings)."""
-        out = asdict(self)
-        out["ids"] = [int(i) for i in self.ids]
-        out["new_ids"] = [int(i) for i in self.new_ids]
-        out["coordinates"] = [[float(c) for c in point] for point in self.coordinates]
-        return out
-
-
-class _Entry(NamedTuple):
-    count: int
-    box: Box
-
-
-class _Values(NamedTuple):
-    """Voxel values, compactly: a palette and codes into it (no codes when all are equal)."""
-
-    palette: np.ndarray
-    codes: np.ndarray | None
-
-    @classmethod
-    def pack(cls, values: np.ndarray) -> _Values:
-        if values.size == 0 or (values == values[0]).all():
-            return cls(values[:1].copy(), None)
-        palette, codes = np.unique(values, return_inverse=True)
-        return cls(palette, codes.astype(np.min_scalar_type(palette.size - 1)))
-
-    @classmethod
-    def constant(cls, value: int, dtype: np.dtype) -> _Values:
-        return cls(np.array([value], dtype), None)
-
-    def unpack(self) -> np.ndarray | np.generic:
-        return self.palette[0] if self.codes is None else self.palette[self.codes]
-
-
-class _Voxels(NamedTuple):
-    """Which voxels of a region an edit changed, compactly.
-
-    Flat indices (uint32 where they fit) when few change; a bit mask when more than about one
-    voxel in 32 does (a merge of segments spanning the volume: 3 MB of bits instead of 52 MB
-    of indices for 13 M voxels, and no index arrays to build on undo).
-    """
-
-    shape: tuple[int, ...]
-    flat: np.ndarray | None
-    bits: np.ndarray | None
-
-    @classmethod
-    def of(cls, mask: np.ndarray) -> _Voxels:
-        shape = tuple(mask.shape)
-        index_bits = 32 if mask.size <= np.iinfo(np.uint32).max else 64
-        if np.count_nonzero(mask) * index_bits > mask.size:
-            return cls(shape, None, np.packbits(mask, axis=None))
-        return cls(shape, _compact_index(np.flatnonzero(mask), mask.size), None)
-
-    def select(self) -> np.ndarray | tuple[np.ndarray, ...]:
-        """An index of the changed voxels in the region's array (C order)."""
-        if self.bits is None:
-            assert self.flat is not None
-            return np.unravel_index(self.flat, self.shape)
-        size = math.prod(self.shape)
-        return np.unpackbits(self.bits, count=size).view(bool).reshape(self.shape)
-
-
-@dataclass
-class _Patch:
-    region: Region  # internal 3D slices
-    voxels: _Voxels  # the changed voxels within the region
-    old: _Values
-    new: _Values
-
-
-@dataclass
-class _Record:
-    edit: Edit
-    patches: list[_Patch]
-    before: dict[int, _Entry | None]  # index entries of the touched ids before the edit
-    after: dict[int, _Entry | None]
-    region: Region | None  # internal 3D
-    mapping: dict[int, int] | None = None  # relabel: old id → new id
-    owners: list[_OwnerPatch] = field(default_factory=list)  # fragment owners changed
-    mixed: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())  # added, removed
-
-
-class _OwnerPatch(NamedTuple):
-    fragments: np.ndarray
-    old: np.ndarray
-    new: np.ndarray
 
 
 def _as_id(value: object) -> int:
@@ -168,69 +55,6 @@ def _as_id(value: object) -> int:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise ValueError(f"segment ids must be integers, got {value!r}") from None
-
-
-def _compact_index(flat: np.ndarray, size: int) -> np.ndarray:
-    return flat.astype(np.uint32 if size <= np.iinfo(np.uint32).max else np.uint64)
-
-
-def _region(box: Box) -> Region:
-    n = len(box) // 2
-    return tuple(slice(box[i], box[n + i]) for i in range(n))
-
-
-def _union(boxes: Iterable[Box]) -> Box:
-    boxes = list(boxes)
-    n = len(boxes[0]) // 2
-    return tuple(min(b[i] for b in boxes) for i in range(n)) + tuple(
-        max(b[n + i] for b in boxes) for i in range(n)
-    )
-
-
-def _box_from_slices(slices: Sequence[slice]) -> Box:
-    return tuple(s.start for s in slices) + tuple(s.stop for s in slices)
-
-
-def _mask_box(mask: np.ndarray, offset: Sequence[int]) -> Box | None:
-    """Bounding box of the true voxels of ``mask``, shifted by ``offset``; None when empty."""
-    lo, hi = [], []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=others))
-        if not hits.size:
-            return None
-        lo.append(offset[axis] + int(hits[0]))
-        hi.append(offset[axis] + int(hits[-1]) + 1)
-    return tuple(lo) + tuple(hi)
-
-
-@dataclass(frozen=True)
-class LabelIndex:
-    """What a :class:`Proofreader` knows of its labels, built by `Proofreader.index_labels`."""
-
-    entries: dict[int, _Entry]  # segment id → voxel count and bounding box
-    owner: np.ndarray | None  # fragment → the segment it lies wholly in, or 0
-    mixed: set[int]  # segments that are not a union of fragments they own
-
-
-def _build_index(volume: np.ndarray) -> dict[int, _Entry]:
-    """Voxel count and bounding box of every nonzero id, in two passes over the volume."""
-    ids, counts = fastremap.unique(volume, return_counts=True)
-    keep = ids != 0
-    ids, counts = ids[keep], counts[keep]
-    if not ids.size:
-        return {}
-    if ids[0] > 0 and int(ids[-1]) <= 4 * ids.size + 65536:  # find_objects lists 1..max
-        objects = ndi.find_objects(volume, max_label=int(ids[-1]))
-        boxes = [objects[i - 1] for i in ids.tolist()]
-    else:  # huge or negative ids: find the boxes on a sequential copy
-        sequential, mapping = fastremap.renumber(volume, preserve_zero=True, in_place=False)
-        objects = ndi.find_objects(sequential)
-        boxes = [objects[mapping[i] - 1] for i in ids.tolist()]
-    return {
-        int(i): _Entry(int(c), _box_from_slices(b))
-        for i, c, b in zip(ids.tolist(), counts.tolist(), boxes, strict=True)
-    }
 
 
 class Proofreader:
@@ -304,11 +128,11 @@ class Proofreader:
         self._graph = fragments
         self._owner: np.ndarray | None = None  # fragment → the segment it lies wholly in, or 0
         self._mixed: set[int] = set()  # segments that are not a union of fragments they own
-        self._index: dict[int, _Entry] = {}
+        self._index: dict[int, SegmentEntry] = {}
         self.reindex()
         self._former: dict[int, int] = {}  # voxel counts of ids that left the volume
-        self._undo: list[_Record] = []
-        self._redo: list[_Record] = []
+        self._undo: list[UndoRecord] = []
+        self._redo: list[UndoRecord] = []
         self._changed: Region | None = None
 
     # -- index ---------------------------------------------------------------------------
@@ -322,12 +146,34 @@ class Proofreader:
         return region[1:] if self._flat else region
 
     def bounding_box(self, segment_id: int) -> Region | None:
-        """Slices of the segment's bounding box (in the labels' dimensions); None if absent."""
+        """Slices of the segment's bounding box (in the labels' dimensions).
+
+        Parameters
+        ----------
+        segment_id
+            The segment.
+
+        Returns
+        -------
+        tuple of slice or None
+            One slice per axis of the labels; None if the segment is absent.
+        """
         entry = self._index.get(_as_id(segment_id))
-        return None if entry is None else self._public(_region(entry.box))
+        return None if entry is None else self._public(region_of_box(entry.box))
 
     def voxel_count(self, segment_id: int) -> int:
-        """Number of voxels of the segment (0 if absent)."""
+        """Number of voxels of the segment.
+
+        Parameters
+        ----------
+        segment_id
+            The segment.
+
+        Returns
+        -------
+        int
+            Its voxel count; 0 if it is absent.
+        """
         entry = self._index.get(_as_id(segment_id))
         return 0 if entry is None else entry.count
 
@@ -346,30 +192,35 @@ class Proofreader:
         voxels); `reindex` installs the result.
         """
         owner, mixed = (None, set()) if self._graph is None else owners(self._graph, self._volume)
-        return LabelIndex(_build_index(self._volume), owner, mixed)
+        return LabelIndex(build_index(self._volume), owner, mixed)
 
     def reindex(self, index: LabelIndex | None = None) -> None:
         """Use ``index`` (default: index the labels now), after something else edited them.
 
         The proofreader takes ``index`` over and edits it: index the labels anew for another.
+
+        Parameters
+        ----------
+        index
+            What `index_labels` returned for the labels as they are now; None indexes them here.
         """
         index = self.index_labels() if index is None else index
         self._index, self._owner, self._mixed = index.entries, index.owner, index.mixed
 
-    def _hand_over(self, segment_ids: Iterable[int], new_owner: int = 0) -> list[_OwnerPatch]:
+    def _hand_over(self, segment_ids: Iterable[int], new_owner: int = 0) -> list[OwnerPatch]:
         """Hand the fragments lying wholly in any of the segments to ``new_owner`` (0: none)."""
         if self._owner is None:
             return []
         owned = np.flatnonzero(np.isin(self._owner, list(segment_ids)))
         return self._set_owners(owned, new_owner)
 
-    def _set_owners(self, fragments: np.ndarray, values: int | np.ndarray) -> list[_OwnerPatch]:
+    def _set_owners(self, fragments: np.ndarray, values: int | np.ndarray) -> list[OwnerPatch]:
         if self._owner is None or not len(fragments):
             return []
         old = self._owner[fragments]
         new = np.broadcast_to(np.asarray(values, np.int64), old.shape).copy()
         self._owner[fragments] = new
-        return [_OwnerPatch(fragments, old, new)]
+        return [OwnerPatch(fragments, old, new)]
 
     def _change_mixed(
         self, add: Iterable[int], remove: Iterable[int]
@@ -382,7 +233,7 @@ class Proofreader:
         self._mixed -= removed
         return added, removed
 
-    def _set_index(self, entries: Mapping[int, _Entry | None]) -> None:
+    def _set_index(self, entries: Mapping[int, SegmentEntry | None]) -> None:
         for segment_id, entry in entries.items():
             if entry is None:
                 old = self._index.pop(segment_id, None)
@@ -404,19 +255,19 @@ class Proofreader:
     def _commit(
         self,
         edit: Edit,
-        patches: list[_Patch],
-        before: dict[int, _Entry | None],
-        after: dict[int, _Entry | None],
+        patches: list[Patch],
+        before: dict[int, SegmentEntry | None],
+        after: dict[int, SegmentEntry | None],
         mapping: dict[int, int] | None = None,
         region: Region | None = None,
-        owner_patches: list[_OwnerPatch] | None = None,
+        owner_patches: list[OwnerPatch] | None = None,
         mixed: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset()),
     ) -> Edit:
         if region is None and patches:
-            region = _region(_union(_box_from_slices(p.region) for p in patches))
+            region = region_of_box(union_of_boxes(box_of_region(p.region) for p in patches))
         self._set_index(after)
         self._undo.append(
-            _Record(edit, patches, before, after, region, mapping, owner_patches or [], mixed)
+            UndoRecord(edit, patches, before, after, region, mapping, owner_patches or [], mixed)
         )
         self._redo.clear()
         self._changed = region
@@ -426,9 +277,6 @@ class Proofreader:
         return [
             [float(c) for c in point] for point in (coordinates if coordinates is not None else ())
         ]
-
-    def _apply(self, patch: _Patch, values: _Values) -> None:
-        self._volume[patch.region][patch.voxels.select()] = values.unpack()
 
     def _remap(self, mapping: Mapping[int, int]) -> None:
         out = fastremap.remap(
@@ -448,6 +296,18 @@ class Proofreader:
     def merge(self, ids: Sequence[int], coordinates: Iterable[Iterable[float]] = ()) -> Edit:
         """Merge segments into the one with the most voxels (ties: the smallest id).
 
+        Parameters
+        ----------
+        ids
+            Two or more segment ids (repeats are ignored).
+        coordinates
+            Voxel coordinates the user clicked, for the log.
+
+        Returns
+        -------
+        Edit
+            The edit; ``new_ids`` holds the surviving id.
+
         Raises
         ------
         ValueError
@@ -463,23 +323,23 @@ class Proofreader:
         for source in ids:
             if source == target:
                 continue
-            region = _region(self._index[source].box)
+            region = region_of_box(self._index[source].box)
             sub = self._volume[region]
             mask = sub == source
             patches.append(
-                _Patch(
+                Patch(
                     region,
-                    _Voxels.of(mask),
-                    _Values.constant(source, dtype),
-                    _Values.constant(target, dtype),
+                    ChangedVoxels.of(mask),
+                    PackedValues.constant(source, dtype),
+                    PackedValues.constant(target, dtype),
                 )
             )
             sub[mask] = target
         before = {i: self._index[i] for i in ids}
-        merged = _Entry(
-            sum(e.count for e in before.values()), _union(e.box for e in before.values())
+        merged = SegmentEntry(
+            sum(e.count for e in before.values()), union_of_boxes(e.box for e in before.values())
         )
-        after: dict[int, _Entry | None] = {i: None for i in ids}
+        after: dict[int, SegmentEntry | None] = {i: None for i in ids}
         after[target] = merged
         sources = [i for i in ids if i != target]
         owner_patches = self._hand_over(sources, target)
@@ -509,6 +369,11 @@ class Proofreader:
         coordinates
             What to log as clicked coordinates; None logs the seeds.
 
+        Returns
+        -------
+        Edit
+            The edit; ``new_ids`` holds the fresh ids, in the order of the seeds after the first.
+
         Raises
         ------
         ValueError
@@ -533,7 +398,7 @@ class Proofreader:
         if len(np.unique(voxels, axis=0)) < len(voxels):
             raise ValueError(f"seed points for segment {segment_id} must be on different voxels")
         entry = self._index[segment_id]
-        region = _region(entry.box)
+        region = region_of_box(entry.box)
         lo = np.array(entry.box[:3])
         sub = self._volume[region]
         mask = sub == segment_id
@@ -565,28 +430,28 @@ class Proofreader:
         lut = np.array([0, segment_id, *new_ids], dtype=self._volume.dtype)
         changed = parts > 1
         labels_of_changed = parts[changed]
-        patch = _Patch(
+        patch = Patch(
             region,
-            _Voxels.of(changed),
-            _Values.constant(segment_id, self._volume.dtype),
-            _Values.pack(lut[labels_of_changed]),
+            ChangedVoxels.of(changed),
+            PackedValues.constant(segment_id, self._volume.dtype),
+            PackedValues.pack(lut[labels_of_changed]),
         )
         sub[changed] = lut[labels_of_changed]
         counts = np.bincount(parts.ravel(), minlength=n + 1)
         objects = ndi.find_objects(parts, max_label=n)
-        after: dict[int, _Entry | None] = {}
+        after: dict[int, SegmentEntry | None] = {}
         for k, new_id in enumerate([segment_id, *new_ids], start=1):
-            box = _box_from_slices(objects[k - 1])
-            after[new_id] = _Entry(
+            box = box_of_region(objects[k - 1])
+            after[new_id] = SegmentEntry(
                 int(counts[k]), tuple(int(b) + int(lo[i % 3]) for i, b in enumerate(box))
             )
-        before: dict[int, _Entry | None] = {i: None for i in new_ids}
+        before: dict[int, SegmentEntry | None] = {i: None for i in new_ids}
         before[segment_id] = entry
         owner_patches = self._hand_over([segment_id])
         mixed = self._change_mixed([segment_id, *new_ids], [])
         return self._commit(edit, [patch], before, after, owner_patches=owner_patches, mixed=mixed)
 
-    def _split_fragments(self, edit: Edit, entry: _Entry, seed_fragments: np.ndarray) -> Edit:
+    def _split_fragments(self, edit: Edit, entry: SegmentEntry, seed_fragments: np.ndarray) -> Edit:
         """Split a segment made of whole fragments by a seeded cut of their graph.
 
         Fragments no seed reaches keep the segment's id. Only the moved fragments' voxels are
@@ -607,45 +472,58 @@ class Proofreader:
         patches = []
         moved = members[piece[members] > 0]
         for fragment in moved.tolist():
-            region = _region(tuple(graph.boxes[fragment].tolist()))
+            region = region_of_box(tuple(graph.boxes[fragment].tolist()))
             sub = self._volume[region]
             mask = graph.fragments[region] == fragment
             new_id = ids[piece[fragment]]
             patches.append(
-                _Patch(
+                Patch(
                     region,
-                    _Voxels.of(mask),
-                    _Values.constant(segment_id, dtype),
-                    _Values.constant(new_id, dtype),
+                    ChangedVoxels.of(mask),
+                    PackedValues.constant(segment_id, dtype),
+                    PackedValues.constant(new_id, dtype),
                 )
             )
             sub[mask] = new_id
-        after: dict[int, _Entry | None] = {}
+        after: dict[int, SegmentEntry | None] = {}
         for k, new_id in enumerate(ids):
             part = members[piece[members] == k]
             boxes = graph.boxes[part]
-            after[new_id] = _Entry(
+            after[new_id] = SegmentEntry(
                 int(graph.counts[part].sum()),
                 tuple(boxes[:, :3].min(0).tolist() + boxes[:, 3:].max(0).tolist()),
             )
-        before: dict[int, _Entry | None] = {i: None for i in edit.new_ids}
+        before: dict[int, SegmentEntry | None] = {i: None for i in edit.new_ids}
         before[segment_id] = entry
         owner_patches = self._set_owners(moved, np.array(ids)[piece[moved]])
         return self._commit(edit, patches, before, after, owner_patches=owner_patches)
 
     def delete(self, segment_id: int, coordinates: Iterable[Iterable[float]] = ()) -> Edit:
-        """Set a segment to background (0)."""
+        """Set a segment to background (0).
+
+        Parameters
+        ----------
+        segment_id
+            The segment to delete.
+        coordinates
+            Voxel coordinates the user clicked, for the log.
+
+        Returns
+        -------
+        Edit
+            The edit.
+        """
         segment_id = _as_id(segment_id)
         self._require([segment_id])
         entry = self._index[segment_id]
-        region = _region(entry.box)
+        region = region_of_box(entry.box)
         sub = self._volume[region]
         mask = sub == segment_id
-        patch = _Patch(
+        patch = Patch(
             region,
-            _Voxels.of(mask),
-            _Values.constant(segment_id, sub.dtype),
-            _Values.constant(0, sub.dtype),
+            ChangedVoxels.of(mask),
+            PackedValues.constant(segment_id, sub.dtype),
+            PackedValues.constant(0, sub.dtype),
         )
         sub[mask] = 0
         owner_patches = self._hand_over([segment_id])
@@ -666,11 +544,23 @@ class Proofreader:
         Holes are found in 3D (in 2D for 2D labels) by :func:`scipy.ndimage.binary_fill_holes`
         on the segment's mask inside its bounding box. Ids swallowed whole leave the index.
         Without holes the edit changes nothing and is not recorded.
+
+        Parameters
+        ----------
+        segment_id
+            The segment whose holes to fill.
+        coordinates
+            Voxel coordinates the user clicked, for the log.
+
+        Returns
+        -------
+        Edit
+            The edit; ``ids`` holds the segment, then the ids it swallowed.
         """
         segment_id = _as_id(segment_id)
         self._require([segment_id])
         entry = self._index[segment_id]
-        region = _region(entry.box)
+        region = region_of_box(entry.box)
         sub = self._volume[region]
         mask = sub == segment_id
         filled = (
@@ -684,14 +574,17 @@ class Proofreader:
             self._changed = None
             return Edit("fill_holes", [segment_id], [segment_id], logged)
         old = sub[holes]
-        patch = _Patch(
-            region, _Voxels.of(holes), _Values.pack(old), _Values.constant(segment_id, sub.dtype)
+        patch = Patch(
+            region,
+            ChangedVoxels.of(holes),
+            PackedValues.pack(old),
+            PackedValues.constant(segment_id, sub.dtype),
         )
         sub[holes] = segment_id
         swallowed, counts = np.unique(old, return_counts=True)
-        before: dict[int, _Entry | None] = {segment_id: entry}
-        after: dict[int, _Entry | None] = {
-            segment_id: _Entry(entry.count + int(holes.sum()), entry.box)
+        before: dict[int, SegmentEntry | None] = {segment_id: entry}
+        after: dict[int, SegmentEntry | None] = {
+            segment_id: SegmentEntry(entry.count + int(holes.sum()), entry.box)
         }
         for other, count in zip(swallowed.tolist(), counts.tolist(), strict=True):
             if other == 0:
@@ -701,8 +594,8 @@ class Proofreader:
             if count == was.count:
                 after[other] = None
             else:  # partly swallowed (a segment in pieces): its box may shrink
-                box = _mask_box(self._volume[_region(was.box)] == other, was.box[:3])
-                after[other] = _Entry(was.count - count, box)  # type: ignore[arg-type]
+                box = box_of_mask(self._volume[region_of_box(was.box)] == other, was.box[:3])
+                after[other] = SegmentEntry(was.count - count, box)  # type: ignore[arg-type]
         ids = [segment_id, *(i for i in swallowed.tolist() if i != 0)]
         # the segment now holds parts of fragments it does not own; those it swallowed lose
         # their fragments' ownership
@@ -729,9 +622,9 @@ class Proofreader:
         if not mapping:
             self._changed = None
             return edit
-        before: dict[int, _Entry | None] = {i: None for i in mapping.values()}
+        before: dict[int, SegmentEntry | None] = {i: None for i in mapping.values()}
         before.update({i: self._index[i] for i in mapping})
-        after: dict[int, _Entry | None] = {i: None for i in mapping}
+        after: dict[int, SegmentEntry | None] = {i: None for i in mapping}
         after.update({new: self._index[old] for old, new in mapping.items()})
         self._remap(mapping)
         whole = tuple(slice(0, s) for s in self._volume.shape)
@@ -803,7 +696,7 @@ class Proofreader:
         if record.mapping is not None:
             self._remap({new: old for old, new in record.mapping.items()})
         for patch in reversed(record.patches):
-            self._apply(patch, patch.old)
+            patch.revert(self._volume)
         self._restore_owners(record, undo=True)
         self._set_index(record.before)
         self._redo.append(record)
@@ -818,14 +711,14 @@ class Proofreader:
         if record.mapping is not None:
             self._remap(record.mapping)
         for patch in record.patches:
-            self._apply(patch, patch.new)
+            patch.apply(self._volume)
         self._restore_owners(record, undo=False)
         self._set_index(record.after)
         self._undo.append(record)
         self._changed = record.region
         return record.edit
 
-    def _restore_owners(self, record: _Record, undo: bool) -> None:
+    def _restore_owners(self, record: UndoRecord, undo: bool) -> None:
         if self._owner is None:
             return
         for fragments, old, new in reversed(record.owners) if undo else record.owners:
@@ -835,17 +728,16 @@ class Proofreader:
         self._mixed |= removed if undo else added
 
     def save_log(self, path: str | os.PathLike) -> Path:
-        """Write ``{"edits": [...]}`` as JSON, atomically (no partial file on failure)."""
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"edits": [edit.to_dict() for edit in self.edits]}, fh, indent=1)
-            fh.write("\n")
-        return Path(path)
+        """Write the edit log (:attr:`edits`) as JSON, atomically; see `edit_log.write_log`.
 
+        Parameters
+        ----------
+        path
+            Where to write; missing parent folders are created.
 
-def load_log(path: str | os.PathLike) -> list[dict]:
-    """Read the edits of a log written by :meth:`Proofreader.save_log`."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    if not isinstance(data, dict) or not isinstance(data.get("edits"), list):
-        raise ValueError(f"{path} is not a proofreading log (no 'edits' list)")
-    return data["edits"]
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        return write_log(self.edits, path)

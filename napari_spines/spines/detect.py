@@ -10,7 +10,27 @@ from scipy.spatial import cKDTree
 
 
 def ellipsoid_footprint(radius_um: float, voxel_size_um: Sequence[float]) -> np.ndarray:
-    """Boolean ellipsoid of ``radius_um`` in physical units, sampled on the voxel grid."""
+    """Boolean ellipsoid of ``radius_um`` in physical units, sampled on the voxel grid.
+
+    Parameters
+    ----------
+    radius_um
+        Radius in µm.
+    voxel_size_um
+        Voxel size in µm on each axis (``z, y, x``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean footprint, ``2 * floor(radius_um / v) + 1`` voxels along each axis; True
+        within ``radius_um`` of the centre.
+
+    Examples
+    --------
+    >>> footprint = ellipsoid_footprint(1.0, (1.0, 0.5, 0.5))
+    >>> footprint.shape, int(footprint.sum())
+    ((3, 5, 5), 15)
+    """
     radii = [max(0, int(np.floor(radius_um / v))) for v in voxel_size_um]
     grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
     distance2 = sum((g * v) ** 2 for g, v in zip(grids, voxel_size_um, strict=True))
@@ -114,6 +134,11 @@ def place_between_slices(heatmap: np.ndarray, coords: np.ndarray, ratio: float) 
         A neighbouring slice counts when its value at the peak's ``(y, x)`` is at least
         ``ratio`` times the peak's.
 
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, 3)`` coordinates: those of heads filling two slices moved halfway between them.
+
     Examples
     --------
     >>> h = np.zeros((4, 3, 3)); h[1, 1, 1] = 1.0; h[2, 1, 1] = 0.8
@@ -155,7 +180,28 @@ def _suppress_close(
 def near_points(
     points: np.ndarray, reference: np.ndarray, voxel_size_um: Sequence[float], within_um: float
 ) -> np.ndarray:
-    """Boolean mask of ``points`` within ``within_um`` of any ``reference`` point (both voxels)."""
+    """Boolean mask of ``points`` within ``within_um`` of any ``reference`` point (both voxels).
+
+    Parameters
+    ----------
+    points, reference
+        ``(N, 3)`` and ``(M, 3)`` voxel coordinates.
+    voxel_size_um
+        Voxel size in µm, so distances are physical on anisotropic grids.
+    within_um
+        Largest distance in µm to the nearest reference point.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` bool; all False when ``reference`` is empty.
+
+    Examples
+    --------
+    >>> points = np.array([[0, 0, 0], [0, 0, 10]])
+    >>> near_points(points, np.array([[0, 0, 1]]), (1.0, 0.2, 0.2), within_um=1.0).tolist()
+    [True, False]
+    """
     if len(points) == 0 or len(reference) == 0:
         return np.zeros(len(points), bool)
     scale = np.asarray(voxel_size_um, dtype=float)

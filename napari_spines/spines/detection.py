@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from napari_spines.inference import predict_volume
 from napari_spines.progress import ProgressCallback
 from napari_spines.spines.detect import find_peaks, near_points, place_between_slices
 
@@ -29,7 +28,20 @@ class Detections:
 
 
 def check_stack(shape: Sequence[int], axes: str, voxel_size_um: Sequence[float] | None) -> None:
-    """Raise ValueError with a clear message for input spine detection cannot use."""
+    """Raise ValueError with a clear message for input spine detection cannot use.
+
+    Parameters
+    ----------
+    shape, axes
+        Shape of the stack and its axis letters.
+    voxel_size_um
+        Voxel size in µm; None skips the plausibility check.
+
+    Raises
+    ------
+    ValueError
+        No ``Z`` axis, a ``C`` axis, or a voxel size outside `PLAUSIBLE_VOXEL_UM`.
+    """
     if "Z" not in axes:
         raise ValueError(
             f"spine detection needs a 3D stack (Z, Y, X); this is {axes} {tuple(shape)}"
@@ -79,6 +91,16 @@ def detect_spines(
         See `napari_spines.models.load_model`.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
+
+    Returns
+    -------
+    Detections
+        Head coordinates in the stack's voxels (``t`` first for ``TZYX``), with scores.
+
+    Raises
+    ------
+    ValueError
+        A stack or voxel size spine detection cannot use, or no such model (`ModelError`).
     """
     from napari_spines.models import find_model
 
@@ -123,7 +145,18 @@ class Heatmaps:
         )
 
     def postprocessed(self, postprocessing: Mapping[str, Any]) -> Detections:
-        """`peaks` with the settings of a model's ``postprocessing`` (threshold 0.5 if none)."""
+        """`peaks` with the settings of a model's ``postprocessing`` (threshold 0.5 if none).
+
+        Parameters
+        ----------
+        postprocessing
+            ``threshold``, ``min_distance_um`` (default 1.0), ``max_dendrite_distance_um`` and
+            ``between_slices_ratio``, each optional (see `peaks`).
+
+        Returns
+        -------
+        Detections
+        """
         return self.peaks(
             float(postprocessing.get("threshold", 0.5)),
             float(postprocessing.get("min_distance_um", 1.0)),
@@ -140,7 +173,23 @@ class Heatmaps:
     ) -> Detections:
         """Peaks above ``threshold``; near the predicted shaft when a distance is given.
 
-        ``between_slices_ratio``: see `place_between_slices`; None keeps the parabola's z.
+        Parameters
+        ----------
+        threshold
+            Minimum heatmap value of a peak.
+        min_distance_um
+            Smallest distance in µm between two peaks (see `find_peaks`).
+        max_dendrite_distance_um
+            Drop peaks farther than this (µm) from the predicted shaft; None, or no shaft
+            map, keeps them all.
+        between_slices_ratio
+            See `place_between_slices`; None keeps the parabola's z.
+
+        Returns
+        -------
+        Detections
+            Coordinates in the stack's voxels (``t`` first for a time series), each frame's
+            strongest first.
         """
         timed = "T" in self.axes
         frames = list(self.heads) if timed else [self.heads]
@@ -174,30 +223,57 @@ def predict_heatmaps(
     device: str = "auto",
     progress: ProgressCallback | None = None,
 ) -> Heatmaps:
-    """Run a spine-detection package over a stack, keeping its maps on the model's grid."""
-    from napari_spines.inference import model_grid
-    from napari_spines.models import load_model
+    """Run a spine-detection model over a stack, keeping its maps on the model's grid.
 
-    spec = package.spec
-    loaded = load_model(package, runtime=runtime, device=device)
-    voxel = tuple(float(v) for v in (voxel_size_um or spec.input.voxel_size_um))
-    outputs = predict_volume(
-        data, axes, loaded, spec, voxel_size_um=voxel_size_um, progress=progress, on_model_grid=True
-    )
-    factors = model_grid(data.shape[-3:], voxel_size_um, spec)[1]
-    names = [o.name for o in spec.outputs for _ in range(o.channels)]
-    shaft = outputs[names.index("dendrite")] if "dendrite" in names else None
-    return Heatmaps(
-        outputs[names.index("heatmap")],
-        shaft,
+    Parameters
+    ----------
+    data, axes
+        ``ZYX`` or ``TZYX`` stack and its axis letters.
+    package
+        A spine-detection model: name, package path, opened package or ready model.
+    voxel_size_um
+        Voxel size of ``data``; None means the model's own.
+    runtime, device
+        See `napari_spines.models.load_model`.
+    progress
+        ``(done, total)`` callback; may raise `Cancelled`.
+
+    Returns
+    -------
+    Heatmaps
+    """
+    from napari_spines.models import run_model
+
+    run = run_model(
+        package,
+        data,
         axes,
-        voxel,  # type: ignore[arg-type]
-        factors,
+        voxel_size_um,
+        task="spine-detection",
+        runtime=runtime,
+        device=device,
+        progress=progress,
+        on_model_grid=True,
     )
+    voxel = tuple(float(v) for v in (voxel_size_um or run.spec.input.voxel_size_um))
+    names = [o.name for o in run.spec.outputs]
+    shaft = run.output("dendrite")[0] if "dendrite" in names else None
+    return Heatmaps(run.output("heatmap")[0], shaft, axes, voxel, run.factors)  # type: ignore[arg-type]
 
 
 def detections_table(detections: Detections) -> dict[str, np.ndarray]:
-    """Per-spine properties for a Points layer or CSV: ``id``, ``score``, status ``auto``."""
+    """Per-spine properties for a Points layer or CSV: ``id``, ``score``, status ``auto``.
+
+    Parameters
+    ----------
+    detections
+        The detected spines.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``id`` 1..N, ``score`` as float and ``status`` ``"auto"``, one entry per spine.
+    """
     n = len(detections)
     return {
         "id": np.arange(1, n + 1),

@@ -35,7 +35,18 @@ class AnnotatedSession:
 
 
 def session_files(stack: str | Path) -> tuple[Path, Path, Path]:
-    """A session's files: the stack, ``STACK_spines.csv`` and ``STACK_dendrites.csv``."""
+    """A session's files: the stack, ``STACK_spines.csv`` and ``STACK_dendrites.csv``.
+
+    Parameters
+    ----------
+    stack
+        Path of the stack, ``STACK.tif``.
+
+    Returns
+    -------
+    tuple of Path
+        The stack and its spine and dendrite tables beside it (which may not exist).
+    """
     stack = Path(stack)
     stem = stack.with_suffix("")
     return stack, Path(f"{stem}_spines.csv"), Path(f"{stem}_dendrites.csv")
@@ -44,10 +55,22 @@ def session_files(stack: str | Path) -> tuple[Path, Path, Path]:
 def load_session(stack: str | Path) -> AnnotatedSession:
     """Read the spine and dendrite tables that sit beside ``stack``.
 
+    Parameters
+    ----------
+    stack
+        Path of the stack, ``STACK.tif``; the stack itself is not read.
+
+    Returns
+    -------
+    AnnotatedSession
+        Spines split by ``is_bad``, dendrite points, and the voxel size from the spine table.
+
     Raises
     ------
     FileNotFoundError
         If a table is missing; the message names the files an annotated session needs.
+    VolumeReadError
+        A table that cannot be read (a ValueError).
     """
     stack, spines_csv, dendrites_csv = session_files(stack)
     missing = [p.name for p in (spines_csv, dendrites_csv) if not p.exists()]
@@ -69,6 +92,27 @@ def counted_spines(
 
     A spine counts unless its ``status`` is ``rejected`` or its ``score`` is below
     ``min_score``; spines a person added have no score (NaN) and always count.
+
+    Parameters
+    ----------
+    coords
+        ``(N, D)`` voxel coordinates.
+    properties
+        Per-spine columns; ``status`` and ``score`` are used where present.
+    min_score
+        Lowest score that counts; None: any score.
+
+    Returns
+    -------
+    numpy.ndarray
+        The counted rows of ``coords``, as float.
+
+    Examples
+    --------
+    >>> coords = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2]])
+    >>> table = {"status": ["auto", "rejected", "added"], "score": [0.9, 0.8, np.nan]}
+    >>> counted_spines(coords, table, min_score=0.5).tolist()
+    [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]]
     """
     coords = np.asarray(coords, dtype=float)
     keep = np.ones(len(coords), bool)
@@ -89,6 +133,21 @@ def score_on_session(
     """Score voxel-coordinate detections against a session's annotations near traced dendrites.
 
     Detections that match a spine flagged ``is_bad`` are neither right nor wrong: dropped.
+
+    Parameters
+    ----------
+    predicted
+        ``(N, 3)`` voxel coordinates in the session's stack.
+    session
+        The annotations (`load_session`).
+    within_um
+        Only detections and annotations within this distance (µm) of a traced dendrite count.
+    match_um
+        Largest distance (µm) of a detection from the annotation it matches.
+
+    Returns
+    -------
+    DetectionScore
     """
     voxel = session.voxel_size_um
     predicted = np.asarray(predicted, dtype=float).reshape(-1, 3)
@@ -98,3 +157,56 @@ def score_on_session(
     keep_pred = near_points(predicted, session.dendrites, voxel, within_um)
     keep_true = near_points(session.spines, session.dendrites, voxel, within_um)
     return score_detections(predicted[keep_pred], session.spines[keep_true], voxel, match_um)
+
+
+def score_reviewed(
+    coords: np.ndarray,
+    statuses: np.ndarray,
+    voxel_size_um: tuple[float, ...],
+    stack: str | Path,
+) -> tuple[int, DetectionScore]:
+    """Score reviewed spines (rejected ones left out) against an annotated stack.
+
+    Parameters
+    ----------
+    coords
+        ``(N, 3)`` voxel coordinates of the spines shown.
+    statuses
+        Review status of each (see `napari_spines.spines.review.STATUSES`).
+    voxel_size_um
+        Voxel size of the spines' stack; it must be the annotated stack's.
+    stack
+        ``STACK.tif`` with ``STACK_spines.csv`` and ``STACK_dendrites.csv`` beside it.
+
+    Returns
+    -------
+    tuple
+        The number of spines scored, and their `DetectionScore`.
+
+    Raises
+    ------
+    ValueError
+        With a message for the user: a time series, no stack, missing tables, another voxel
+        size (FileNotFoundError, a ValueError here, for missing files).
+    """
+    coords = np.asarray(coords, dtype=float)
+    if coords.ndim != 2 or coords.shape[1] != 3:
+        raise ValueError("Scoring works on one Z × Y × X stack, not on a time series.")
+    stack = Path(stack)
+    if not stack.is_file():
+        raise ValueError(
+            "Choose an annotated stack: STACK.tif with STACK_spines.csv and "
+            "STACK_dendrites.csv beside it."
+        )
+    try:
+        session = load_session(stack)
+    except OSError as exc:
+        raise ValueError(str(exc)) from exc
+    voxel = np.asarray(voxel_size_um, dtype=float)
+    if not np.allclose(voxel, session.voxel_size_um, rtol=0.01):
+        raise ValueError(
+            f"The spines have voxel size {tuple(voxel)} µm but {stack.name} is "
+            f"annotated at {session.voxel_size_um} µm: score the spines of that stack."
+        )
+    detections = counted_spines(coords, {"status": statuses})
+    return len(detections), score_on_session(detections, session)

@@ -6,6 +6,8 @@ Statuses: ``auto`` (as detected), ``accepted``, ``rejected`` (kept as a negative
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 STATUSES = ("auto", "accepted", "rejected", "added", "moved")
@@ -42,7 +44,13 @@ class ReviewQueue:
         self.set_threshold(threshold)
 
     def set_threshold(self, threshold: float) -> None:
-        """Re-sort: detected spines at or above ``threshold``, closest to it first."""
+        """Re-sort: detected spines at or above ``threshold``, closest to it first.
+
+        Parameters
+        ----------
+        threshold
+            The new display threshold; the review starts again before the first spine.
+        """
         self.threshold = float(threshold)
         detected = np.flatnonzero(np.nan_to_num(self.scores, nan=-np.inf) >= threshold)
         uncertainty = np.abs(self.scores[detected] - threshold)
@@ -50,7 +58,14 @@ class ReviewQueue:
         self.cursor = -1
 
     def grow(self, scores: np.ndarray, statuses: np.ndarray) -> None:
-        """Follow the layer when spines are added or deleted (the order is rebuilt)."""
+        """Follow the layer when spines are added or deleted (the order is rebuilt).
+
+        Parameters
+        ----------
+        scores, statuses
+            The layer's new per-spine scores and statuses (``statuses`` is updated in place
+            from now on); the spine under review stays current if it is still queued.
+        """
         self.scores = np.asarray(scores, dtype=float)
         self.statuses = statuses
         self._undo = [(i, s) for i, s in self._undo if i < len(statuses)]
@@ -77,14 +92,46 @@ class ReviewQueue:
         return self.current
 
     def set_status(self, index: int, status: str) -> None:
-        """Record a decision on spine ``index`` (undoable)."""
+        """Record a decision on spine ``index`` (undoable).
+
+        Parameters
+        ----------
+        index
+            Index of the spine in the layer.
+        status
+            One of `STATUSES`.
+
+        Raises
+        ------
+        ValueError
+            An unknown status.
+        """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
         self._undo.append((index, str(self.statuses[index])))
         self.statuses[index] = status
 
     def decide(self, status: str) -> int | None:
-        """Set the status of the current spine and move on; return the new current index."""
+        """Set the status of the current spine and move on; return the new current index.
+
+        Before the first spine, the decision is on the first.
+
+        Parameters
+        ----------
+        status
+            One of `STATUSES`.
+
+        Returns
+        -------
+        int or None
+            The index of the spine now under review (the last stays current); None when the
+            queue is empty.
+
+        Raises
+        ------
+        ValueError
+            An unknown status.
+        """
         if self.current is None:
             self.next()
         if self.current is None:
@@ -109,7 +156,60 @@ class ReviewQueue:
 
 
 def status_colours(statuses: np.ndarray) -> np.ndarray:
-    """RGBA colour of every spine from its status."""
+    """RGBA colour of every spine from its status.
+
+    Parameters
+    ----------
+    statuses
+        Status of each spine; unknown ones get the colour of ``auto``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, 4)`` float RGBA in [0, 1] (`STATUS_COLOURS`).
+    """
     return np.array(
         [STATUS_COLOURS.get(str(s), STATUS_COLOURS["auto"]) for s in statuses], dtype=float
     ).reshape(-1, 4)
+
+
+def follow_edits(
+    statuses: np.ndarray,
+    ids: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    added: Sequence[int] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Statuses and ids after a person moved or added spines in the layer.
+
+    Parameters
+    ----------
+    statuses, ids
+        Per spine, after the edit (added spines come with the layer's defaults).
+    before, after
+        Positions before and after the edit; where both have the same length, spines whose
+        position changed become ``moved`` (added ones stay ``added``).
+    added
+        Indices of spines just added: each gets the next free id.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        New ``statuses`` and ``ids`` (copies).
+
+    Examples
+    --------
+    >>> s, i = follow_edits(np.array(["auto", "auto"], object), np.array([1, 2]),
+    ...                     np.zeros((2, 3)), np.array([[0, 0, 0], [0, 1.0, 0]]))
+    >>> list(s), i.tolist()
+    (['auto', 'moved'], [1, 2])
+    """
+    statuses = np.array(statuses, dtype=object)
+    ids = np.array(ids).copy()
+    before, after = np.asarray(before, float), np.asarray(after, float)
+    if len(before) == len(after) and len(after):
+        moved = np.any(np.abs(after - before) > 1e-6, axis=1)
+        statuses[moved & (statuses != "added")] = "moved"
+    for index in added:
+        ids[index % len(ids)] = int(np.nanmax(ids)) + 1
+    return statuses, ids

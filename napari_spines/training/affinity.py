@@ -7,7 +7,7 @@ Data (see ``../shared/data/README.md``):
   section, so its z-affinities are unknown and masked out of the loss.
 - gala (``gala_train_image.tif``, ``gala_train_labels.tif``): dense 3D ids; sections
   0–34 train, 35–49 validate.
-- synthetic EM volumes (`napari_spines.training.synthetic.synthetic_em`).
+- synthetic EM volumes (`napari_spines.synthetic.synthetic_em`).
 
 The network sees every volume on its own grid (no resampling); the targets are computed per crop
 with `labels_to_affinities`, after flips and transposes, so augmentations never break them.
@@ -71,13 +71,37 @@ class LabelledVolume:
 
 
 def normalise(image: np.ndarray) -> np.ndarray:
-    """Normalise a stack exactly as the inference engine will (percentiles of the volume)."""
+    """Normalise a stack exactly as the inference engine will (percentiles of the volume).
+
+    Parameters
+    ----------
+    image
+        A ``(Z, Y, X)`` stack of any numeric dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape: the stack's 1st and 99.8th percentiles (`NORMALISATION`) map to 0
+        and 1.
+    """
     offset, gain = normalisation_stats(image, NORMALISATION, channel_axis=False)
     return ((image.astype(np.float32) - offset[0]) * gain[0]).astype(np.float32)
 
 
 def section_labels(membranes: np.ndarray) -> np.ndarray:
-    """Instances of a membrane stack: 4-connected non-membrane components, per section."""
+    """Instances of a membrane stack: 4-connected non-membrane components, per section.
+
+    Parameters
+    ----------
+    membranes
+        ``(Z, Y, X)`` membrane stack: 0 inside cells, anything else membrane.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 labels of the same shape, 0 on membrane; ids are unique over the stack and never
+        continue into the next section.
+    """
     from skimage.measure import label
 
     labels = np.zeros(membranes.shape, np.int64)
@@ -90,7 +114,22 @@ def section_labels(membranes: np.ndarray) -> np.ndarray:
 
 
 def load_isbi(folder: Path, sections: Sequence[int]) -> LabelledVolume:
-    """ISBI 2012 sections with per-section instance labels."""
+    """ISBI 2012 sections with per-section instance labels.
+
+    Parameters
+    ----------
+    folder
+        Folder holding ``isbi2012_train_image.tif`` and ``isbi2012_train_membranes.tif``.
+    sections
+        Indices of the sections to load: `ISBI_TRAIN` (0–14) to train, `ISBI_VALIDATE` (15–19)
+        to validate.
+
+    Returns
+    -------
+    LabelledVolume
+        The sections normalised on their own (`normalise`), their `section_labels`, and
+        ``z_known=False``.
+    """
     import tifffile
 
     image = tifffile.imread(folder / "isbi2012_train_image.tif")
@@ -103,7 +142,21 @@ def load_isbi(folder: Path, sections: Sequence[int]) -> LabelledVolume:
 
 
 def load_gala(folder: Path, part: str) -> LabelledVolume:
-    """The gala volume, ``part`` "train" (sections below `GALA_SPLIT`) or "validate"."""
+    """The gala volume, ``part`` "train" (sections below `GALA_SPLIT`) or "validate".
+
+    Parameters
+    ----------
+    folder
+        Folder holding ``gala_train_image.tif`` and ``gala_train_labels.tif``.
+    part
+        ``"train"``: sections 0–34; any other value: sections 35–49 (validation).
+
+    Returns
+    -------
+    LabelledVolume
+        The part normalised on its own, its dense 3D ids (int64, 0 = boundary), and
+        ``z_known=True``.
+    """
     import tifffile
 
     image = tifffile.imread(folder / "gala_train_image.tif")
@@ -118,6 +171,20 @@ def user_volume(image: np.ndarray, labels: np.ndarray, name: str = "stack") -> L
     Every id is one cell, 0 is boundary or unlabelled. Labels in which no id reaches into the
     next section are taken to be per section (as the Segmentation widget's "2d" mode makes
     them): their z-affinities are unknown and left out of the loss.
+
+    Parameters
+    ----------
+    image
+        The ``(Z, Y, X)`` stack, any numeric dtype, on its own grid (not resampled).
+    labels
+        Integer ids of the same shape.
+    name
+        Names the stack in error messages.
+
+    Returns
+    -------
+    LabelledVolume
+        The normalised stack (`normalise`), its labels as int64, and whether z is known.
 
     Raises
     ------
@@ -139,8 +206,19 @@ def user_volume(image: np.ndarray, labels: np.ndarray, name: str = "stack") -> L
 
 
 def synthetic_volume(seed: int) -> LabelledVolume:
-    """A synthetic EM volume with dense 3D labels."""
-    from napari_spines.training.synthetic import synthetic_em
+    """A synthetic EM volume with dense 3D labels.
+
+    Parameters
+    ----------
+    seed
+        Seed of `synthetic_em`.
+
+    Returns
+    -------
+    LabelledVolume
+        A normalised ``(16, 192, 192)`` stack of 30 cells, ``z_known=True``.
+    """
+    from napari_spines.synthetic import synthetic_em
 
     sample = synthetic_em(shape=(16, 192, 192), n_cells=30, seed=seed)
     return LabelledVolume(normalise(sample.image), sample.labels.astype(np.int64), True)
@@ -151,8 +229,26 @@ def random_crop(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An augmented crop: (image (1, Z, Y, X), affinities (3, ...), loss mask (3, ...)).
 
-    Flips along every axis and a y/x transpose; intensity gain and offset jitter. Volumes
+    Flips along every axis and a y/x transpose; an elastic in-plane warp (`elastic_deform`, in
+    `ELASTIC_CHANCE` of the crops); intensity gain and offset jitter, blur and noise. Volumes
     smaller than the crop are padded, and the padding is masked.
+
+    Parameters
+    ----------
+    volume
+        The labelled volume to crop.
+    rng
+        Draws the crop's place and every augmentation.
+    crop
+        Crop shape (Z, Y, X) in voxels; the y/x transpose needs Y == X.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        float32 image ``(1, *crop)``, float32 z, y, x affinities ``(3, *crop)``
+        (`labels_to_affinities`) and float32 loss mask ``(3, *crop)``: 1 where a voxel and its
+        previous neighbour are both in the crop and not padding, 0 for the z channel where
+        ``volume.z_known`` is False.
     """
     shape = volume.image.shape
     starts = [int(rng.integers(0, max(n - c, 0) + 1)) for n, c in zip(shape, crop, strict=True)]
@@ -196,6 +292,25 @@ def elastic_deform(
 
     Displacements of about ``amplitude`` pixels vary over ``spacing`` pixels; the image is
     interpolated linearly, the label arrays by nearest neighbour, so they stay aligned.
+
+    Parameters
+    ----------
+    rng
+        Draws the displacements.
+    image
+        ``(Z, Y, X)`` image.
+    *labels
+        Arrays of the image's shape (labels, masks) to warp alike.
+    spacing
+        Distance in pixels between the knots of the random displacement field.
+    amplitude
+        Standard deviation in pixels of the displacement at each knot.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The warped image, then the warped ``labels`` in their order, each of its input's shape
+        and dtype (edges mirrored).
     """
     shape = image.shape[1:]
     knots = [n // spacing + 2 for n in shape]
@@ -216,7 +331,21 @@ def elastic_deform(
 
 
 def loss_fn(logits: Any, targets: Any, masks: Any) -> Any:
-    """Class-balanced binary cross-entropy over the masked affinities."""
+    """Class-balanced binary cross-entropy over the masked affinities.
+
+    Parameters
+    ----------
+    logits
+        Network outputs ``(B, 3, Z, Y, X)`` (torch, before the sigmoid).
+    targets, masks
+        Affinities and loss mask of the same shape (`random_crop`'s, batched).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar: positive and negative masked affinities weigh half each (the positive fraction
+        clamped to 0.05–0.95), summed over the number of masked-in affinities.
+    """
     import torch.nn.functional as F
 
     positives = (targets * masks).sum() / masks.sum().clamp(min=1)
@@ -224,21 +353,6 @@ def loss_fn(logits: Any, targets: Any, masks: Any) -> Any:
     weights = masks * (targets * 0.5 / positives + (1 - targets) * 0.5 / (1 - positives))
     loss = F.binary_cross_entropy_with_logits(logits, targets, weight=weights, reduction="sum")
     return loss / masks.sum().clamp(min=1)
-
-
-def predict_affinities(net: Any, image: np.ndarray) -> np.ndarray:
-    """Affinities of a whole normalised stack with a torch network (sizes padded to fit)."""
-    import torch
-
-    from napari_spines.training.unet import size_multiple
-
-    multiple = size_multiple(POOLS)
-    pad = [(0, -n % m) for n, m in zip(image.shape, multiple, strict=True)]
-    padded = torch.from_numpy(np.pad(image, pad, mode="reflect")[None, None])
-    with torch.no_grad():
-        device = next(net.parameters()).device
-        out = torch.sigmoid(net(padded.to(device))).cpu().numpy()[0]
-    return out[(slice(None), *(slice(0, n) for n in image.shape))]
 
 
 def validation_scores(
@@ -250,20 +364,39 @@ def validation_scores(
 
     ``validation_loss``: mean masked, balanced cross-entropy. ``adapted_rand_error``: the mean
     over volumes of the error of `segment_affinities` at its best of ``thresholds``, per section
-    where z is unknown ("2d"), in 3D otherwise.
+    where z is unknown ("2d"), in 3D otherwise. The network runs through the engine, tiled as
+    its exported package will be (the volumes are normalised already).
+
+    Parameters
+    ----------
+    net
+        The torch U-Net in training (logits out, in whichever mode the caller set).
+    volumes
+        The held-out volumes; `train` passes ISBI 15–19 and gala 35–49.
+    thresholds
+        Affinity thresholds of `segment_affinities` to try.
+
+    Returns
+    -------
+    dict
+        ``validation_loss`` and ``adapted_rand_error`` (floats), and ``adapted_rand_errors``:
+        each volume's best error, rounded to 4 digits.
     """
     import torch
 
+    from napari_spines.models import run_model
     from napari_spines.segmentation.metrics import (
         mean_score,
         score_per_section,
         score_segmentation,
     )
     from napari_spines.segmentation.pipeline import segment_affinities
+    from napari_spines.training.network import TrainingNetwork, engine_spec
 
+    network = TrainingNetwork(net, engine_spec(model_spec()))
     losses, errors = [], []
     for volume in volumes:
-        affinities = predict_affinities(net, volume.image)
+        affinities = run_model(network, volume.image, "ZYX").outputs
         targets = labels_to_affinities(volume.labels)
         mask = np.ones_like(targets)
         if not volume.z_known:
@@ -310,15 +443,55 @@ def train(
 ) -> Path:
     """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
 
-    ``extra``: the user's own labelled stacks (`user_volume`); half of the training crops come
-    from them. Checkpoints are still chosen on ISBI 15–19 and gala 35–49.
-
     Every validation writes ``step_N.pt`` and a line of ``log.jsonl``; ``best.pt`` is the
     checkpoint of the lowest validation adapted Rand error (ISBI 15–19 and gala 35–49, see
     `validation_scores`; 15 ISBI sections overfit, so the best comes well before the end),
-    ``last.pt`` the last one. ``device``: ``auto``, ``cpu`` or ``cuda``; ``workers``: processes
-    that make the augmented crops (`example_batches`). ``progress``: see `timed_steps`; a
-    cancel keeps the checkpoints saved so far.
+    ``last.pt`` the last one.
+
+    Parameters
+    ----------
+    data
+        Folder with ``isbi2012/`` and ``gala/`` (`check_data`), e.g. ``../shared/data/em``.
+    out
+        Run folder for the checkpoints and ``log.jsonl`` (appended to); created when missing.
+    minutes
+        Time budget in minutes, counted from the call (loading the data included).
+    width
+        Channels of the U-Net's finest level (`build_unet`).
+    batch_size
+        Crops per step.
+    lr
+        Peak learning rate (cosine decay to 0, `timed_steps`).
+    synthetic
+        Number of synthetic EM volumes to train on as well (`synthetic_volume`).
+    validate_every
+        Validate and save a checkpoint every this many steps, and after the last.
+    seed
+        Seed of torch and of the crop generators.
+    start_from
+        A checkpoint (its step count goes on) or an em-affinity package whose weights training
+        starts from, of the same ``width``; None: random initial weights.
+    device
+        ``auto``, ``cpu`` or ``cuda`` (`resolve_device`).
+    workers
+        Processes that make the augmented crops (`example_batches`); 0: this one.
+    extra
+        The user's own labelled stacks (`user_volume`); half of the training crops come from
+        them. Checkpoints are still chosen on ISBI 15–19 and gala 35–49.
+    progress
+        ``(seconds spent, seconds of the budget)`` callback (`timed_steps`); a cancel keeps the
+        checkpoints saved so far.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out/best.pt``.
+
+    Raises
+    ------
+    ValueError
+        If the budget ends before the first step, or ``device`` asks for CUDA and torch sees no
+        GPU.
     """
     import torch
 
@@ -396,7 +569,22 @@ def train(
 
 
 def model_spec(metrics: dict | None = None, command: str = "", threshold: float = 0.5) -> dict:
-    """The model.yaml content of em-affinity (without weights)."""
+    """The model.yaml content of em-affinity (without weights).
+
+    Parameters
+    ----------
+    metrics
+        The ``metrics`` mapping to record; None: empty.
+    command
+        The command line that trained the model (``training.command``).
+    threshold
+        Default affinity threshold (``postprocessing.threshold``).
+
+    Returns
+    -------
+    dict
+        The mapping `export_package` completes with ``weights``.
+    """
     from napari_spines.training.unet import receptive_radius, size_multiple
 
     radius = receptive_radius(POOLS)
@@ -413,7 +601,7 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
             "data": [
                 "ISBI 2012 training volume, sections 0-14 (z-affinities masked)",
                 "gala example volume, sections 0-34 (dense 3D ids)",
-                "synthetic EM volumes (napari_spines.training.synthetic)",
+                "synthetic EM volumes (napari_spines.synthetic)",
             ],
             "command": command,
             "base_model": None,
@@ -460,6 +648,19 @@ def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Any
 
     A flip turns "affinity to the previous voxel" into "affinity to the next one", so after
     flipping back, the flipped axis's channel is shifted by one voxel to mean the same again.
+
+    Parameters
+    ----------
+    net
+        The torch U-Net (logits out).
+    flips
+        Dims of (batch, channel, z, y, x) to flip, one tuple per extra prediction.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(B, 1, Z, Y, X)`` to the mean of the ``len(flips) + 1`` affinity predictions
+        ``(B, 3, Z, Y, X)``.
     """
     from napari_spines.training.export import flip_averaged as averaged
 
@@ -467,7 +668,21 @@ def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Any
 
 
 def shift_flipped_affinities(out: Any, dims: tuple[int, ...]) -> Any:
-    """Shift each flipped axis's channel of flipped-back affinities by one voxel (see above)."""
+    """Shift each flipped axis's channel of flipped-back affinities by one voxel (see above).
+
+    Parameters
+    ----------
+    out
+        Affinities ``(B, 3, Z, Y, X)`` (torch) of a flipped input, flipped back.
+    dims
+        The dims that were flipped: 2, 3, 4 for z, y, x.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape; along each of ``dims`` its channel moves one voxel towards the end, its
+        first plane repeated.
+    """
     import torch
 
     channels = list(torch.unbind(out, dim=1))
@@ -482,7 +697,24 @@ def shift_flipped_affinities(out: Any, dims: tuple[int, ...]) -> Any:
 def export(
     checkpoint: Path, folder: Path, command: str = "", flips: Sequence[tuple[int, ...]] = TTA_FLIPS
 ) -> Path:
-    """Export a checkpoint as the em-affinity package (sigmoid outputs averaged over flips)."""
+    """Export a checkpoint as the em-affinity package (sigmoid outputs averaged over flips).
+
+    Parameters
+    ----------
+    checkpoint
+        A checkpoint written by `train`.
+    folder
+        Package folder; created when missing, existing weights are replaced.
+    command
+        The training command line, recorded in model.yaml.
+    flips
+        Test-time flips averaged over (`flip_averaged`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+    """
     import torch
 
     from napari_spines.training.export import export_package
@@ -504,7 +736,18 @@ def export(
 
 
 def check_data(data: Path) -> None:
-    """Raise ValueError unless ``data`` holds the ISBI 2012 and gala volumes it trains on."""
+    """Raise ValueError unless ``data`` holds the ISBI 2012 and gala volumes it trains on.
+
+    Parameters
+    ----------
+    data
+        The folder `train` reads, e.g. ``../shared/data/em``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first missing file.
+    """
     for needed in (
         "isbi2012/isbi2012_train_image.tif",
         "isbi2012/isbi2012_train_membranes.tif",
@@ -527,7 +770,27 @@ def train_and_export(
 ) -> TrainedModel:
     """Check the data, `train`, `export` the best checkpoint and `evaluate` it.
 
-    The package is ``out/em-affinity``; ``options`` go to `train`.
+    Parameters
+    ----------
+    data, out
+        See `train`; the package is ``out/em-affinity``.
+    command
+        The training command line, recorded in model.yaml.
+    progress
+        See `train`; then ``(0, 0)`` (busy, no count) while exporting and scoring.
+    **options
+        Further keyword arguments of `train`.
+
+    Returns
+    -------
+    TrainedModel
+        The package and one line of its adapted Rand errors on ISBI 15–19 and gala 35–49 at
+        its chosen threshold.
+
+    Raises
+    ------
+    ValueError
+        If a data file is missing (`check_data`), or from `train`.
     """
     check_data(data)
     checkpoint = train(data, out, progress=progress, **options)
@@ -548,6 +811,17 @@ def validation_stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, boo
 
     ISBI 15–19 runs in the default mode for its voxel size (the model's: "2d"), gala 35–49,
     a FIB-SEM-like volume of 3D ids, in "3d".
+
+    Parameters
+    ----------
+    data
+        Folder with ``isbi2012/`` and ``gala/``.
+
+    Returns
+    -------
+    dict
+        ``"isbi2012 sections 15-19"`` and ``"gala sections 35-49"``; mode None means the
+        default for the stack's voxel size.
     """
     import tifffile
 
@@ -576,6 +850,22 @@ def leave_one_section_out(errors: np.ndarray) -> float:
 
     ``errors[i, j]`` is the error of section ``j`` at the ``i``-th threshold. Unlike the best
     threshold's mean, this figure does not choose the threshold on the section it scores.
+
+    Parameters
+    ----------
+    errors
+        ``(thresholds, sections)`` array, at least two sections.
+
+    Returns
+    -------
+    float
+        The mean over sections.
+
+    Examples
+    --------
+    >>> errors = np.array([[0.1, 0.5], [0.3, 0.2]])  # 2 thresholds x 2 sections
+    >>> round(leave_one_section_out(errors), 4), round(float(errors.mean(axis=1).min()), 4)
+    (0.4, 0.25)
     """
     n = errors.shape[1]
     chosen = [int(np.argmin(np.delete(errors, j, axis=1).mean(axis=1))) for j in range(n)]
@@ -594,6 +884,22 @@ def evaluate(
     ``metrics.validation`` of its model.yaml, with ISBI's per-section errors and its
     `leave_one_section_out` error. ISBI is also scored with sections linked ("2d+z"), to show
     what its unlearnt z-affinities do.
+
+    Parameters
+    ----------
+    package_dir
+        An em-affinity package folder; its model.yaml is rewritten.
+    data
+        Folder with ``isbi2012/`` and ``gala/`` (`validation_stacks`).
+    thresholds
+        Affinity thresholds to score, by default 0.1 to 0.95 in steps of 0.05.
+
+    Returns
+    -------
+    dict
+        The ``metrics.validation`` written: the chosen ``threshold``, how it was scored
+        (``through``), and per stack its scores at that threshold, its own best threshold and
+        error, and its errors by threshold.
     """
     import dataclasses
 

@@ -17,7 +17,23 @@ MakeExample = Callable[[np.random.Generator], tuple[np.ndarray, ...]]
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; other names pass through."""
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; other names pass through.
+
+    Parameters
+    ----------
+    device
+        ``auto``, ``cpu``, ``cuda`` or another torch device name, e.g. ``cuda:1``.
+
+    Returns
+    -------
+    str
+        The torch device name to use.
+
+    Raises
+    ------
+    ValueError
+        If a CUDA device is asked for and torch sees no CUDA GPU.
+    """
     import torch
 
     if device == "auto":
@@ -34,6 +50,24 @@ def example_batches(
 
     Each worker draws from its own generator, seeded from ``seed`` and its index, so a run is
     repeatable for a given number of workers.
+
+    Parameters
+    ----------
+    make_example
+        Makes one example, a tuple of arrays, from a `numpy.random.Generator`.
+    batch_size
+        Examples per batch, stacked along a new first axis.
+    seed
+        Seed of the generators (with each worker's index).
+    workers
+        Worker processes making the examples; 0: they are made in the calling process.
+    device
+        Torch device the batches are moved to; memory is pinned for ``cuda`` devices.
+
+    Yields
+    ------
+    tuple of torch.Tensor
+        One batched tensor per array of an example, on ``device``.
     """
     import torch
     from torch.utils.data import DataLoader, IterableDataset, get_worker_info

@@ -26,7 +26,24 @@ SIGMA_RATIO = 1.6
 
 
 def gaussian_kernel(sigma_px: float) -> np.ndarray:
-    """Normalised 1D Gaussian over ±3σ (at least one tap each side)."""
+    """Normalised 1D Gaussian over ±3σ (at least one tap each side).
+
+    Parameters
+    ----------
+    sigma_px
+        Standard deviation in voxels (> 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 taps, ``2 * max(1, ceil(3 * sigma_px)) + 1`` of them, summing to 1.
+
+    Examples
+    --------
+    >>> k = gaussian_kernel(0.3)  # narrow: the one tap each side is kept
+    >>> len(k), [round(float(t), 3) for t in k]
+    (3, [0.004, 0.992, 0.004])
+    """
     radius = max(1, math.ceil(3 * sigma_px))
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (x / sigma_px) ** 2)
@@ -34,7 +51,25 @@ def gaussian_kernel(sigma_px: float) -> np.ndarray:
 
 
 def sigmas_px(scale: float = 1.0) -> tuple[float, float, float]:
-    """The inner (``scale=1``) or outer (``scale=SIGMA_RATIO``) sigma in model voxels."""
+    """The inner (``scale=1``) or outer (``scale=SIGMA_RATIO``) sigma in model voxels.
+
+    Parameters
+    ----------
+    scale
+        Factor on `SIGMA_SMALL_UM` (µm).
+
+    Returns
+    -------
+    tuple of float
+        Sigma (z, y, x) in voxels of `VOXEL_SIZE_UM`.
+
+    Examples
+    --------
+    >>> [round(s, 3) for s in sigmas_px()]
+    [0.9, 1.458, 1.458]
+    >>> [round(s, 3) for s in sigmas_px(SIGMA_RATIO)]
+    [1.44, 2.333, 2.333]
+    """
     return tuple(s * scale / v for s, v in zip(SIGMA_SMALL_UM, VOXEL_SIZE_UM, strict=True))
 
 
@@ -119,7 +154,19 @@ def spec() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Export ``spine-dog`` into the folder given as the only argument."""
+    """Export ``spine-dog`` into the folder given as the only argument.
+
+    Parameters
+    ----------
+    argv
+        Command-line arguments: the package folder only; None: ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: 0 once the package is written, 2 (after printing the usage) for any other
+        number of arguments.
+    """
     from napari_spines.training.export import export_package
 
     args = sys.argv[1:] if argv is None else argv

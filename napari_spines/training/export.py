@@ -22,7 +22,15 @@ class TrainedModel:
 
 
 def save_checkpoint(checkpoint: dict, path: Path) -> None:
-    """``torch.save`` through a temporary file, so a crash never leaves a broken checkpoint."""
+    """``torch.save`` through a temporary file, so a crash never leaves a broken checkpoint.
+
+    Parameters
+    ----------
+    checkpoint
+        What to save: the state dict and its bookkeeping (step, width, validation scores).
+    path
+        Destination file; an existing one is replaced only once the new one is complete.
+    """
     import torch
 
     with atomic_path(path) as tmp:
@@ -36,8 +44,21 @@ def flip_averaged(
 ) -> Any:
     """``net`` with a sigmoid, averaged over its predictions of flipped inputs.
 
-    ``flips``: dims of (batch, channel, z, y, x) to flip. Each flipped prediction is flipped
-    back, then ``realign(prediction, dims)`` when given (affinities need a shift).
+    Parameters
+    ----------
+    net
+        A torch module mapping ``(B, C, Z, Y, X)`` to logits ``(B, C_out, Z, Y, X)``.
+    flips
+        Dims of (batch, channel, z, y, x) to flip, one tuple per extra prediction.
+    realign
+        ``realign(prediction, dims)``, applied to each flipped-back prediction (affinities need a
+        shift, `~napari_spines.training.affinity.shift_flipped_affinities`); None: none needed.
+
+    Returns
+    -------
+    torch.nn.Module
+        Its output is the mean of the ``len(flips) + 1`` sigmoid predictions, the unflipped one
+        included.
     """
     import torch
 
@@ -79,6 +100,11 @@ def export_package(
         Input shape used to trace the network, e.g. ``(1, 1, 16, 64, 64)``.
     runtimes
         Which weights to write: ``"onnx"`` (model.onnx) and/or ``"torch"`` (model.pt).
+
+    Returns
+    -------
+    pathlib.Path
+        The package folder.
     """
     import torch
 
@@ -122,6 +148,16 @@ def load_weights(source: Path) -> dict:
     """The U-Net state dict of a training checkpoint or of a package it exported (on the CPU).
 
     Packages are read through their TorchScript weights with ``torch.jit.load``, never unpickled.
+
+    Parameters
+    ----------
+    source
+        A checkpoint file written by a trainer, or a package folder.
+
+    Returns
+    -------
+    dict
+        Parameter name → CPU tensor, named as in `build_unet`'s module.
     """
     import torch
 

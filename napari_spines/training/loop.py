@@ -22,12 +22,40 @@ def timed_steps(
 ) -> Iterator[tuple[int, Any, bool]]:
     """Train ``net`` until ``minutes`` after ``started`` (a `time.monotonic` reading).
 
-    Each step takes the next ``(images, targets, masks)`` of ``batches``, minimises
-    ``loss_fn(net(images), targets, masks)`` with AdamW, and yields ``(step, loss, last)``:
-    the step's number (counting on from ``first_step``), its loss tensor, and whether the time
-    is up. The learning rate decays from ``lr`` to 0 along a cosine over the budget.
-    ``progress`` gets ``(seconds spent, seconds of the budget)`` after each step and may raise
-    `Cancelled`.
+    Each step takes the next ``(images, targets, masks)`` of ``batches`` and minimises
+    ``loss_fn(net(images), targets, masks)`` with AdamW (weight decay 1e-4). The learning rate
+    decays from ``lr`` to 0 along a cosine over the budget.
+
+    Parameters
+    ----------
+    net
+        The torch module to train, on the batches' device.
+    batches
+        Endless iterator of ``(images, targets, masks)`` tensors (`example_batches`).
+    loss_fn
+        ``loss_fn(logits, targets, masks)`` → scalar loss tensor.
+    lr
+        Initial (peak) learning rate.
+    minutes
+        Time budget in minutes, counted from ``started``.
+    started
+        The `time.monotonic` reading the budget counts from.
+    first_step
+        Number of the step before the first (a resumed checkpoint's step).
+    progress
+        Gets ``(seconds spent, seconds of the budget)`` after each step and may raise
+        `Cancelled`; None: no reports.
+
+    Yields
+    ------
+    tuple
+        ``(step, loss, last)``: the step's number (counting on from ``first_step``), its detached
+        loss tensor, and whether the time is up. Nothing when the budget is spent already.
+
+    Raises
+    ------
+    Cancelled
+        Before a step, once ``progress`` (a `CancellableProgress`) was cancelled.
     """
     import torch
 

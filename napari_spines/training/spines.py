@@ -74,7 +74,23 @@ class TrainingVolume:
 
 
 def to_model_space(volume: np.ndarray, voxel_size_um: Sequence[float]) -> tuple[np.ndarray, tuple]:
-    """Normalise and resample a stack exactly as the inference engine will."""
+    """Normalise and resample a stack exactly as the inference engine will.
+
+    Parameters
+    ----------
+    volume
+        A ``(Z, Y, X)`` stack.
+    voxel_size_um
+        Its voxel size (z, y, x) in µm.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        float32 stack at `VOXEL_SIZE_UM`, normalised by the percentiles of ``volume``; axes
+        within 5 % of the model's voxel size are not resampled.
+    factors : tuple of float
+        Model voxels per data voxel on each axis (data voxel size / model voxel size).
+    """
     offset, gain = normalisation_stats(volume, NORMALISATION, channel_axis=False)
     factors = [v / m for v, m in zip(voxel_size_um, VOXEL_SIZE_UM, strict=True)]
     shape = [max(1, round(n * f)) for n, f in zip(volume.shape, factors, strict=True)]
@@ -87,12 +103,45 @@ def to_model_space(volume: np.ndarray, voxel_size_um: Sequence[float]) -> tuple[
 
 
 def points_to_model(points: np.ndarray, factors: Sequence[float]) -> np.ndarray:
-    """Voxel coordinates in the data's grid → in the model's grid."""
+    """Voxel coordinates in the data's grid → in the model's grid.
+
+    Parameters
+    ----------
+    points
+        ``(N, 3)`` voxel coordinates (z, y, x) in the data's grid.
+    factors
+        Model voxels per data voxel (`to_model_space`'s).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(N, 3)`` coordinates in the model's grid; voxel edges stay edges, so a
+        voxel's centre maps to the centre of the region it covers.
+
+    Examples
+    --------
+    >>> points_to_model(np.array([[0, 0, 0], [10, 10, 10]]), (1.0, 0.5, 0.5)).tolist()
+    [[0.0, -0.25, -0.25], [10.0, 4.75, 4.75]]
+    """
     return (np.asarray(points, float) + 0.5) * np.asarray(factors) - 0.5
 
 
 def head_targets(shape: Sequence[int], heads: np.ndarray) -> np.ndarray:
-    """Max of anisotropic Gaussians (σ = `HEAD_SIGMA_UM`) at the head positions (model voxels)."""
+    """Max of anisotropic Gaussians (σ = `HEAD_SIGMA_UM`) at the head positions (model voxels).
+
+    Parameters
+    ----------
+    shape
+        Target shape (Z, Y, X) in model voxels.
+    heads
+        ``(N, 3)`` head positions (z, y, x) in model voxels; heads whose ±3σ box lies outside the
+        volume are skipped.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 of ``shape``, up to 1 at each head, 0 outside the ±3σ box of every head.
+    """
     target = np.zeros(shape, np.float32)
     sigma = np.asarray(HEAD_SIGMA_UM) / np.asarray(VOXEL_SIZE_UM)
     radius = np.ceil(3 * sigma).astype(int)
@@ -110,7 +159,20 @@ def head_targets(shape: Sequence[int], heads: np.ndarray) -> np.ndarray:
 
 
 def distance_to_points_um(shape: Sequence[int], points: np.ndarray) -> np.ndarray:
-    """Distance in µm from every voxel to the nearest of ``points`` (model voxels)."""
+    """Distance in µm from every voxel to the nearest of ``points`` (model voxels).
+
+    Parameters
+    ----------
+    shape
+        Volume shape (Z, Y, X) in model voxels.
+    points
+        ``(N, 3)`` points (z, y, x) in model voxels, rounded and clipped into the volume.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 of ``shape``: distances in µm, at `VOXEL_SIZE_UM`.
+    """
     seeds = np.ones(shape, bool)
     idx = np.clip(np.round(points).astype(int), 0, np.asarray(shape) - 1)
     seeds[tuple(idx.T)] = False
@@ -118,7 +180,20 @@ def distance_to_points_um(shape: Sequence[int], points: np.ndarray) -> np.ndarra
 
 
 def real_volume(session: AnnotatedSession) -> TrainingVolume:
-    """A real annotated session prepared for training."""
+    """A real annotated session prepared for training.
+
+    Parameters
+    ----------
+    session
+        An annotated session (`load_session`).
+
+    Returns
+    -------
+    TrainingVolume
+        At `VOXEL_SIZE_UM`: head targets at all annotated heads (``spines`` and ``bad_spines``),
+        the shaft within `SHAFT_RADIUS_UM` and the loss mask within `MASK_UM` of the traced
+        dendrite points, which are also the crop centres.
+    """
     volume = read_volumes(session.stack)[0]
     image, factors = to_model_space(np.asarray(volume.data), session.voxel_size_um)
     dendrites = points_to_model(session.dendrites, factors)
@@ -134,8 +209,21 @@ def real_volume(session: AnnotatedSession) -> TrainingVolume:
 
 
 def synthetic_volume(seed: int, shape: Sequence[int] = (24, 160, 160)) -> TrainingVolume:
-    """A synthetic stack generated directly at the model's voxel size, fully annotated."""
-    from napari_spines.training.synthetic import synthetic_two_photon
+    """A synthetic stack generated directly at the model's voxel size, fully annotated.
+
+    Parameters
+    ----------
+    seed
+        Seed of `synthetic_two_photon`; even seeds draw two dendrites, odd ones three.
+    shape
+        Stack shape (Z, Y, X) in model voxels.
+
+    Returns
+    -------
+    TrainingVolume
+        With the loss mask 1 everywhere, and every 50th shaft voxel as a crop centre.
+    """
+    from napari_spines.synthetic import synthetic_two_photon
 
     sample = synthetic_two_photon(
         shape=tuple(shape), voxel_size_um=VOXEL_SIZE_UM, seed=seed, n_dendrites=2 + seed % 2
@@ -156,6 +244,22 @@ def random_crop(
     The crop is turned by a random in-plane angle and scaled by `SCALE_RANGE` (dendrites run
     in every direction and spines differ in size), flipped, and its intensities are varied by a
     gain, an offset, a gamma and noise.
+
+    Parameters
+    ----------
+    volume
+        The training volume.
+    rng
+        Draws the centre (a crop centre of ``volume``, jittered by σ = 1, 8, 8 voxels) and every
+        augmentation.
+    crop
+        Crop shape (Z, Y, X) in model voxels.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        float32 image ``(1, *crop)``, targets ``(2, *crop)`` (heads, shaft) and masks
+        ``(2, *crop)`` (the volume's mask for both channels, 0 outside the volume).
     """
     centre = volume.centres[rng.integers(len(volume.centres))] + rng.normal(0, [1, 8, 8])
     coords = rotated_grid(centre, crop, rng.uniform(0, 2 * np.pi), rng.uniform(*SCALE_RANGE))
@@ -186,6 +290,22 @@ def rotated_grid(
 
     The crop is centred on ``centre`` (whole slices in z), turned by ``angle`` radians and
     magnified by ``scale`` (> 1: structures look bigger).
+
+    Parameters
+    ----------
+    centre
+        Crop centre (z, y, x) in source voxels.
+    crop
+        Crop shape (Z, Y, X).
+    angle
+        In-plane rotation in radians.
+    scale
+        In-plane magnification.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(3, *crop)`` source coordinates, for `scipy.ndimage.map_coordinates`.
     """
     offsets = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in crop], indexing="ij")
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
@@ -196,7 +316,22 @@ def rotated_grid(
 
 
 def loss_fn(logits: Any, targets: Any, masks: Any, head_weight: float = 20.0) -> Any:
-    """Masked BCE; head voxels weigh up to ``1 + head_weight`` so rare peaks are not ignored."""
+    """Masked BCE; head voxels weigh up to ``1 + head_weight`` so rare peaks are not ignored.
+
+    Parameters
+    ----------
+    logits
+        Network outputs ``(B, 2, Z, Y, X)`` (torch, before the sigmoid).
+    targets, masks
+        Targets and loss masks of the same shape (`random_crop`'s, batched).
+    head_weight
+        Extra weight of the head channel, times its target.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar: the weighted sum of the cross-entropy over the sum of the weights.
+    """
     import torch.nn.functional as F
 
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
@@ -216,7 +351,21 @@ class ValidationVolume:
 
 
 def validation_volume(session: AnnotatedSession, margin_um: float = 8.0) -> ValidationVolume:
-    """Prepare a session once for repeated validation."""
+    """Prepare a session once for repeated validation.
+
+    Parameters
+    ----------
+    session
+        The validation session (`load_session`).
+    margin_um
+        Margin in µm kept around the bounding box of the traced dendrites.
+
+    Returns
+    -------
+    ValidationVolume
+        The normalised crop at `VOXEL_SIZE_UM`, its start in model voxels and the factors
+        of `to_model_space`.
+    """
     volume = read_volumes(session.stack)[0]
     image, factors = to_model_space(np.asarray(volume.data), session.voxel_size_um)
     dendrites = points_to_model(session.dendrites, factors)
@@ -232,22 +381,31 @@ def validate(
     val: ValidationVolume,
     thresholds: Sequence[float] = tuple(round(0.15 + 0.05 * i, 2) for i in range(11)),
 ) -> dict:
-    """Best F1 over thresholds of the network's head channel on a validation volume."""
-    import torch
+    """Best F1 over thresholds of the network's head channel on a validation volume.
 
-    from napari_spines.inference import predict
+    Parameters
+    ----------
+    net
+        The torch U-Net in training (logits out); in eval mode for the prediction, then back in
+        train mode.
+    val
+        The validation volume (`validation_volume`).
+    thresholds
+        Head-probability thresholds of `find_peaks` to try, by default 0.15 to 0.65.
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``f1``, ``precision`` and ``recall`` at the best threshold, and ``all``:
+        threshold → F1.
+    """
+    from napari_spines.models import run_model
     from napari_spines.spines.detect import find_peaks
-
-    spec = engine_spec(normalised=True)
-
-    device = next(net.parameters()).device
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return torch.sigmoid(net(torch.from_numpy(batch).to(device))).cpu().numpy()
+    from napari_spines.training.network import TrainingNetwork, engine_spec
 
     net.eval()
-    heat = predict(val.image, run, spec)[0]  # already normalised and at the model's voxel size
+    # already normalised and at the model's voxel size
+    heat = run_model(TrainingNetwork(net, engine_spec(model_spec())), val.image, "ZYX").outputs[0]
     net.train()
     scores = {}
     for threshold in thresholds:
@@ -264,24 +422,23 @@ def validate(
     }
 
 
-def engine_spec(normalised: bool = False) -> Any:
-    """The spine-2p spec as the engine needs it (weights are not used by the engine).
-
-    ``normalised``: the input is already normalised (validation volumes are), so skip that step.
-    """
-    from napari_spines.models.spec import ModelSpec
-
-    placeholder = {"onnx": {"file": "model.onnx", "sha256": "0" * 64}}
-    spec = ModelSpec.from_dict({**model_spec(), "weights": placeholder})
-    if normalised:
-        spec = dataclasses.replace(
-            spec, input=dataclasses.replace(spec.input, normalisation=Normalisation(kind="none"))
-        )
-    return spec
-
-
 def model_spec(metrics: dict | None = None, command: str = "", threshold: float = 0.5) -> dict:
-    """model.yaml content of spine-2p (weights added on export)."""
+    """model.yaml content of spine-2p (weights added on export).
+
+    Parameters
+    ----------
+    metrics
+        The ``metrics`` mapping to record; None: empty.
+    command
+        The command line that trained the model (``training.command``).
+    threshold
+        Default head-probability threshold (``postprocessing.threshold``).
+
+    Returns
+    -------
+    dict
+        The mapping `export_package` completes with ``weights``.
+    """
     from napari_spines.training.unet import size_multiple
 
     return {
@@ -296,7 +453,7 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
         "training": {
             "data": [
                 "rr30a_tp0, rr30a_tp1 (PyMapManager-Data, MIT)",
-                "synthetic two-photon stacks (napari_spines.training.synthetic)",
+                "synthetic two-photon stacks (napari_spines.synthetic)",
             ],
             "command": command,
             "base_model": None,
@@ -356,11 +513,45 @@ def train(
 ) -> Path:
     """Train, validating on ``validate_name``; keep the best checkpoint; return its path.
 
-    ``start_from``: a spine-2p package (or a checkpoint) whose weights training continues from
-    (its width and kernels then override ``width`` and ``kernels``). ``kernels``: each level's
-    convolution size (`build_unet`). ``device``: ``auto``, ``cpu`` or ``cuda``; ``workers``:
-    processes that make the augmented crops (`example_batches`). ``progress``: see
-    `timed_steps`; a cancel keeps the best checkpoint saved so far.
+    Each validation appends a line to ``log.jsonl``; ``best.pt`` is the checkpoint of the best
+    F1 (`validate`).
+
+    Parameters
+    ----------
+    data
+        Folder of the sessions (``NAME.tif``, ``NAME_spines.csv``, ``NAME_dendrites.csv``).
+    train_names
+        Sessions to train on, e.g. ``["rr30a_tp0", "rr30a_tp1"]``.
+    validate_name
+        Session that chooses the checkpoint, e.g. ``"rr30a_tp2"``.
+    out
+        Run folder for ``best.pt`` and ``log.jsonl``; created when missing.
+    minutes, width, batch_size, lr, seed, device, workers
+        As in `napari_spines.training.affinity.train`.
+    validate_every
+        Validate every this many steps, and after the last.
+    synthetic
+        Number of synthetic stacks (`synthetic_volume`); when there are any, a quarter of the
+        crops come from them.
+    start_from
+        A spine-2p package (or a checkpoint) whose weights training continues from (its width
+        and kernels then override ``width`` and ``kernels``); None: random initial weights.
+    kernels
+        Each level's convolution size (`build_unet`); None: 3×3×3.
+    progress
+        ``(seconds spent, seconds of the budget)`` callback (`timed_steps`); a cancel keeps the
+        best checkpoint saved so far.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out/best.pt``.
+
+    Raises
+    ------
+    ValueError
+        If the budget ends before the first step, or ``device`` asks for CUDA and torch sees no
+        GPU.
     """
     import torch
 
@@ -439,7 +630,20 @@ def train(
 
 
 def check_sessions(data: Path, names: Sequence[str]) -> None:
-    """Raise ValueError unless every session has its stack and both tables in ``data``."""
+    """Raise ValueError unless every session has its stack and both tables in ``data``.
+
+    Parameters
+    ----------
+    data
+        Folder of the sessions.
+    names
+        Session names: the stacks' file names without ``.tif``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first missing file.
+    """
     for name in names:
         for path in session_files(data / f"{name}.tif"):
             if not path.exists():
@@ -460,7 +664,27 @@ def train_and_export(
 ) -> TrainedModel:
     """Check the sessions, `train`, `export` the best checkpoint and `calibrate` it.
 
-    The package is ``out/spine-2p``; ``options`` go to `train`.
+    Parameters
+    ----------
+    data, train_names, validate_name, out
+        See `train`; the package is ``out/spine-2p``.
+    command
+        The training command line, recorded in model.yaml.
+    progress
+        See `train`; then ``(0, 0)`` (busy, no count) while exporting and calibrating.
+    **options
+        Further keyword arguments of `train`.
+
+    Returns
+    -------
+    TrainedModel
+        The package and one line of its F1, precision and recall on ``validate_name`` at the
+        calibrated threshold.
+
+    Raises
+    ------
+    ValueError
+        If a session file is missing (`check_sessions`), or from `train`.
     """
     check_sessions(data, [*train_names, validate_name])
     checkpoint = train(data, train_names, validate_name, out, progress=progress, **options)
@@ -477,7 +701,20 @@ def train_and_export(
 
 
 def unet_layout(state: dict) -> tuple[int, list[list[int]]]:
-    """(width, each level's kernel size) of a `build_unet` state dict, read off its weights."""
+    """(width, each level's kernel size) of a `build_unet` state dict, read off its weights.
+
+    Parameters
+    ----------
+    state
+        A `build_unet` state dict, e.g. from `load_weights`.
+
+    Returns
+    -------
+    width : int
+        Channels of the finest level.
+    kernels : list of list of int
+        Each level's convolution size (z, y, x), finest first.
+    """
     levels = sorted(
         int(k.split(".")[1]) for k in state if k.startswith("down.") and k.endswith(".0.weight")
     )
@@ -488,7 +725,26 @@ def unet_layout(state: dict) -> tuple[int, list[list[int]]]:
 def export(
     checkpoint: Path, folder: Path, command: str = "", flips: Sequence[tuple[int, ...]] = TTA_FLIPS
 ) -> Path:
-    """Export a checkpoint as the spine-2p package: sigmoid outputs averaged over ``flips``."""
+    """Export a checkpoint as the spine-2p package: sigmoid outputs averaged over ``flips``.
+
+    The checkpoint's validation scores and base model go into the model.yaml.
+
+    Parameters
+    ----------
+    checkpoint
+        A ``best.pt`` written by `train`.
+    folder
+        Package folder; created when missing, existing weights are replaced.
+    command
+        The training command line, recorded in model.yaml.
+    flips
+        Test-time flips, dims of (batch, channel, z, y, x) (`flip_averaged`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+    """
     import torch
 
     from napari_spines.training.export import export_package, flip_averaged
@@ -525,6 +781,21 @@ def calibrate(
 
     The best threshold becomes the package's default, and its precision, recall and F1 (with the
     F1 at every threshold tried) go into ``metrics.validation`` of its model.yaml.
+
+    Parameters
+    ----------
+    package_dir
+        A spine-2p package folder; its model.yaml is rewritten.
+    session
+        The annotated session to score on (`train_and_export` passes the validation session).
+    thresholds
+        Heatmap thresholds to try, by default 0.1 to 0.8 in steps of 0.05.
+
+    Returns
+    -------
+    dict
+        The ``metrics.validation`` written: ``f1``, ``precision``, ``recall`` and ``threshold``
+        of the best, ``f1_by_threshold``, the scored ``data`` and the ``training_step``.
     """
     from napari_spines.models import open_package
     from napari_spines.models.spec import write_spec

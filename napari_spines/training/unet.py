@@ -17,12 +17,26 @@ def build_unet(
     pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS,
     kernels: Sequence[Sequence[int]] | None = None,
 ) -> Any:
-    """A U-Net of ``len(pools)`` levels: two conv + ReLU per level, width doubling.
+    """A U-Net of ``len(pools) + 1`` levels: two conv + ReLU per level, width doubling.
 
-    ``kernels`` gives each level's convolution size (``len(pools) + 1`` odd triples), default
-    3×3×3 everywhere; ``(1, 3, 3)`` at the fine levels of an anisotropic stack keeps the fine
-    levels in-plane, where the detail is. Input sizes must be multiples of `size_multiple`
-    (``pools``); output has the input's size.
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channels of the input and of the output.
+    width
+        Channels of the finest level; each coarser level doubles them.
+    pools
+        Max-pooling factors (z, y, x) between successive levels, finest first.
+    kernels
+        Each level's convolution size, ``len(pools) + 1`` odd triples; None: 3×3×3 everywhere.
+        ``(1, 3, 3)`` at the fine levels of an anisotropic stack keeps the fine levels in-plane,
+        where the detail is.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(B, in_channels, Z, Y, X)`` to logits ``(B, out_channels, Z, Y, X)``; Z, Y and X
+        must be multiples of `size_multiple` (``pools``).
     """
     import torch
     from torch import nn
@@ -73,12 +87,40 @@ def build_unet(
 
 
 def size_multiple(pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> tuple[int, int, int]:
-    """Every input size must be a multiple of the product of the poolings."""
+    """Every input size must be a multiple of the product of the poolings.
+
+    Parameters
+    ----------
+    pools
+        Pooling factors (z, y, x) per level, as given to `build_unet`.
+
+    Returns
+    -------
+    tuple of int
+        The multiple per axis (z, y, x).
+
+    Examples
+    --------
+    >>> size_multiple(((1, 2, 2), (1, 2, 2), (2, 2, 2)))
+    (2, 8, 8)
+    """
     return tuple(math.prod(p[axis] for p in pools) for axis in range(3))  # type: ignore[return-value]
 
 
 def receptive_radius(pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> tuple[int, int, int]:
-    """Receptive-field radius in input voxels: two 3-convs per level on the way down and up."""
+    """Receptive-field radius in input voxels: two 3-convs per level on the way down and up.
+
+    Parameters
+    ----------
+    pools
+        Pooling factors (z, y, x) per level, as given to `build_unet`.
+
+    Returns
+    -------
+    tuple of int
+        Radius (z, y, x) in input voxels, counting 3×3×3 convolutions (an upper bound where
+        `build_unet`'s ``kernels`` are smaller).
+    """
     radius = [0, 0, 0]
     for axis in range(3):
         scale, r = 1, 0
@@ -95,7 +137,20 @@ def receptive_radius(pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> tupl
 
 
 def conv_flops(module: Any, input_shape: Sequence[int]) -> int:
-    """Floating-point operations of one forward pass (2 per multiply-add of every conv)."""
+    """Floating-point operations of one forward pass (2 per multiply-add of every conv).
+
+    Parameters
+    ----------
+    module
+        A torch module, e.g. `build_unet`'s; its ``Conv3d`` and ``ConvTranspose3d`` layers count.
+    input_shape
+        Shape ``(B, C, Z, Y, X)`` of the zero input it is run on once.
+
+    Returns
+    -------
+    int
+        The operation count of the convolutions (other layers are not counted).
+    """
     import torch
     from torch import nn
 

@@ -24,7 +24,7 @@ def test_em_affinity_is_a_small_affinity_model_with_measured_metrics() -> None:
 
 
 def test_em_affinity_segments_a_synthetic_em_stack() -> None:
-    from napari_spines.training.synthetic import synthetic_em
+    from napari_spines.synthetic import synthetic_em
 
     sample = synthetic_em(shape=(4, 64, 64), n_cells=6, seed=5)
     result = segment_image(sample.image, "ZYX")

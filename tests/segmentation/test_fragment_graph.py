@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+from unittest import mock
+
 import numpy as np
 import pytest
+from skimage.segmentation import watershed
 
 from napari_spines.segmentation import proofreading
-from napari_spines.segmentation.fragment_graph import build_fragment_graph, owners, seeded_cut
+from napari_spines.segmentation.fragment_graph import (
+    FragmentGraph,
+    build_fragment_graph,
+    owners,
+    seeded_cut,
+)
 from napari_spines.segmentation.proofreading import Proofreader
 from tests.segmentation.test_proofreading import assert_index_right
 
@@ -68,19 +77,63 @@ def blocks(shape=(4, 12, 24), size=(2, 4, 4)) -> tuple[np.ndarray, np.ndarray]:
     return fragments, boundaries
 
 
-def assert_owners_right(pr: Proofreader) -> None:
-    """A fragment's owner has all its voxels; a segment not mixed is its owned fragments."""
-    graph, owner = pr._graph, pr._owner
-    assert graph is not None and owner is not None
-    for fragment in np.flatnonzero(owner):
-        assert (pr._volume[graph.fragments == fragment] == owner[fragment]).all(), fragment
-    for segment in pr.segment_ids().tolist():
-        if segment not in pr._mixed:
-            np.testing.assert_array_equal(
-                pr._volume == segment,
-                np.isin(graph.fragments, np.flatnonzero(owner == segment)),
-                err_msg=str(segment),
-            )
+def split_seeds(labels: np.ndarray, fragments: np.ndarray, segment: int) -> np.ndarray | None:
+    """Two voxels of ``segment``, in different fragments where it spans several; None if 1."""
+    voxels = np.argwhere(labels == segment)
+    if len(voxels) < 2:
+        return None
+    first = voxels[0]
+    elsewhere = voxels[fragments[tuple(voxels.T)] != fragments[tuple(first)]]
+    return np.array([first, elsewhere[-1] if len(elsewhere) else voxels[-1]])
+
+
+def split_by_voxels(pr: Proofreader, segment: int, seeds: np.ndarray) -> bool:
+    """Split ``segment`` in ``pr``; whether that ran a voxel watershed."""
+    with mock.patch.object(proofreading, "watershed", wraps=watershed) as spy:
+        pr.split(segment, seeds)
+    return spy.called
+
+
+def assert_split_right(
+    pr: Proofreader, segment: int, boundaries: np.ndarray, graph: FragmentGraph
+) -> bool | None:
+    """Split ``segment`` on a copy of ``pr`` (3D labels) and check the result; None if 1 voxel.
+
+    A split by fragments must equal the split of a proofreader built afresh on the labels
+    (which finds the fragments each segment owns with `owners`), and that one must split by
+    fragments too; a split by voxels must equal the one of a proofreader without fragments.
+    Returns whether the split ran by voxels.
+    """
+    seeds = split_seeds(pr.labels, graph.fragments, segment)
+    if seeds is None:
+        return None
+    probe = copy.deepcopy(pr)  # splitting pr itself would clear its redo stack
+    by_voxels = split_by_voxels(probe, segment, seeds)
+    fresh = Proofreader(pr.labels.copy(), boundaries, fragments=None if by_voxels else graph)
+    assert split_by_voxels(fresh, segment, seeds) == by_voxels, segment
+    np.testing.assert_array_equal(probe.labels, fresh.labels, err_msg=str(segment))
+    assert_index_right(probe)
+    probe.undo()
+    np.testing.assert_array_equal(probe.labels, pr.labels, err_msg=str(segment))
+    return by_voxels
+
+
+def assert_splits_right(pr: Proofreader, boundaries: np.ndarray, graph: FragmentGraph) -> None:
+    """Every split ``pr`` would make now is right, also after merging two segments.
+
+    Fragment owners that an edit, undo or redo left stale show as a split by fragments of a
+    segment that is not made of the fragments it is thought to own. A segment inside a single
+    fragment cannot be split by fragments, so it is also merged (on a copy) with one that is
+    split by fragments: the merged segment must then split right too.
+    """
+    segments = pr.segment_ids().tolist()
+    whole = [s for s in segments if assert_split_right(pr, s, boundaries, graph) is False]
+    for segment in segments:
+        partner = next((s for s in whole if s != segment), None)
+        if partner is not None:
+            probe = copy.deepcopy(pr)
+            merged = probe.merge([segment, partner]).new_ids[0]
+            assert_split_right(probe, merged, boundaries, graph)
 
 
 def test_fragment_split_cuts_along_the_boundary_and_touches_only_moved_fragments(monkeypatch):
@@ -93,13 +146,13 @@ def test_fragment_split_cuts_along_the_boundary_and_touches_only_moved_fragments
     assert edit.new_ids == [2]
     assert (labels[..., :12] == 1).all() and (labels[..., 12:] == 2).all()
     assert_index_right(pr)
-    assert_owners_right(pr)
+    assert_splits_right(pr, boundaries, graph)
     pr.undo()
     assert (labels == 1).all()
-    assert_owners_right(pr)
+    assert_splits_right(pr, boundaries, graph)
     pr.redo()
     assert (labels[..., 12:] == 2).all()
-    assert_owners_right(pr)
+    assert_splits_right(pr, boundaries, graph)
 
 
 def test_fragment_split_matches_the_voxel_split_on_clean_boundaries():
@@ -117,14 +170,20 @@ def test_seeds_in_one_fragment_or_a_mixed_segment_split_by_voxels():
     fragments, boundaries = blocks()
     labels = np.ones(fragments.shape, np.uint32)
     labels[:, :, 1] = 3  # segment 1 and 3 share the first column of fragments: both mixed
-    pr = Proofreader(labels, boundaries, fragments=build_fragment_graph(fragments, boundaries))
-    assert {1, 3} <= pr._mixed
-    pr.split(1, np.array([[0, 0, 0], [3, 11, 23]]))
+    graph = build_fragment_graph(fragments, boundaries)
+    whole = np.ones(fragments.shape, np.uint32)  # whole fragments, but both seeds in one
+    one_fragment = np.array([[0, 0, 16], [0, 0, 17]])
+    assert split_by_voxels(Proofreader(whole, boundaries, fragments=graph), 1, one_fragment)
+    assert whole[0, 0, 16] != whole[0, 0, 17]
+    pr = Proofreader(labels, boundaries, fragments=graph)
+    # seeds in different fragments, but neither segment is made of whole fragments
+    assert split_by_voxels(copy.deepcopy(pr), 3, np.array([[0, 0, 1], [3, 11, 1]]))
+    assert split_by_voxels(pr, 1, np.array([[0, 0, 0], [3, 11, 23]]))
     assert (labels[..., 13:] == 4).all() and labels[0, 0, 0] == 1
-    pr.split(4, np.array([[0, 0, 16], [0, 0, 17]]))  # one fragment (4 × 4 in plane)
+    assert split_by_voxels(pr, 4, one_fragment)
     assert labels[0, 0, 16] != labels[0, 0, 17]
     assert_index_right(pr)
-    assert_owners_right(pr)
+    assert_splits_right(pr, boundaries, graph)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -135,7 +194,8 @@ def test_owners_stay_right_through_random_edits_undo_and_redo(seed):
     groups = rng.integers(1, 9, n + 1)  # segments are groups of whole fragments ...
     labels = groups[fragments].astype(np.uint32)
     labels[1, 5, 5] = 0  # ... but for a hole, for fill_holes to fill
-    pr = Proofreader(labels, boundaries, fragments=build_fragment_graph(fragments, boundaries))
+    graph = build_fragment_graph(fragments, boundaries)
+    pr = Proofreader(labels, boundaries, fragments=graph)
     snapshots = [labels.copy()]
     for _ in range(12):
         ids = pr.segment_ids().tolist()
@@ -154,13 +214,13 @@ def test_owners_stay_right_through_random_edits_undo_and_redo(seed):
             pr.fill_holes(target)
         elif op == "relabel":
             pr.relabel_sequential()
-        assert_owners_right(pr)
+        assert_splits_right(pr, boundaries, graph)
         snapshots.append(labels.copy())
     while pr.undo() is not None:
-        assert_owners_right(pr)
+        assert_splits_right(pr, boundaries, graph)
     np.testing.assert_array_equal(labels, snapshots[0])
     while pr.redo() is not None:
-        assert_owners_right(pr)
+        assert_splits_right(pr, boundaries, graph)
     np.testing.assert_array_equal(labels, snapshots[-1])
 
 

@@ -48,7 +48,10 @@ def test_segment_writes_labels_of_the_input_shape(
     assert score_segmentation(truth, labels).adapted_rand_error < 0.01
     affinities = tifffile.imread(aff)
     assert affinities.shape == (3, *truth.shape) and affinities.dtype == np.float32
-    assert "segments at threshold 0.5" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "segments at threshold 0.5" in err
+    # the file has no voxel size: the model's is assumed, and the user is told so
+    assert "em.tif has no voxel size; assuming the model's voxel size" in err
 
 
 def test_threshold_changes_the_segmentation(em_stack, edge_affinity_package, tmp_path) -> None:

@@ -106,7 +106,7 @@ def write_em_folder(folder):
     """A stand-in for ../shared/data/em: tiny isbi2012/ and gala/ from synthetic EM."""
     import tifffile
 
-    from napari_spines.training.synthetic import synthetic_em
+    from napari_spines.synthetic import synthetic_em
 
     def uint8(image):
         image = image - image.min()
@@ -144,8 +144,8 @@ def test_train_affinities_on_the_users_own_labels(tmp_path, monkeypatch) -> None
 
     from napari_spines.cli import main
     from napari_spines.models import open_package
+    from napari_spines.synthetic import synthetic_em
     from napari_spines.training.affinity import QUANTILE
-    from napari_spines.training.synthetic import synthetic_em
 
     write_em_folder(tmp_path / "em")
     mine = synthetic_em(shape=(6, 40, 40), n_cells=4, seed=3)

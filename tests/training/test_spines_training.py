@@ -6,8 +6,8 @@ import tifffile
 
 from napari_spines.inference import TiledRun, normalisation_stats, plan_axis
 from napari_spines.io.points_csv import write_points_csv
+from napari_spines.synthetic import synthetic_two_photon
 from napari_spines.training import spines as T
-from napari_spines.training.synthetic import synthetic_two_photon
 
 
 def test_head_targets_peak_at_heads_with_the_given_width():

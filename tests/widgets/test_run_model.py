@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_spines.cli import PLUGIN
+from napari_spines._widgets._app import PLUGIN
 from napari_spines.io.layers import prediction_layer_data
 
 pytestmark = pytest.mark.gui

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_spines.cli import PLUGIN
+from napari_spines._widgets._app import PLUGIN
 from tests.models.tiny import cells_stack, make_edge_affinity_package
 
 pytestmark = pytest.mark.gui
@@ -39,8 +39,8 @@ def voxel_of(labels, segment, which=0):
 
 
 def rand_error(widget):
-    match = re.search(r"adapted Rand error ([0-9.]+)", widget._metrics.value)
-    assert match, widget._metrics.value
+    match = re.search(r"adapted Rand error ([0-9.]+)", widget.ground_truth._metrics.value)
+    assert match, widget.ground_truth._metrics.value
     return float(match.group(1))
 
 
@@ -83,7 +83,7 @@ def segmented(viewer_and_widget, qtbot):
 
 
 def choose_truth(widget, viewer, qtbot, name="truth"):
-    widget._truth.value = viewer.layers[name]
+    widget.ground_truth._truth.value = viewer.layers[name]
     qtbot.waitUntil(lambda: not widget.metrics_busy, timeout=30_000)
 
 
@@ -104,11 +104,11 @@ def test_docked_after_the_layers_it_offers_them(make_napari_viewer, installed):
     viewer.add_labels(truth[:2], name="other shape")
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Segmentation")
     assert widget._image.value is not None
-    assert [c.name for c in widget._truth.choices if c is not None] == ["truth"]
-    assert widget._truth.current_choice == "none"
-    widget._truth.value = viewer.layers["truth"]
+    assert [c.name for c in widget.ground_truth._truth.choices if c is not None] == ["truth"]
+    assert widget.ground_truth._truth.current_choice == "none"
+    widget.ground_truth._truth.value = viewer.layers["truth"]
     viewer.layers["truth"].name = "renamed truth"
-    assert widget._truth.current_choice == "renamed truth"
+    assert widget.ground_truth._truth.current_choice == "renamed truth"
 
 
 def test_segment_adds_rgb_affinities_and_labels_and_scores_the_truth(segmented, qtbot):
@@ -123,20 +123,22 @@ def test_segment_adds_rgb_affinities_and_labels_and_scores_the_truth(segmented, 
         np.testing.assert_allclose(layer.translate, image.translate)
     assert widget._run.enabled
     assert n_segments(labels.data) == n_segments(truth) == 12
-    assert widget._metrics.value == "no ground truth chosen"
-    assert "cells segmentation" not in [c.name for c in widget._truth.choices if c is not None]
+    assert widget.ground_truth._metrics.value == "no ground truth chosen"
+    assert "cells segmentation" not in [
+        c.name for c in widget.ground_truth._truth.choices if c is not None
+    ]
     choose_truth(widget, viewer, qtbot)
     assert rand_error(widget) < 0.01
-    assert "VOI split" in widget._metrics.value
+    assert "VOI split" in widget.ground_truth._metrics.value
 
 
 def test_a_late_score_does_not_overwrite_an_unset_truth(segmented, qtbot):
     viewer, widget, _ = segmented
-    widget._truth.value = viewer.layers["truth"]
+    widget.ground_truth._truth.value = viewer.layers["truth"]
     assert widget.metrics_busy  # scored in a worker
-    widget._truth.value = None  # before the score arrives
+    widget.ground_truth._truth.value = None  # before the score arrives
     qtbot.waitUntil(lambda: not widget.metrics_busy, timeout=30_000)
-    assert widget._metrics.value == "no ground truth chosen"
+    assert widget.ground_truth._metrics.value == "no ground truth chosen"
 
 
 def test_running_again_updates_the_layers_in_place(segmented, qtbot):
@@ -173,11 +175,11 @@ def test_moving_the_slider_discards_proofreading_edits(segmented, qtbot):
     labels = widget.labels_layer.data
     a, b = segment_ids(labels)[:2]
     widget.points_layer.data = [voxel_of(labels, a), voxel_of(labels, b)]
-    assert widget.merge() is not None and len(widget.proofreader.edits) == 1
+    assert widget.proofreading.merge() is not None and len(widget.proofreader.edits) == 1
     widget._threshold.value = 0.3
     qtbot.waitUntil(lambda: not widget.relabel_busy, timeout=30_000)
     widget._threshold.value = 0.5
-    assert widget.merge() is None  # no edit while the labels are being remade
+    assert widget.proofreading.merge() is None  # no edit while the labels are being remade
     qtbot.waitUntil(lambda: not widget.relabel_busy, timeout=30_000)
     assert widget.proofreader.edits == []
     assert n_segments(widget.labels_layer.data) == 12
@@ -217,7 +219,7 @@ def test_merge_one_point_with_the_selected_label(segmented):
     a, b = segment_ids(labels)[:2]
     widget.labels_layer.selected_label = int(a)
     widget.points_layer.data = [voxel_of(labels, b)]
-    edit = widget.merge()
+    edit = widget.proofreading.merge()
     assert edit is not None and sorted(edit.ids) == sorted([int(a), int(b)])
     assert widget.labels_layer.selected_label == edit.new_ids[0]
 
@@ -248,11 +250,11 @@ def test_a_merge_split_again_reassigns_whole_fragments(segmented, monkeypatch):
     a, b = segment_ids(labels)[:2]
     seeds = [voxel_of(labels, a), voxel_of(labels, b)]
     widget.points_layer.data = seeds
-    widget.merge()
+    widget.proofreading.merge()
     assert labels[tuple(seeds[0].astype(int))] == labels[tuple(seeds[1].astype(int))]
     monkeypatch.setattr(proofreading, "watershed", None)  # a voxel split would fail
     widget.points_layer.data = seeds
-    assert widget.split() is not None
+    assert widget.proofreading.split() is not None
     pieces = [labels[tuple(s.astype(int))] for s in seeds]
     assert pieces[0] != pieces[1]
     for piece, original in zip(pieces, (a, b), strict=True):
@@ -269,7 +271,7 @@ def test_split_points_on_two_segments_are_refused_with_a_message(segmented, monk
     before = labels.copy()
     a, b = segment_ids(labels)[:2]
     widget.points_layer.data = [voxel_of(labels, a), voxel_of(labels, b)]
-    assert widget.split() is None
+    assert widget.proofreading.split() is None
     np.testing.assert_array_equal(labels, before)
     assert len(shown) == 1 and "one segment" in shown[0]
     assert len(widget.points_layer.data) == 2  # kept, to be moved
@@ -335,8 +337,8 @@ def test_only_the_latest_request_runs_after_indexing(segmented, qtbot):
     voxel = tuple(np.argwhere(labels > 0)[0])
     layer.data_setitem(tuple(np.array([[c] for c in voxel])), 0)  # a brush click
     layer.selected_label = int(np.unique(labels)[-1])
-    assert widget.delete() is None and widget.index_busy  # waits for the index
-    assert widget.next_segment() is None  # a newer request replaces it
+    assert widget.proofreading.delete() is None and widget.index_busy  # waits for the index
+    assert widget.proofreading.next_segment() is None  # a newer request replaces it
     qtbot.waitUntil(lambda: not widget.index_busy, timeout=30_000)
     assert widget.proofreader.edits == []  # the delete did not run
     assert layer.selected_label == widget.proofreader.next_segment("largest")
@@ -361,9 +363,9 @@ def test_next_segment_selects_the_largest_and_moves_the_view(segmented):
 
 def test_next_least_confident_uses_the_agglomeration(segmented):
     _, widget, _ = segmented
-    widget._order.value = "least confident"
+    widget.proofreading._order.value = "least confident"
     confidence = widget.segmentation.agglomeration.confidence(widget._threshold.value)
-    assert widget.next_segment() == min(confidence, key=lambda i: (confidence[i], i))
+    assert widget.proofreading.next_segment() == min(confidence, key=lambda i: (confidence[i], i))
 
 
 def test_keys_are_bound_on_the_labels_and_points_layers(segmented):
@@ -387,9 +389,9 @@ def test_wrong_shape_truth_says_so_in_the_metrics(segmented, qtbot):
     viewer.add_image(other, name="other", scale=VOXEL)
     viewer.add_labels(other_truth, name="other truth", scale=VOXEL)
     widget._image.value = viewer.layers["other"]  # the truth choice follows the image shape
-    assert [c.name for c in widget._truth.choices if c is not None] == ["other truth"]
+    assert [c.name for c in widget.ground_truth._truth.choices if c is not None] == ["other truth"]
     choose_truth(widget, viewer, qtbot, "other truth")
-    assert "must match" in widget._metrics.value
+    assert "must match" in widget.ground_truth._metrics.value
 
 
 def test_cancel_stops_the_run_and_adds_nothing(viewer_and_widget, qtbot):
@@ -444,20 +446,20 @@ def test_proofreading_before_segmenting_says_so(viewer_and_widget, monkeypatch):
     shown = []
     monkeypatch.setattr(segmentation, "show_error", shown.append)
     _, widget = viewer_and_widget
-    assert widget.merge() is None and widget.next_segment() is None
+    assert widget.proofreading.merge() is None and widget.proofreading.next_segment() is None
     assert shown == ["Segment an image first."] * 2
 
 
 def test_save_writes_the_tiff_and_the_edit_log(segmented, tmp_path):
     from napari_spines.io import read_volumes
-    from napari_spines.segmentation.proofreading import load_log
+    from napari_spines.segmentation.edit_log import load_log
 
     _, widget, _ = segmented
     labels = widget.labels_layer.data
     a, b = segment_ids(labels)[:2]
     widget.points_layer.data = [voxel_of(labels, a), voxel_of(labels, b)]
-    widget.merge()
-    tiff, log = widget.save(tmp_path / "cells.tif")
+    widget.proofreading.merge()
+    tiff, log = widget.proofreading.save(tmp_path / "cells.tif")
     assert tiff == tmp_path / "cells.tif" and log == tmp_path / "cells.edits.json"
     volume = read_volumes(tiff)[0]
     np.testing.assert_array_equal(np.asarray(volume.levels[0]), labels)

@@ -5,7 +5,7 @@ import pytest
 import tifffile
 
 from napari_spines._widgets import spine_detection
-from napari_spines.cli import PLUGIN
+from napari_spines._widgets._app import PLUGIN
 from napari_spines.io import read_points_csv
 from napari_spines.io.points_csv import write_points_csv
 
@@ -128,7 +128,7 @@ def test_score_counts_shown_spines_and_not_rejected_ones(detected, tmp_path):
     scores = layer.features["score"].to_numpy()
     others = [int(i) for i in np.argsort(scores) if i != current][:2]  # the two lowest
     annotated = layer.data[[current, *others]]
-    widget._session.value = annotate(tmp_path, annotated, layer.metadata["voxel_size_um"])
+    widget._session.value = annotate(tmp_path, annotated, tuple(layer.scale[-3:]))
     widget.score()
     assert "TP 3" in widget._score_result.value and "FN 0" in widget._score_result.value
     widget.reject()

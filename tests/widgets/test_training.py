@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_spines.cli import PLUGIN
+from napari_spines._widgets._app import PLUGIN
 from napari_spines.io.points_csv import write_points_csv
-from napari_spines.training.synthetic import synthetic_two_photon
+from napari_spines.synthetic import synthetic_two_photon
 
 pytestmark = pytest.mark.gui
 
@@ -98,7 +98,7 @@ def test_cancel_stops_training(widget, qtbot):
 def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
     widget, qtbot, tmp_path, monkeypatch
 ):
-    from napari_spines.training.synthetic import synthetic_em
+    from napari_spines.synthetic import synthetic_em
     from tests.training.test_affinity_training import record_crops, write_em_folder
 
     write_em_folder(tmp_path / "em")

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from npe2 import PluginManifest
 
-from napari_spines.cli import PLUGIN, dock_widgets, save_window_screenshot
+from napari_spines._widgets._app import PLUGIN, dock_widgets, save_window_screenshot
+from napari_spines._widgets._layers import layer_voxel_size
+from napari_spines.voxel_size import VoxelSize
 
 pytestmark = pytest.mark.gui
 
@@ -23,11 +25,39 @@ def _not_blank(image: np.ndarray) -> bool:
     return rgb.std() > 5 and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
 
 
+CLASS_OF = {
+    w.display_name: next(
+        c.python_name for c in MANIFEST.contributions.commands if c.id == w.command
+    ).rsplit(":", 1)[1]
+    for w in MANIFEST.contributions.widgets
+}
+#: The layer choice of each widget that takes a layer (None: it takes none).
+LAYER_CHOICE = {
+    "Spine detection": "_image",
+    "Segmentation": "_image",
+    "Run model": "_image",
+    "Voxel size": "_layer",
+    "Train model": "_own_image",
+    "Synthetic data": None,
+}
+
+
 @pytest.mark.parametrize("name", WIDGET_NAMES)
-def test_every_widget_docks(make_napari_viewer, name):
+def test_every_widget_docks_and_follows_the_layers(make_napari_viewer, name):
+    """Each manifest entry docks its own class, and its layer choice lists new layers."""
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
-    assert dock is not None and widget is not None
+    assert type(widget).__name__ == CLASS_OF[name]
+    assert dock.isVisible() or not viewer.window._qt_window.isVisible()
+    choice = LAYER_CHOICE[name]
+    if choice is None:
+        return
+    combo = getattr(widget, choice)
+    assert not [c for c in combo.choices if c is not None]  # nothing to choose yet
+    layer = viewer.add_image(np.zeros((4, 16, 16)), name="stack")
+    assert any(c is layer for c in combo.choices)
+    viewer.layers.remove(layer)
+    assert not [c for c in combo.choices if c is not None]
 
 
 @pytest.mark.parametrize("key", SAMPLE_KEYS)
@@ -142,7 +172,9 @@ def test_task_panel_runs_one_task_at_a_time(make_napari_viewer, qtbot):
 
 def test_voxel_size_widget_sets_scale_on_matching_layers(make_napari_viewer):
     viewer = make_napari_viewer()
-    image = viewer.add_image(np.zeros((4, 16, 16)), name="raw")
+    image = viewer.add_image(
+        np.zeros((4, 16, 16)), name="raw", metadata={"voxel_size_known": False}
+    )
     labels = viewer.add_labels(np.zeros((4, 16, 16), dtype=np.uint8), name="seg")
     other = viewer.add_image(np.zeros((3, 5, 5)), name="other")
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Voxel size")
@@ -153,7 +185,7 @@ def test_voxel_size_widget_sets_scale_on_matching_layers(make_napari_viewer):
     assert tuple(image.scale) == (2.0, 0.25, 0.125)
     assert tuple(labels.scale) == (2.0, 0.25, 0.125)
     assert tuple(other.scale) == (1.0, 1.0, 1.0)
-    assert image.metadata["voxel_size_um"] == (2.0, 0.25, 0.125)
+    assert layer_voxel_size(image) == VoxelSize((2.0, 0.25, 0.125), known=True)
 
 
 def test_opening_a_broken_file_notifies_and_keeps_the_viewer(make_napari_viewer, tmp_path):
@@ -168,3 +200,30 @@ def test_open_real_stack_through_plugin(make_napari_viewer, real_data):
     viewer = make_napari_viewer()
     viewer.open(str(real_data / "two_photon/rr30a/rr30a_tp0.tif"), plugin=PLUGIN)
     assert tuple(viewer.layers[0].scale) == pytest.approx((1.0, 0.12, 0.12))
+
+
+def test_latest_worker_shows_only_the_answer_to_the_latest_request(make_napari_viewer, qtbot):
+    """Three requests while one runs: the first's answer and the middle one are dropped."""
+    from napari_spines._widgets._task import LatestWorker
+
+    make_napari_viewer()
+    asked, results = [0], []
+
+    def job():
+        value = asked[0]
+        return lambda: (time.sleep(0.2), value)[1]
+
+    worker = LatestWorker(job, results.append)
+    worker.request()
+    for value in (1, 2, 3):
+        asked[0] = value
+        worker.request()
+    assert worker.busy
+    qtbot.waitUntil(lambda: not worker.busy, timeout=10_000)
+    assert results == [3]
+    asked[0] = 4
+    worker.request()
+    worker.discard()  # e.g. the ground truth was unset meanwhile
+    qtbot.waitUntil(lambda: not worker.busy, timeout=10_000)
+    qtbot.wait(50)
+    assert results == [3]

@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 from skimage.measure import label as cc_label
 from skimage.segmentation import find_boundaries
 
-from napari_spines.training.synthetic import (
+from napari_spines.synthetic import (
     EMSample,
     TwoPhotonSample,
     synthetic_em,
@@ -208,7 +208,7 @@ def _check_progress(calls: list[tuple[int, int]]) -> None:
 
 def test_module_does_not_import_gui_or_torch() -> None:
     code = (
-        "import sys, napari_spines.training.synthetic; "
+        "import sys, napari_spines.synthetic; "
         "bad = [m for m in ('napari', 'torch', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )

@@ -1,4 +1,4 @@
-"""The EM segmentation commands of ``napari-spines``: ``segment`` and ``train affinities``."""
+"""The EM segmentation commands: ``segment`` (neurons of a stack) and ``affinities`` (of labels)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_spines._cli_models import TextProgress
-from napari_spines._cli_spines import add_training_options, run_training
-from napari_spines.cli import chosen_voxel_size, fail
-from napari_spines.errors import first_line
+from napari_spines.cli._common import (
+    TextProgress,
+    add_runtime_options,
+    add_voxel_size_option,
+    fail,
+    model_voxel_size,
+)
 from napari_spines.io import VolumeReadError, read_volumes
 
 
-def add_commands(
-    commands: argparse._SubParsersAction, train_models: argparse._SubParsersAction
-) -> None:
-    """Register ``segment`` on the main parser and ``affinities`` under ``train``."""
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``segment`` and ``affinities``."""
     segment = commands.add_parser("segment", help="segment neurons in an EM stack; write labels")
     segment.add_argument("image", type=Path, help="ZYX EM stack")
     segment.add_argument("-o", "--output", required=True, type=Path, help="labels .tif")
@@ -41,13 +42,7 @@ def add_commands(
         help="score merges by the Q%% quantile of the boundary's affinities "
         "(10-95, step 5) instead of their mean (default: the model's)",
     )
-    segment.add_argument(
-        "--voxel-size",
-        nargs=3,
-        type=float,
-        metavar=("Z", "Y", "X"),
-        help="voxel size in µm (default: from the file)",
-    )
+    add_voxel_size_option(segment)
     segment.add_argument(
         "--affinities-out",
         type=Path,
@@ -63,8 +58,8 @@ def add_commands(
         "auto: 3d, then 2d+z from z steps twice the pixel size, 2d from "
         "eight times",
     )
-    segment.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
-    segment.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    add_runtime_options(segment)
+    segment.set_defaults(handler=segment_stack)
 
     to_affinities = commands.add_parser(
         "affinities", help="affinities of a label volume (training targets, ground truth)"
@@ -73,42 +68,10 @@ def add_commands(
     to_affinities.add_argument(
         "-o", "--output", required=True, type=Path, help="float32 .tif, channels z, y, x first"
     )
-
-    affinities = train_models.add_parser("affinities", help="the EM affinity model (em-affinity)")
-    affinities.add_argument(
-        "--data",
-        type=Path,
-        required=True,
-        help="folder with isbi2012/ and gala/ (../shared/data/em)",
-    )
-    affinities.add_argument(
-        "--out", type=Path, required=True, help="run folder (log, checkpoints, exported package)"
-    )
-    affinities.add_argument("--minutes", type=float, default=60.0)
-    affinities.add_argument("--width", type=int, default=12, help="U-Net width of level one")
-    affinities.add_argument(
-        "--synthetic", type=int, default=2, help="synthetic EM volumes to mix in"
-    )
-    affinities.add_argument(
-        "--start-from",
-        type=Path,
-        metavar="PACKAGE",
-        help="continue from an em-affinity package or a training checkpoint (fine-tuning)",
-    )
-    affinities.add_argument(
-        "--add",
-        nargs=2,
-        action="append",
-        default=[],
-        type=Path,
-        metavar=("IMAGE", "LABELS"),
-        help="also train on your own stack and its labels (e.g. proofread "
-        "and saved by the Segmentation widget); repeatable",
-    )
-    add_training_options(affinities)
+    to_affinities.set_defaults(handler=labels_affinities)
 
 
-def segment(args: argparse.Namespace) -> int:
+def segment_stack(args: argparse.Namespace) -> int:
     """Segment a stack and write its labels (input's shape, integer dtype)."""
     from napari_spines.io.labels_tiff import write_labels_tiff
     from napari_spines.io.outputs import write_float_tiff
@@ -124,7 +87,7 @@ def segment(args: argparse.Namespace) -> int:
         volume = read_volumes(args.image)[0]
     except VolumeReadError as exc:
         return fail(str(exc))
-    voxel = chosen_voxel_size(volume, args.voxel_size)
+    voxel = model_voxel_size(volume, args.voxel_size, args.image)
     mode = None if args.mode == "auto" else args.mode
     started = time.perf_counter()
     try:
@@ -132,7 +95,7 @@ def segment(args: argparse.Namespace) -> int:
             volume.levels[0],
             volume.axes,
             args.model,
-            voxel,
+            voxel.for_model(),
             args.threshold,
             mode,
             args.quantile,
@@ -143,7 +106,7 @@ def segment(args: argparse.Namespace) -> int:
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")
     labels = result.labels()
-    written_voxel = voxel or volume.voxel_size_um
+    written_voxel = voxel.um
     write_labels_tiff(args.output, labels, written_voxel)
     if args.affinities_out is not None:
         write_float_tiff(args.affinities_out, result.affinities, "CZYX", written_voxel)
@@ -176,31 +139,3 @@ def labels_affinities(args: argparse.Namespace) -> int:
     write_float_tiff(args.output, labels_to_affinities(labels), "CZYX", volume.voxel_size_um)
     print(f"affinities {(3, *labels.shape)} → {args.output}", file=sys.stderr)
     return 0
-
-
-def train_affinities(args: argparse.Namespace) -> int:
-    """Train em-affinity, export the best checkpoint and score it on the held-out sections."""
-    from napari_spines.training.affinity import train_and_export, user_volume
-
-    extra = []
-    for image_path, labels_path in args.add:
-        try:
-            image, labels = (
-                np.asarray(read_volumes(p)[0].levels[0]) for p in (image_path, labels_path)
-            )
-            extra.append(user_volume(image, labels, name=labels_path.name))
-        except ValueError as exc:  # VolumeReadError included
-            return fail(first_line(exc))
-    return run_training(
-        train_and_export,
-        args.data,
-        args.out,
-        minutes=args.minutes,
-        width=args.width,
-        synthetic=args.synthetic,
-        start_from=args.start_from,
-        lr=args.lr,
-        device=args.device,
-        workers=args.workers,
-        extra=extra,
-    )

@@ -1,0 +1,83 @@
+"""The napari-spines window: napari with every widget docked, for ``napari-spines view``/``demo``.
+
+The command line reaches napari only through `open_viewer`; scripts that drive the window
+(screenshots for the docs) use `dock_widgets`, `wait_while` and `save_window_screenshot`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import napari
+from qtpy.QtWidgets import QApplication
+
+from napari_spines._widgets._layers import show_plane_of_points
+from napari_spines.io.layers import LayerData
+
+PLUGIN = "napari-spines"
+#: The dock widgets, in the order of their tabs (the first is shown).
+WIDGETS = (
+    "Spine detection",
+    "Segmentation",
+    "Run model",
+    "Train model",
+    "Voxel size",
+    "Synthetic data",
+)
+
+
+def open_viewer(
+    layer_data: Sequence[LayerData] = (),
+    samples: Sequence[str] = (),
+    screenshot: Path | None = None,
+) -> None:
+    """Open napari with our widgets docked, ``layer_data`` and ``samples`` loaded.
+
+    With ``screenshot``, save a picture of the window there and close it instead of running.
+    """
+    viewer = napari.Viewer(title="napari-spines")
+    for data, meta, layer_type in layer_data:
+        viewer.add_layer(napari.layers.Layer.create(data, meta, layer_type))
+    for sample in samples:
+        viewer.open_sample(PLUGIN, sample)
+    dock_widgets(viewer)
+    viewer.scale_bar.visible = True
+    points = [layer for layer in viewer.layers if isinstance(layer, napari.layers.Points)]
+    if samples and points:
+        show_plane_of_points(viewer, points[0])
+    if screenshot is not None:
+        save_window_screenshot(viewer, screenshot)
+        viewer.close()
+        return
+    napari.run()
+
+
+def dock_widgets(viewer: napari.viewer.Viewer) -> list:
+    """Dock every napari-spines widget on the right of ``viewer``; return the widgets.
+
+    They share one tabbed dock area (stacked, six widgets would not fit a laptop screen); the
+    first, Spine detection, is the tab shown.
+    """
+    docked = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True) for name in WIDGETS]
+    QApplication.processEvents()  # the tabs exist only once Qt has laid them out
+    docked[0][0].raise_()
+    return [widget for _dock, widget in docked]
+
+
+def wait_while(busy: Callable[[], bool], timeout_s: float) -> None:
+    """Process Qt events while ``busy()`` is true, for at most ``timeout_s`` (scripted viewers)."""
+    started = time.monotonic()
+    while busy() and time.monotonic() - started < timeout_s:
+        QApplication.processEvents()
+        time.sleep(0.05)
+
+
+def save_window_screenshot(viewer: napari.viewer.Viewer, path: Path) -> None:
+    """Save the whole window (canvas and docked widgets) as a PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    viewer.window._qt_window.resize(1400, 850)
+    for _ in range(5):
+        QApplication.processEvents()
+    viewer.screenshot(str(path), canvas_only=False)

@@ -1,0 +1,34 @@
+"""Choices that follow the viewer: layer and model ComboBoxes of the widgets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import napari
+from magicgui.widgets import ComboBox
+
+from napari_spines.models import list_models
+
+#: The device choices of widgets that run a model.
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class OptionalChoice(ComboBox):
+    """A ComboBox whose empty choice reads "none" (and, being nullable, reports choosing it)."""
+
+    null_string = "none"
+
+
+def follow_layers(viewer: napari.viewer.Viewer, *combos: Any) -> None:
+    """Refresh the choices of ``combos`` whenever a layer is added or removed (and now)."""
+    for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+        for combo in combos:
+            event.connect(lambda _e, c=combo: c.reset_choices())
+    for combo in combos:
+        combo.reset_choices()
+
+
+def model_names(task: str | None = None, first: str | None = None) -> list[str]:
+    """Names of the installed models (of ``task`` when given), ``first`` in front, no repeats."""
+    names = [p.spec.name for p in list_models() if task is None or p.spec.task == task]
+    return sorted(dict.fromkeys(names), key=lambda name: name != first)

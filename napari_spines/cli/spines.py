@@ -1,0 +1,132 @@
+"""The spine commands: ``detect`` (spine heads of a stack) and ``score`` (against annotations)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from napari_spines.cli._common import (
+    TextProgress,
+    add_runtime_options,
+    add_voxel_size_option,
+    fail,
+    fail_with,
+    model_voxel_size,
+)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``detect`` and ``score``."""
+    detect_ = commands.add_parser("detect", help="find spine heads in a stack; write a CSV")
+    detect_.add_argument("image", type=Path, help="ZYX or TZYX stack")
+    detect_.add_argument("-o", "--output", required=True, type=Path, help="output .csv")
+    detect_.add_argument(
+        "-m",
+        "--model",
+        default="spine-2p",
+        help="spine-detection model name or path (spine-2p; spine-dog is the "
+        "classical difference-of-Gaussians baseline)",
+    )
+    add_voxel_size_option(detect_)
+    detect_.add_argument("--threshold", type=float, help="minimum score (default: the model's)")
+    add_runtime_options(detect_)
+    detect_.set_defaults(handler=detect)
+
+    score_ = commands.add_parser(
+        "score", help="score a spines CSV against an annotated session (precision, recall, F1)"
+    )
+    score_.add_argument("spines", type=Path, help="spines .csv (from detect or Export CSV)")
+    score_.add_argument(
+        "--session",
+        required=True,
+        type=Path,
+        metavar="STACK.tif",
+        help="annotated stack; STACK_spines.csv and STACK_dendrites.csv beside it",
+    )
+    score_.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="ignore spines scoring below this (default: keep all)",
+    )
+    score_.add_argument(
+        "--within-um",
+        type=float,
+        default=4.0,
+        help="score only within this distance of a traced dendrite",
+    )
+    score_.add_argument(
+        "--match-um",
+        type=float,
+        default=1.0,
+        help="a detection matches an annotation within this distance",
+    )
+    score_.set_defaults(handler=score)
+
+
+def detect(args: argparse.Namespace) -> int:
+    """Detect spines and write ``id,[t,]z,y,x,z_um,y_um,x_um,score``."""
+    from napari_spines.io import VolumeReadError, read_volumes
+    from napari_spines.io.points_csv import write_points_csv
+    from napari_spines.models import ModelError
+    from napari_spines.spines.detection import detect_spines
+
+    if args.output.suffix.lower() != ".csv":
+        return fail(f"{args.output}: output must be a .csv file")
+    try:
+        volume = read_volumes(args.image)[0]
+    except VolumeReadError as exc:
+        return fail(str(exc))
+    voxel = model_voxel_size(volume, args.voxel_size, args.image)
+    started = time.perf_counter()
+    try:
+        found = detect_spines(
+            volume.levels[0],
+            volume.axes,
+            args.model,
+            voxel.for_model(),
+            args.threshold,
+            runtime=args.runtime,
+            device=args.device,
+            progress=TextProgress("detect"),
+        )
+    except (ValueError, ModelError) as exc:
+        return fail(f"{args.image.name}: {exc}")
+    write_points_csv(
+        args.output,
+        found.coords,
+        found.voxel_size_um,
+        {"id": range(1, len(found) + 1), "score": found.scores},
+    )
+    print(
+        f"{len(found)} spines in {time.perf_counter() - started:.1f} s → {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def score(args: argparse.Namespace) -> int:
+    """Print precision, recall and F1 of a spines CSV on an annotated session.
+
+    Spines with status ``rejected`` (a reviewed export) are not counted as detections.
+    """
+    from napari_spines.io import VolumeReadError
+    from napari_spines.io.points_csv import read_points_csv
+    from napari_spines.spines.evaluate import counted_spines, load_session, score_on_session
+
+    try:
+        session = load_session(args.session)
+        coords, _, properties = read_points_csv(args.spines)
+    except (VolumeReadError, OSError, ValueError) as exc:
+        return fail_with(exc)
+    if coords.shape[1] != 3:
+        return fail(
+            f"{args.spines.name}: needs z, y, x columns (one time point), "
+            f"not {coords.shape[1]} axes"
+        )
+    detections = counted_spines(coords, properties, args.min_score)
+    result = score_on_session(detections, session, args.within_um, args.match_um)
+    print(f"{args.spines.name} on {args.session.stem}: {result}")
+    return 0

@@ -1,0 +1,161 @@
+"""The training commands: ``train spines`` (spine-2p) and ``train affinities`` (em-affinity)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_spines.cli._common import fail_with, non_negative_int
+
+if TYPE_CHECKING:
+    from napari_spines.training.export import TrainedModel
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``train`` with its models ``spines`` and ``affinities``."""
+    train = commands.add_parser("train", help="train a built-in model on your data")
+    what = train.add_subparsers(dest="what", metavar="MODEL", required=True)
+    spines = what.add_parser("spines", help="the spine-head detector (spine-2p)")
+    spines.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder of NAME.tif + NAME_spines.csv + NAME_dendrites.csv",
+    )
+    spines.add_argument("--train", nargs="+", required=True, metavar="NAME")
+    spines.add_argument("--validate", required=True, metavar="NAME")
+    spines.add_argument("--out", type=Path, required=True, help="run folder (log, checkpoint)")
+    spines.add_argument("--minutes", type=float, default=60.0)
+    spines.add_argument("--width", type=int, default=8, help="U-Net width of the first level")
+    spines.add_argument("--synthetic", type=int, default=8, help="synthetic stacks to mix in")
+    spines.add_argument(
+        "--start-from",
+        type=Path,
+        metavar="PACKAGE",
+        help="continue from a spine-2p package or checkpoint (fine-tuning)",
+    )
+    add_training_options(spines)
+    spines.set_defaults(handler=train_spines)
+
+    affinities = what.add_parser("affinities", help="the EM affinity model (em-affinity)")
+    affinities.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder with isbi2012/ and gala/ (../shared/data/em)",
+    )
+    affinities.add_argument(
+        "--out", type=Path, required=True, help="run folder (log, checkpoints, exported package)"
+    )
+    affinities.add_argument("--minutes", type=float, default=60.0)
+    affinities.add_argument("--width", type=int, default=12, help="U-Net width of level one")
+    affinities.add_argument(
+        "--synthetic", type=int, default=2, help="synthetic EM volumes to mix in"
+    )
+    affinities.add_argument(
+        "--start-from",
+        type=Path,
+        metavar="PACKAGE",
+        help="continue from an em-affinity package or a training checkpoint (fine-tuning)",
+    )
+    affinities.add_argument(
+        "--add",
+        nargs=2,
+        action="append",
+        default=[],
+        type=Path,
+        metavar=("IMAGE", "LABELS"),
+        help="also train on your own stack and its labels (e.g. proofread "
+        "and saved by the Segmentation widget); repeatable",
+    )
+    add_training_options(affinities)
+    affinities.set_defaults(handler=train_affinities)
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """``--lr``, ``--device`` and ``--workers`` of the ``train`` commands."""
+    parser.add_argument(
+        "--lr", type=float, default=2e-3, help="peak learning rate (cosine decay over --minutes)"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (a CUDA GPU when torch sees one), cpu or cuda"
+    )
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="processes making augmented crops (use several with a GPU)",
+    )
+
+
+def train_spines(args: argparse.Namespace) -> int:
+    """Train spine-2p, then export the best checkpoint as a model package in the run folder."""
+    from napari_spines.training.spines import train_and_export
+
+    return run_training(
+        train_and_export,
+        args.data,
+        args.train,
+        args.validate,
+        args.out,
+        minutes=args.minutes,
+        width=args.width,
+        synthetic=args.synthetic,
+        start_from=args.start_from,
+        lr=args.lr,
+        device=args.device,
+        workers=args.workers,
+    )
+
+
+def train_affinities(args: argparse.Namespace) -> int:
+    """Train em-affinity, export the best checkpoint and score it on the held-out sections."""
+    from napari_spines.io import read_volumes
+    from napari_spines.training.affinity import train_and_export, user_volume
+
+    extra = []
+    for image_path, labels_path in args.add:
+        try:
+            image, labels = (
+                np.asarray(read_volumes(p)[0].levels[0]) for p in (image_path, labels_path)
+            )
+            extra.append(user_volume(image, labels, name=labels_path.name))
+        except ValueError as exc:  # VolumeReadError included
+            return fail_with(exc)
+    return run_training(
+        train_and_export,
+        args.data,
+        args.out,
+        minutes=args.minutes,
+        width=args.width,
+        synthetic=args.synthetic,
+        start_from=args.start_from,
+        lr=args.lr,
+        device=args.device,
+        workers=args.workers,
+        extra=extra,
+    )
+
+
+def run_training(train_and_export: Callable[..., TrainedModel], *args: Any, **options: Any) -> int:
+    """Run a ``train_and_export`` for a ``train`` command; report its package and figures."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        trained = train_and_export(
+            *args, command=" ".join(["napari-spines", *sys.argv[1:]]), **options
+        )
+    except ValueError as exc:
+        return fail_with(exc)
+    print(trained.summary, file=sys.stderr)
+    print(
+        f"model package: {trained.package} (copy it into the user models folder to use it)",
+        file=sys.stderr,
+    )
+    return 0
