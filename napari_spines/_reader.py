@@ -57,6 +57,6 @@ def points_layer_data(path: str | Path) -> list[LayerData]:
         "name": Path(path).stem,
         "features": properties,
         **spine_points_style(voxel_size_um),
-        "metadata": {"voxel_size_um": voxel_size_um},
+        "metadata": {"axes": axes},
     }
     return [(coords, meta, "points")]

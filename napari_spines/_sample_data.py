@@ -26,7 +26,7 @@ def two_photon_layer_data(sample: TwoPhotonSample, name: str = "two-photon") -> 
         "name": name,
         "colormap": "gray",
         "contrast_limits": robust_contrast_limits(sample.image),
-        "metadata": {"voxel_size_um": sample.voxel_size_um, "axes": axes},
+        "metadata": {"axes": axes},
     }
     points_meta = {
         **place,
@@ -51,7 +51,7 @@ def em_layer_data(sample: EMSample, name: str = "EM") -> list[LayerData]:
     """EM image and its ground-truth instance labels as layer data."""
     meta = {
         **placement("ZYX", sample.voxel_size_um),
-        "metadata": {"voxel_size_um": sample.voxel_size_um, "axes": "ZYX"},
+        "metadata": {"axes": "ZYX"},
     }
     return [
         (

@@ -95,7 +95,6 @@ def volume_to_layer_data(volume: Volume) -> list[LayerData]:
         **placement(axes_no_c, volume.voxel_size_um),
         "metadata": {
             "axes": axes_no_c,
-            "voxel_size_um": volume.voxel_size_um,
             "voxel_size_known": volume.voxel_size_known,
         },
     }

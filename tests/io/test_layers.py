@@ -55,3 +55,16 @@ def test_lazy_volume_gets_cheap_contrast_limits(tmp_path, stack):
     ((_, meta, _),) = volume_to_layer_data(volume)
     low, high = meta["contrast_limits"]
     assert 0 <= low < high <= 4000
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_the_voxel_size_travels_once_as_the_layer_scale(known):
+    """Layers say their voxel size by their scale; metadata only says whether it is known."""
+    from napari_spines.voxel_size import VoxelSize
+
+    volume = Volume(np.zeros((2, 4, 8, 8)), "TZYX", (2.0, 0.5, 0.25), "v", voxel_size_known=known)
+    ((_, meta, _),) = volume_to_layer_data(volume)
+    assert "voxel_size_um" not in meta["metadata"]
+    assert VoxelSize.of_layer(meta["scale"], meta["metadata"]["axes"], meta["metadata"]) == (
+        volume.voxel_size
+    )
