@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 SPATIAL_AXES = "ZYX"
 
@@ -41,21 +40,6 @@ class VoxelSize:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "um", tuple(float(v) for v in self.um))
-
-    @classmethod
-    def of(cls, volume: Any) -> VoxelSize:
-        """The voxel size of a `~napari_spines.io.volume.Volume` (or anything with its fields).
-
-        Parameters
-        ----------
-        volume
-            Has ``voxel_size_um`` and ``voxel_size_known``.
-
-        Returns
-        -------
-        VoxelSize
-        """
-        return cls(tuple(volume.voxel_size_um), bool(getattr(volume, "voxel_size_known", True)))
 
     @classmethod
     def of_layer(cls, scale: Sequence[float], axes: str, metadata: dict) -> VoxelSize:

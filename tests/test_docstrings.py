@@ -21,13 +21,10 @@ def _public_callables(tree: ast.Module):
             yield node.name, node
         if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             for sub in node.body:
-                decorators = {ast.unparse(d) for d in sub.decorator_list} if isinstance(
-                    sub, ast.FunctionDef) else set()  # fmt: skip
-                if (
-                    isinstance(sub, ast.FunctionDef)
-                    and not sub.name.startswith("_")
-                    and not decorators & {"property", "cached_property"}
-                ):
+                if not isinstance(sub, ast.FunctionDef) or sub.name.startswith("_"):
+                    continue
+                decorators = {ast.unparse(d) for d in sub.decorator_list}
+                if not decorators & {"property", "cached_property"}:
                     yield f"{node.name}.{sub.name}", sub
 
 

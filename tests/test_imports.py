@@ -107,8 +107,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def room(module: str, package: str = PACKAGE) -> str:
-    """ "widget" (a dock widget), "widget helper", "cli" or "core"."""
+def room(module: str) -> str:
+    """Which room a module is in: "widget", "widget helper", "cli" or "core"."""
     parts = module.split(".")[1:]
     if parts[:1] == ["_widgets"]:
         return "widget helper" if len(parts) == 1 or parts[1].startswith("_") else "widget"
@@ -119,11 +119,11 @@ def violations(graph: dict[str, set[str]], package: str = PACKAGE) -> list[str]:
     """Every import that breaks the contract of the module docstring, as ``a imports b``."""
     found = []
     for module, targets in sorted(graph.items()):
-        kind = room(module, package)
+        kind = room(module)
         for target in sorted(targets):
             top = target.split(".")[0]
             own = top == package
-            target_kind = room(target, package) if own else None
+            target_kind = room(target) if own else None
             allowed = CORE_MAY_IMPORT.get(module, set())
             bad = (
                 (kind == "core" and top in GUI and target not in allowed)

@@ -210,7 +210,7 @@ class SpineDetectionWidget(Container):
         statuses, ids = follow_edits(
             features["status"].to_numpy(dtype=object),
             features["id"].to_numpy(),
-            self._positions if action.endswith("changed") else data[:0],
+            self._positions if action.endswith("changed") else None,
             data,
             added,
         )

@@ -98,18 +98,7 @@ def train_spines(args: argparse.Namespace) -> int:
     from napari_spines.training.spines import train_and_export
 
     return run_training(
-        train_and_export,
-        args.data,
-        args.train,
-        args.validate,
-        args.out,
-        minutes=args.minutes,
-        width=args.width,
-        synthetic=args.synthetic,
-        start_from=args.start_from,
-        lr=args.lr,
-        device=args.device,
-        workers=args.workers,
+        train_and_export, args.data, args.train, args.validate, args.out, **shared_options(args)
     )
 
 
@@ -127,19 +116,13 @@ def train_affinities(args: argparse.Namespace) -> int:
             extra.append(user_volume(image, labels, name=labels_path.name))
         except ValueError as exc:  # VolumeReadError included
             return fail_with(exc)
-    return run_training(
-        train_and_export,
-        args.data,
-        args.out,
-        minutes=args.minutes,
-        width=args.width,
-        synthetic=args.synthetic,
-        start_from=args.start_from,
-        lr=args.lr,
-        device=args.device,
-        workers=args.workers,
-        extra=extra,
-    )
+    return run_training(train_and_export, args.data, args.out, extra=extra, **shared_options(args))
+
+
+def shared_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options both ``train`` models take, as ``train_and_export`` keywords."""
+    names = ("minutes", "width", "synthetic", "start_from", "lr", "device", "workers")
+    return {name: getattr(args, name) for name in names}
 
 
 def run_training(train_and_export: Callable[..., TrainedModel], *args: Any, **options: Any) -> int:

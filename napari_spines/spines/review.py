@@ -176,7 +176,7 @@ def status_colours(statuses: np.ndarray) -> np.ndarray:
 def follow_edits(
     statuses: np.ndarray,
     ids: np.ndarray,
-    before: np.ndarray,
+    before: np.ndarray | None,
     after: np.ndarray,
     added: Sequence[int] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +187,9 @@ def follow_edits(
     statuses, ids
         Per spine, after the edit (added spines come with the layer's defaults).
     before, after
-        Positions before and after the edit; where both have the same length, spines whose
-        position changed become ``moved`` (added ones stay ``added``).
+        Positions before and after the edit; spines whose position changed become ``moved``
+        (added ones stay ``added``). ``before`` is None when no spine was moved (an addition
+        or a deletion).
     added
         Indices of spines just added: each gets the next free id.
 
@@ -206,9 +207,8 @@ def follow_edits(
     """
     statuses = np.array(statuses, dtype=object)
     ids = np.array(ids).copy()
-    before, after = np.asarray(before, float), np.asarray(after, float)
-    if len(before) == len(after) and len(after):
-        moved = np.any(np.abs(after - before) > 1e-6, axis=1)
+    if before is not None and len(before) == len(after):
+        moved = np.any(np.abs(np.asarray(after, float) - before) > 1e-6, axis=1)
         statuses[moved & (statuses != "added")] = "moved"
     for index in added:
         ids[index % len(ids)] = int(np.nanmax(ids)) + 1

@@ -46,9 +46,8 @@ LAYER_CHOICE = {
 def test_every_widget_docks_and_follows_the_layers(make_napari_viewer, name):
     """Each manifest entry docks its own class, and its layer choice lists new layers."""
     viewer = make_napari_viewer()
-    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
     assert type(widget).__name__ == CLASS_OF[name]
-    assert dock.isVisible() or not viewer.window._qt_window.isVisible()
     choice = LAYER_CHOICE[name]
     if choice is None:
         return
