@@ -28,3 +28,11 @@ def first_line(exc: BaseException) -> str:
     """
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:MAX_MESSAGE]
+
+
+class DataWarning(UserWarning):
+    """Something about the input a user should know, that napari-spines worked around.
+
+    For example NaN or infinite voxels replaced before normalisation. The command line shows
+    these as one ``warning:`` line; napari shows them as notifications.
+    """

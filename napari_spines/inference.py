@@ -24,14 +24,25 @@ fit in memory either. Memory then holds a few tiles.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from napari_spines.errors import DataWarning
 from napari_spines.progress import ProgressCallback, raise_if_cancelled
+from napari_spines.validation import (
+    BadValue,
+    check_memory,
+    check_positive_int,
+    check_tile,
+    check_voxel_size,
+    format_bytes,
+)
 
 if TYPE_CHECKING:
     from napari_spines.models.spec import ModelSpec, Normalisation
@@ -40,6 +51,13 @@ if TYPE_CHECKING:
 RESCALE_TOLERANCE = 0.05
 #: At most this many voxels are sampled to compute normalisation statistics.
 STATS_SAMPLE_VOXELS = 2**22
+#: Largest rescaling per axis between the data's voxel size and the model's: beyond it, the
+#: voxel size or the model is wrong for the stack (a two-photon stack given to an EM model).
+MAX_RESCALE = 16.0
+#: Bytes per tile voxel a network may hold while it runs (activations of a small U-Net).
+NETWORK_BYTES_PER_VOXEL = 256
+#: Most tiles per network call.
+MAX_BATCH = 1024
 
 
 class Network(Protocol):
@@ -369,6 +387,8 @@ class TiledRun:
     gain: np.ndarray
     factors: tuple[float, float, float]
     plans: tuple[AxisPlan, AxisPlan, AxisPlan]
+    #: Tiles that held NaN or infinite input values (replaced by the channel's low end).
+    non_finite_tiles: list[int] = field(default_factory=lambda: [0])
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
@@ -407,7 +427,12 @@ class TiledRun:
         tile = read_resampled(self.source, coords)
         if tile.ndim == 3:
             tile = tile[None]
-        return (tile - self.offset[:, None, None, None]) * self.gain[:, None, None, None]
+        offset = self.offset[:, None, None, None]
+        finite = np.isfinite(tile)
+        if not finite.all():  # NaN would spread through the network; read them as the low end
+            tile = np.where(finite, tile, offset)
+            self.non_finite_tiles[0] += 1
+        return (tile - offset) * self.gain[:, None, None, None]
 
     def place(self, out: Any, index: Sequence[int], prediction: np.ndarray) -> None:
         """Add the blended core of one tile's prediction into ``out`` (model space).
@@ -481,6 +506,9 @@ def predict(
     ------
     ValueError
         ``volume`` is not 3-D with the model's input channels, or ``out`` has the wrong shape.
+    BadValue
+        A voxel size, tile or batch size that cannot be used, rescaling beyond `MAX_RESCALE`,
+        or a run that needs more memory than this machine has (`NotEnoughMemory`).
     """
     spatial = tuple(int(n) for n in volume.shape[-3:])
     channel_axis = volume.ndim == 4
@@ -491,8 +519,12 @@ def predict(
             f"({'C, ' if spec.input.channels > 1 else ''}Z, Y, X), got shape "
             f"{tuple(volume.shape)}"
         )
+    if voxel_size_um is not None:
+        voxel_size_um = check_voxel_size(voxel_size_um)
+    batch_size = check_positive_int(batch_size, "batch size", high=MAX_BATCH)
+    tile = check_tile(tile or spec.tiling.tile)
     model_shape, factors = model_grid(spatial, voxel_size_um, spec)
-    tile = tuple(tile or spec.tiling.tile)
+    check_rescaling(factors, voxel_size_um, spec)
     overlaps = tuple(overlap) if overlap is not None else (None, None, None)
     plans = tuple(
         plan_axis(n, t, h, m, o)
@@ -506,6 +538,7 @@ def predict(
     n_out = spec.n_output_channels
     rescaled = factors != (1.0, 1.0, 1.0) and not on_model_grid
     shape = (n_out, *(model_shape if on_model_grid else spatial))
+    check_run_resources(shape, model_shape, rescaled, out, tile, batch_size, spec)
     if out is None:
         out = np.zeros(shape, np.float32)
     if tuple(out.shape) != shape:
@@ -517,7 +550,101 @@ def predict(
             _resample_back(target, out, factors)
             if progress:
                 progress(run.n_tiles + 1, run.n_tiles + 1)
+    if run.non_finite_tiles[0]:
+        warnings.warn(
+            DataWarning(
+                "the stack holds NaN or infinite values; they were read as its low "
+                "percentile before normalisation"
+            ),
+            stacklevel=2,
+        )
     return out
+
+
+def check_rescaling(
+    factors: Sequence[float], voxel_size_um: Sequence[float] | None, spec: ModelSpec
+) -> None:
+    """Raise `BadValue` when the data must be rescaled more than `MAX_RESCALE` on an axis.
+
+    Parameters
+    ----------
+    factors
+        Model voxels per data voxel, ``(z, y, x)`` (`rescale_factors`).
+    voxel_size_um
+        The data's voxel size, named in the message.
+    spec
+        The model's spec.
+
+    Raises
+    ------
+    BadValue
+        A factor above `MAX_RESCALE` or below its inverse.
+    """
+    if all(1 / MAX_RESCALE <= f <= MAX_RESCALE for f in factors):
+        return
+    data = " × ".join(f"{v:g}" for v in voxel_size_um or ())
+    model = " × ".join(f"{v:g}" for v in spec.input.voxel_size_um)
+    ratio = " × ".join(f"{f:.3g}" for f in factors)
+    raise BadValue(
+        f"the stack's voxel size {data} µm is {ratio} times {_name(spec)}'s {model} µm: "
+        "check the voxel size, and that the model fits this kind of stack"
+    )
+
+
+def check_run_resources(
+    shape: Sequence[int],
+    model_shape: Sequence[int],
+    rescaled: bool,
+    out: Any,
+    tile: Sequence[int],
+    batch_size: int,
+    spec: ModelSpec,
+) -> None:
+    """Raise `NotEnoughMemory` before a run whose arrays cannot fit in memory (or on disk).
+
+    Parameters
+    ----------
+    shape
+        The output's shape, ``(C_out, Z, Y, X)``.
+    model_shape
+        The spatial shape on the model's grid.
+    rescaled
+        Whether a model-space accumulator is needed.
+    out
+        The caller's output array, or None for one in memory.
+    tile, batch_size
+        Tile size and tiles per network call.
+    spec
+        The model's spec.
+
+    Raises
+    ------
+    NotEnoughMemory
+        The estimate exceeds this machine's memory, or the scratch disk's free space.
+    """
+    n_out = spec.n_output_channels
+    in_memory = out is None or isinstance(out, np.ndarray)
+    network = (
+        batch_size * math.prod(tile) * (NETWORK_BYTES_PER_VOXEL + 4 * (n_out + spec.input.channels))
+    )
+    need = network + (4 * math.prod(shape) if out is None else 0)
+    accumulator = 4 * n_out * math.prod(model_shape) if rescaled else 0
+    if in_memory:
+        need += accumulator
+    elif accumulator > shutil.disk_usage(tempfile.gettempdir()).free:
+        raise BadValue(
+            f"the model-space scratch array needs {format_bytes(accumulator)} on "
+            f"{tempfile.gettempdir()}, more than is free"
+        )
+    shown = "×".join(str(n) for n in shape[1:])
+    check_memory(
+        need, f"running {_name(spec)} on {shown} voxels", "use smaller tiles or a Zarr output"
+    )
+
+
+def _name(spec: ModelSpec) -> str:
+    """The model's name for messages (engine tests hand in specs without one)."""
+    return getattr(spec, "name", "the model")
 
 
 def _accumulator(out: Any, shape: tuple[int, ...], scratch: str) -> Any:
@@ -632,12 +759,21 @@ def predict_volume(
         return out
     n_times = data.shape[axes.index("T")] if "T" in axes else 1
     spatial = tuple(data.shape[-3:])
+    if voxel_size_um is not None:  # checked here too: the output is allocated before `predict`
+        voxel_size_um = check_voxel_size(voxel_size_um)
+        check_rescaling(
+            rescale_factors(voxel_size_um, spec.input.voxel_size_um), voxel_size_um, spec
+        )
     if on_model_grid:
         spatial = model_grid(spatial, voxel_size_um, spec)[0]
     if out is None:
-        out = np.zeros(
-            (spec.n_output_channels, *((n_times,) if "T" in axes else ()), *spatial), np.float32
+        shape = (spec.n_output_channels, *((n_times,) if "T" in axes else ()), *spatial)
+        check_memory(
+            4 * math.prod(shape),
+            f"the output of {_name(spec)} ({'×'.join(map(str, shape))} float32)",
+            "write it to a Zarr output (predict -o OUT.zarr)",
         )
+        out = np.zeros(shape, np.float32)
     for t in range(n_times):
 
         def report(done: int, total: int, t: int = t) -> None:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
-from napari_spines.errors import first_line
+from napari_spines.errors import DataWarning, first_line
 from napari_spines.progress import CancellableProgress, Cancelled
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,18 @@ def _run_guarded(func: Callable[..., Any], **kwargs: Any) -> _Outcome:
     except Exception as exc:
         logger.exception("napari-spines task failed")
         return _Outcome(error=exc)
+
+
+def _show_data_warning(shown: tuple) -> None:
+    """Show a `DataWarning` the worker raised (``showwarning``'s arguments) as a notification.
+
+    Other warnings go to the log: they are for developers, not for the person at the viewer.
+    """
+    message, category = shown[0], shown[1]
+    if issubclass(category, DataWarning):
+        show_warning(str(message))
+    else:
+        logger.debug("warning in a task: %s", message)
 
 
 class TaskPanel(QWidget):
@@ -90,7 +102,7 @@ class TaskPanel(QWidget):
             progress=self._progress,
             **kwargs,
             _start_thread=False,
-            _connect={"returned": self._on_returned},
+            _connect={"returned": self._on_returned, "warned": _show_data_warning},
         )
         self._on_result = on_result
         self.bar.setRange(0, 0)  # "busy" until the first progress report

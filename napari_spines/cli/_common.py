@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from napari_spines import validation
 from napari_spines.errors import first_line
 from napari_spines.voxel_size import VoxelSize
 
@@ -55,12 +59,64 @@ class TextProgress:
         )
 
 
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Show napari-spines' own warnings (`napari_spines.errors.DataWarning`) as `warn` lines.
+
+    Other libraries' warnings keep Python's default handling.
+    """
+    from napari_spines.errors import DataWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, DataWarning):
+            warn(str(message))
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():  # restores showwarning and the filters on exit
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = show
+        yield
+
+
+def output_problem(path: Path, suffixes: Sequence[str], folder_ok: bool = False) -> str | None:
+    """Why ``path`` cannot be written as an output, in a line; None when it can.
+
+    Checked before any work starts, so a long run never ends on an unwritable path.
+
+    Parameters
+    ----------
+    path
+        The output the user gave.
+    suffixes
+        The endings it may have, e.g. ``(".tif", ".tiff")``.
+    folder_ok
+        True for outputs that are folders (Zarr): an existing folder is then replaced.
+
+    Returns
+    -------
+    str or None
+    """
+    if not path.name.lower().endswith(tuple(suffixes)):
+        return f"{path}: output must end in {' or '.join(suffixes)}"
+    if path.is_dir() and not folder_ok:
+        return f"{path}: is a folder; give a file name ending in {' or '.join(suffixes)}"
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        return f"cannot write {path}: {parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write {path}: no permission to write into {parent}"
+    return None
+
+
 def add_voxel_size_option(parser: argparse.ArgumentParser) -> None:
     """``--voxel-size Z Y X`` in µm, overriding the file's."""
     parser.add_argument(
         "--voxel-size",
         nargs=3,
-        type=float,
+        type=voxel_um,
         metavar=("Z", "Y", "X"),
         help="voxel size of the stack in µm (default: from the file)",
     )
@@ -105,9 +161,52 @@ def model_voxel_size(
     return voxel
 
 
-def non_negative_int(text: str) -> int:
-    """Parse an integer of 0 or more (an argparse ``type``)."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the usage is a ``--help`` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print ``PROG: error: MESSAGE (see --help)`` and exit with `EXIT_BAD_INPUT`."""
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _argument_type(check: Any, name: str, *args: Any) -> Any:
+    """An argparse ``type`` from a `napari_spines.validation` check; ``name`` shows in --help."""
+
+    def parse(text: str) -> Any:
+        try:
+            return check(text, "", *args)
+        except validation.BadValue as exc:
+            raise argparse.ArgumentTypeError(str(exc).strip()) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _whole(text: str, name: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise validation.BadValue(f"must be a whole number, not {text!r}") from None
+    if value < low:
+        raise validation.BadValue(f"must be {low} or more, not {value}")
     return value
+
+
+def _voxel_um(text: str, name: str) -> float:
+    low, high = validation.VOXEL_SIZE_RANGE_UM
+    value = validation.check_positive(text, name)
+    if not low <= value <= high:
+        raise validation.BadValue(
+            f"{value:g} µm is outside {low:g}–{high:g} µm; give it in micrometres"
+        )
+    return value
+
+
+#: argparse ``type``s: the value is checked as it is parsed, so bad values stop the command
+#: before anything is read.
+finite_float = _argument_type(validation.check_finite, "number")
+positive_float = _argument_type(validation.check_positive, "positive number")
+unit_interval = _argument_type(validation.check_range, "number in [0, 1]", 0.0, 1.0)
+voxel_um = _argument_type(_voxel_um, "voxel size")
+positive_int = _argument_type(_whole, "whole number of 1 or more", 1)
+non_negative_int = _argument_type(_whole, "whole number of 0 or more", 0)

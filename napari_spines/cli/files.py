@@ -8,7 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from napari_spines.cli._common import fail
+from napari_spines.cli._common import fail, non_negative_int, output_problem, positive_int
+from napari_spines.validation import check_memory
+
+#: Peak bytes per voxel while a synthetic stack is drawn (float64 canvases and blurs).
+SYNTHETIC_BYTES_PER_VOXEL = 64
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -24,8 +28,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         required=True,
         help="stack .tif; ground truth goes beside it (_spines.csv or _labels.tif)",
     )
-    synthetic.add_argument("--shape", nargs=3, type=int, metavar=("Z", "Y", "X"))
-    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--shape", nargs=3, type=positive_int, metavar=("Z", "Y", "X"))
+    synthetic.add_argument("--seed", type=non_negative_int, default=0)
     synthetic.set_defaults(handler=lambda a: write_synthetic(a.kind, a.output, a.shape, a.seed))
     info_ = commands.add_parser("info", help="print what the reader sees in a file")
     info_.add_argument("file", type=Path)
@@ -76,8 +80,11 @@ def write_synthetic(kind: str, output: Path, shape: Sequence[int] | None, seed: 
     from napari_spines.io.outputs import write_float_tiff
     from napari_spines.synthetic import synthetic_em, synthetic_two_photon
 
-    if output.suffix.lower() not in (".tif", ".tiff"):
-        return fail(f"{output}: output must be a .tif file")
+    if problem := output_problem(output, (".tif", ".tiff")):
+        return fail(problem)
+    sessions = 3 if kind == "two-photon-sessions" else 1
+    voxels = math.prod(shape or (32, 256, 256)) * sessions
+    check_memory(voxels * SYNTHETIC_BYTES_PER_VOXEL, f"a synthetic stack of {voxels} voxels")
     extra = {"shape": tuple(shape)} if shape else {}
     stem = output.with_suffix("")
     if kind == "em":
@@ -85,7 +92,6 @@ def write_synthetic(kind: str, output: Path, shape: Sequence[int] | None, seed: 
         write_float_tiff(output, sample.image, "ZYX", sample.voxel_size_um, sample.image.dtype)
         truth = write_labels_tiff(f"{stem}_labels.tif", sample.labels, sample.voxel_size_um)
     else:
-        sessions = 3 if kind == "two-photon-sessions" else 1
         sample = synthetic_two_photon(seed=seed, n_timepoints=sessions, **extra)
         axes = "TZYX" if sessions > 1 else "ZYX"
         write_float_tiff(output, sample.image, axes, sample.voxel_size_um, sample.image.dtype)

@@ -14,6 +14,8 @@ from napari_spines.cli._common import (
     add_voxel_size_option,
     fail,
     model_voxel_size,
+    output_problem,
+    positive_int,
 )
 
 
@@ -39,13 +41,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     predict_.add_argument(
         "--tile",
         nargs=3,
-        type=int,
+        type=positive_int,
         metavar=("Z", "Y", "X"),
         help="tile size in model voxels (default: the model's)",
     )
     add_runtime_options(predict_)
     add_voxel_size_option(predict_)
-    predict_.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
+    predict_.add_argument(
+        "--batch-size", type=positive_int, default=1, help="tiles per network call"
+    )
     predict_.set_defaults(handler=predict)
     commands.add_parser("models", help="list the models: built-in, user folder").set_defaults(
         handler=models
@@ -57,13 +61,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def predict(args: argparse.Namespace) -> int:
     """Run a model over a stack and write the raw output, channels first, float32."""
+    import contextlib
+
     from napari_spines.io import VolumeReadError, read_volumes
-    from napari_spines.io.outputs import create_zarr_output, write_float_tiff
+    from napari_spines.io.outputs import write_float_tiff, zarr_output
     from napari_spines.models import ModelError, ready_model, run_model
 
     suffix = args.output.name.lower()
-    if not suffix.endswith((".tif", ".tiff", ".zarr")):
-        return fail(f"{args.output}: output must end in .tif, .tiff or .zarr")
+    if problem := output_problem(args.output, (".tif", ".tiff", ".zarr"), suffix.endswith(".zarr")):
+        return fail(problem)
     try:
         volume = read_volumes(args.image)[0]
         model = ready_model(args.model, runtime=args.runtime, device=args.device)
@@ -74,11 +80,10 @@ def predict(args: argparse.Namespace) -> int:
     out_axes = "C" + volume.axes.replace("C", "")
     spatial = [n for a, n in zip(volume.axes, volume.shape, strict=True) if a != "C"]
     voxel_out = voxel.for_model() or spec.input.voxel_size_um[-len(voxel.um) :]
-    out = None
+    # a Zarr output is written beside args.output and swapped in only once the run finished
+    output: contextlib.AbstractContextManager = contextlib.nullcontext()
     if suffix.endswith(".zarr"):
-        out = create_zarr_output(
-            args.output, (spec.n_output_channels, *spatial), out_axes, voxel_out
-        )
+        output = zarr_output(args.output, (spec.n_output_channels, *spatial), out_axes, voxel_out)
     print(
         f"{spec.name} ({model.runtime}, {model.provider}) on {args.image.name} "
         f"{volume.shape} {volume.axes}",
@@ -86,16 +91,17 @@ def predict(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     try:
-        run = run_model(
-            model,
-            volume.levels[0],
-            volume.axes,
-            voxel.for_model(),
-            tile=args.tile,
-            batch_size=args.batch_size,
-            out=out,
-            progress=TextProgress("predict"),
-        )
+        with output as out:
+            run = run_model(
+                model,
+                volume.levels[0],
+                volume.axes,
+                voxel.for_model(),
+                tile=args.tile,
+                batch_size=args.batch_size,
+                out=out,
+                progress=TextProgress("predict"),
+            )
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")
     seconds = time.perf_counter() - started

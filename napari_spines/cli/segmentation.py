@@ -15,6 +15,8 @@ from napari_spines.cli._common import (
     add_voxel_size_option,
     fail,
     model_voxel_size,
+    output_problem,
+    unit_interval,
 )
 from napari_spines.io import VolumeReadError, read_volumes
 
@@ -32,7 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     segment.add_argument(
         "--threshold",
-        type=float,
+        type=unit_interval,
         help="agglomeration threshold in [0, 1]; higher merges more (default: the model's)",
     )
     segment.add_argument(
@@ -79,10 +81,8 @@ def segment_stack(args: argparse.Namespace) -> int:
     from napari_spines.segmentation.pipeline import segment_image
 
     for path in (args.output, args.affinities_out):
-        if path is not None and path.suffix.lower() not in (".tif", ".tiff"):
-            return fail(f"{path}: output must be a .tif or .tiff file")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        return fail(f"threshold {args.threshold} is outside [0, 1]")
+        if path is not None and (problem := output_problem(path, (".tif", ".tiff"))):
+            return fail(problem)
     try:
         volume = read_volumes(args.image)[0]
     except VolumeReadError as exc:
@@ -124,8 +124,8 @@ def labels_affinities(args: argparse.Namespace) -> int:
     from napari_spines.io.outputs import write_float_tiff
     from napari_spines.segmentation.affinities import labels_to_affinities
 
-    if args.output.suffix.lower() not in (".tif", ".tiff"):
-        return fail(f"{args.output}: output must be a .tif or .tiff file")
+    if problem := output_problem(args.output, (".tif", ".tiff")):
+        return fail(problem)
     try:
         volume = read_volumes(args.labels)[0]
     except VolumeReadError as exc:
@@ -136,6 +136,8 @@ def labels_affinities(args: argparse.Namespace) -> int:
             f"{args.labels.name}: needs an integer ZYX label volume; this is "
             f"{volume.axes} {labels.dtype}"
         )
+    if labels.min(initial=0) < 0:
+        return fail(f"{args.labels.name}: labels must not be negative (0 is the boundary)")
     write_float_tiff(args.output, labels_to_affinities(labels), "CZYX", volume.voxel_size_um)
     print(f"affinities {(3, *labels.shape)} → {args.output}", file=sys.stderr)
     return 0

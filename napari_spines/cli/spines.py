@@ -13,7 +13,10 @@ from napari_spines.cli._common import (
     add_voxel_size_option,
     fail,
     fail_with,
+    finite_float,
     model_voxel_size,
+    output_problem,
+    positive_float,
 )
 
 
@@ -30,7 +33,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "classical difference-of-Gaussians baseline)",
     )
     add_voxel_size_option(detect_)
-    detect_.add_argument("--threshold", type=float, help="minimum score (default: the model's)")
+    detect_.add_argument(
+        "--threshold", type=finite_float, help="minimum score (default: the model's)"
+    )
     add_runtime_options(detect_)
     detect_.set_defaults(handler=detect)
 
@@ -47,19 +52,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     score_.add_argument(
         "--min-score",
-        type=float,
+        type=finite_float,
         default=None,
         help="ignore spines scoring below this (default: keep all)",
     )
     score_.add_argument(
         "--within-um",
-        type=float,
+        type=positive_float,
         default=4.0,
         help="score only within this distance of a traced dendrite",
     )
     score_.add_argument(
         "--match-um",
-        type=float,
+        type=positive_float,
         default=1.0,
         help="a detection matches an annotation within this distance",
     )
@@ -73,8 +78,8 @@ def detect(args: argparse.Namespace) -> int:
     from napari_spines.models import ModelError
     from napari_spines.spines.detection import detect_spines
 
-    if args.output.suffix.lower() != ".csv":
-        return fail(f"{args.output}: output must be a .csv file")
+    if problem := output_problem(args.output, (".csv",)):
+        return fail(problem)
     try:
         volume = read_volumes(args.image)[0]
     except VolumeReadError as exc:
@@ -126,7 +131,10 @@ def score(args: argparse.Namespace) -> int:
             f"{args.spines.name}: needs z, y, x columns (one time point), "
             f"not {coords.shape[1]} axes"
         )
-    detections = counted_spines(coords, properties, args.min_score)
+    try:
+        detections = counted_spines(coords, properties, args.min_score)
+    except ValueError as exc:
+        return fail_with(exc, f"{args.spines.name}: ")
     result = score_on_session(detections, session, args.within_um, args.match_um)
     print(f"{args.spines.name} on {args.session.stem}: {result}")
     return 0

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_spines.cli._common import fail_with, non_negative_int
+from napari_spines.cli._common import (
+    fail_with,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from napari_spines.training.export import TrainedModel
@@ -30,9 +35,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     spines.add_argument("--train", nargs="+", required=True, metavar="NAME")
     spines.add_argument("--validate", required=True, metavar="NAME")
     spines.add_argument("--out", type=Path, required=True, help="run folder (log, checkpoint)")
-    spines.add_argument("--minutes", type=float, default=60.0)
-    spines.add_argument("--width", type=int, default=8, help="U-Net width of the first level")
-    spines.add_argument("--synthetic", type=int, default=8, help="synthetic stacks to mix in")
+    spines.add_argument("--minutes", type=positive_float, default=60.0)
+    spines.add_argument(
+        "--width", type=positive_int, default=8, help="U-Net width of the first level"
+    )
+    spines.add_argument(
+        "--synthetic", type=non_negative_int, default=8, help="synthetic stacks to mix in"
+    )
     spines.add_argument(
         "--start-from",
         type=Path,
@@ -52,10 +61,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     affinities.add_argument(
         "--out", type=Path, required=True, help="run folder (log, checkpoints, exported package)"
     )
-    affinities.add_argument("--minutes", type=float, default=60.0)
-    affinities.add_argument("--width", type=int, default=12, help="U-Net width of level one")
+    affinities.add_argument("--minutes", type=positive_float, default=60.0)
     affinities.add_argument(
-        "--synthetic", type=int, default=2, help="synthetic EM volumes to mix in"
+        "--width", type=positive_int, default=12, help="U-Net width of level one"
+    )
+    affinities.add_argument(
+        "--synthetic", type=non_negative_int, default=2, help="synthetic EM volumes to mix in"
     )
     affinities.add_argument(
         "--start-from",
@@ -80,7 +91,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """``--lr``, ``--device`` and ``--workers`` of the ``train`` commands."""
     parser.add_argument(
-        "--lr", type=float, default=2e-3, help="peak learning rate (cosine decay over --minutes)"
+        "--lr",
+        type=positive_float,
+        default=2e-3,
+        help="peak learning rate (cosine decay over --minutes)",
     )
     parser.add_argument(
         "--device", default="auto", help="auto (a CUDA GPU when torch sees one), cpu or cuda"
@@ -129,6 +143,13 @@ def run_training(train_and_export: Callable[..., TrainedModel], *args: Any, **op
     """Run a ``train_and_export`` for a ``train`` command; report its package and figures."""
     import logging
 
+    if options.get("start_from") is not None:  # checked before minutes of loading data
+        from napari_spines.training.export import load_weights
+
+        try:
+            load_weights(Path(options["start_from"]))
+        except ValueError as exc:
+            return fail_with(exc, "--start-from: ")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         trained = train_and_export(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_spines.io.lazy import should_open_lazily
+from napari_spines.io.lazy import decompressed_bytes, should_open_lazily
 from napari_spines.io.units import unit_to_um
 from napari_spines.io.volume import SPATIAL_AXES, Volume, VolumeReadError, guess_axes
 
@@ -126,12 +126,12 @@ def _axes_from_attrs(attrs: Mapping[str, Any], shape: tuple[int, ...]) -> str:
 
 
 def _volume(
-    array: Any, name: str, attrs: Mapping, group_attrs: Mapping, kind: str, lazy: bool
+    array: Any, name: str, attrs: Mapping, group_attrs: Mapping, kind: str, lazy: bool | None
 ) -> Volume:
     axes = _axes_from_attrs(attrs, tuple(array.shape))
     n_spatial = sum(a in SPATIAL_AXES for a in axes)
     voxel = voxel_size_from_attrs(attrs, n_spatial) or voxel_size_from_attrs(group_attrs, n_spatial)
-    if lazy:
+    if should_open_lazily(decompressed_bytes(array.shape, array.dtype), lazy, name):
         import dask.array as da
 
         data = da.from_array(array, chunks=getattr(array, "chunks", None) or "auto")
@@ -155,7 +155,7 @@ def read_hdf5(path: str | Path, lazy: bool | None = None) -> list[Volume]:
     path
         The ``.h5`` / ``.hdf5`` file.
     lazy
-        Keep the data on disk (dask); None decides by file size (`should_open_lazily`).
+        Keep the data on disk (dask); None decides by size (`should_open_lazily`).
 
     Returns
     -------
@@ -174,7 +174,6 @@ def read_hdf5(path: str | Path, lazy: bool | None = None) -> list[Volume]:
         h5 = h5py.File(path, "r")
     except OSError as exc:
         raise VolumeReadError(f"{path.name}: not a readable HDF5 file") from exc
-    use_lazy = should_open_lazily(path, lazy)
     try:
         shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
 
@@ -191,14 +190,14 @@ def read_hdf5(path: str | Path, lazy: bool | None = None) -> list[Volume]:
                 h5[n].attrs,
                 h5.attrs,
                 "labels" if n in labels else "image",
-                use_lazy,
+                lazy,
             )
             for n in [image, *labels]
         ]
     except VolumeReadError as exc:
         h5.close()
         raise VolumeReadError(f"{path.name}: {exc}") from exc
-    if not use_lazy:
+    if not any(v.lazy for v in volumes):
         h5.close()  # lazy volumes keep the file open; h5py closes it when they are collected
     return inherit_voxel_size(volumes)
 
@@ -230,9 +229,8 @@ def read_zarr(path: str | Path, lazy: bool | None = None) -> list[Volume]:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:  # zarr raises several unrelated types for a non-store
         raise VolumeReadError(f"{path.name}: not a readable Zarr store") from exc
-    use_lazy = should_open_lazily(path, lazy)
     if isinstance(node, zarr.Array):
-        return [_volume(node, _layer_name(path, ""), node.attrs, {}, "image", use_lazy)]
+        return [_volume(node, _layer_name(path, ""), node.attrs, {}, "image", lazy)]
     multiscales = _ome_attrs(node.attrs).get("multiscales")
     if multiscales:
         return _read_ome_zarr(node, path)
@@ -251,7 +249,7 @@ def read_zarr(path: str | Path, lazy: bool | None = None) -> list[Volume]:
                 node[n].attrs,
                 node.attrs,
                 "labels" if n in labels else "image",
-                use_lazy,
+                lazy,
             )
             for n in [image, *labels]
         ]

@@ -1,4 +1,8 @@
-"""Label volumes to TIFF with their voxel size, readable in Fiji with µm units."""
+"""Label volumes to TIFF with their voxel size, readable in Fiji with µm units.
+
+A labels TIFF may carry its proofreading edit log (JSON) in a private tag, `EDIT_LOG_TAG`, so
+that labels and log are saved by one atomic rename and can never disagree.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ import tifffile
 
 from napari_spines.io.atomic import atomic_path
 
+#: Private TIFF tag (type UNDEFINED, first page) holding the edit log as UTF-8 JSON.
+EDIT_LOG_TAG = 65419
+
 
 def write_labels_tiff(
     path: str | Path,
     labels: np.ndarray,
     voxel_size_um: Sequence[float],
     axes: str | None = None,
+    edit_log: str | None = None,
 ) -> Path:
     """Write labels atomically as an ImageJ TIFF (uint8/uint16) or an OME-TIFF (larger ids).
 
@@ -32,6 +40,9 @@ def write_labels_tiff(
         Voxel size of the spatial axes (last two or three), in µm.
     axes
         Axis letters; default ``YX``, ``ZYX`` or ``TZYX`` by dimension.
+    edit_log
+        The edit log as JSON text, stored in the `EDIT_LOG_TAG` tag (`read_edit_log`); None:
+        none.
 
     Returns
     -------
@@ -54,6 +65,10 @@ def write_labels_tiff(
     sizes = dict(zip("ZYX"[-len(voxel_size_um) :], map(float, voxel_size_um), strict=True))
     resolution = (1.0 / sizes["X"], 1.0 / sizes["Y"])
     high = int(labels.max(initial=0))
+    extratags = []
+    if edit_log is not None:
+        data = edit_log.encode("utf-8")
+        extratags.append((EDIT_LOG_TAG, 7, len(data), data, True))
     with atomic_path(path) as tmp:
         if high <= np.iinfo(np.uint16).max:
             dtype = np.uint8 if high <= 255 else np.uint16
@@ -64,6 +79,7 @@ def write_labels_tiff(
                 resolution=resolution,
                 compression="zlib",
                 metadata={"axes": axes, "unit": "um", "spacing": sizes.get("Z", 1.0)},
+                extratags=extratags,
             )
         else:
             metadata = {
@@ -77,5 +93,27 @@ def write_labels_tiff(
                 ome=True,
                 compression="zlib",
                 metadata=metadata,
+                extratags=extratags,
             )
     return Path(path)
+
+
+def read_edit_log(path: str | Path) -> str | None:
+    """The edit log stored in a labels TIFF by `write_labels_tiff`, as JSON text.
+
+    Parameters
+    ----------
+    path
+        A ``.tif`` or ``.tiff``.
+
+    Returns
+    -------
+    str or None
+        The JSON text; None when the TIFF carries no edit log.
+    """
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages.first.tags.get(EDIT_LOG_TAG)
+        if tag is None:
+            return None
+        value = tag.value
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

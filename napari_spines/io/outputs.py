@@ -1,15 +1,19 @@
-"""Network outputs on disk: float32 OME-TIFF with voxel size, or a chunked Zarr array."""
+"""Network outputs on disk: float32 OME-TIFF with voxel size, or a chunked Zarr array.
+
+Both are all-or-nothing: written under a temporary name and renamed into place when complete.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tifffile
 
-from napari_spines.io.atomic import atomic_path
+from napari_spines.io.atomic import atomic_folder, atomic_path
 
 
 def write_float_tiff(
@@ -56,15 +60,20 @@ def write_float_tiff(
     return Path(path)
 
 
-def create_zarr_output(
+@contextlib.contextmanager
+def zarr_output(
     path: str | Path, shape: Sequence[int], axes: str, voxel_size_um: Sequence[float]
-) -> Any:
-    """A zero-filled float32 Zarr array to predict into, chunked for tile-wise writes.
+) -> Iterator[Any]:
+    """A zero-filled float32 Zarr array to predict into, swapped in for ``path`` at the end.
+
+    The array lives in a temporary folder beside ``path`` (`atomic_folder`): only when the
+    block succeeds does it replace ``path``, so an earlier output there survives a failure or
+    a kill, and a half-written one is never seen. Use the array inside the block only.
 
     Parameters
     ----------
     path
-        Folder of the Zarr array; an existing array there is overwritten.
+        Folder of the Zarr array; an existing array there is replaced when the block succeeds.
     shape
         Shape of the output, e.g. ``(C_out, Z, Y, X)``.
     axes
@@ -72,8 +81,8 @@ def create_zarr_output(
     voxel_size_um
         Voxel size in µm, stored in the ``voxel_size`` attribute (``unit`` micrometer).
 
-    Returns
-    -------
+    Yields
+    ------
     zarr.Array
         Uncompressed chunks of one ``C`` / ``T`` entry, up to 64 in ``Z`` and 256 in ``Y``, ``X``.
     """
@@ -83,18 +92,20 @@ def create_zarr_output(
         1 if a in "CT" else min(n, 64 if a == "Z" else 256)
         for a, n in zip(axes, shape, strict=True)
     )
-    # float32 network outputs barely compress, and every tile is read back and rewritten once
-    # per overlapping neighbour: uncompressed chunks keep that cheap
-    array = zarr.create_array(
-        str(path),
-        shape=tuple(shape),
-        dtype="float32",
-        chunks=chunks,
-        fill_value=0,
-        overwrite=True,
-        compressors=None,
-    )
-    array.attrs["axes"] = axes
-    array.attrs["voxel_size"] = [float(v) for v in voxel_size_um]
-    array.attrs["unit"] = "micrometer"
-    return array
+    attributes = {
+        "axes": axes,
+        "voxel_size": [float(v) for v in voxel_size_um],
+        "unit": "micrometer",
+    }
+    with atomic_folder(path) as tmp:
+        # float32 network outputs barely compress, and every tile is read back and rewritten
+        # once per overlapping neighbour: uncompressed chunks keep that cheap
+        yield zarr.create_array(
+            str(tmp),
+            shape=tuple(shape),
+            dtype="float32",
+            chunks=chunks,
+            fill_value=0,
+            compressors=None,
+            attributes=attributes,
+        )

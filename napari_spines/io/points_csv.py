@@ -49,8 +49,13 @@ def write_points_csv(
     ValueError
         The coordinates' number of axes does not fit ``voxel_size_um``.
     """
-    coords = np.asarray(coords, dtype=float).reshape(len(coords), -1)
     n_spatial = len(voxel_size_um)
+    coords = np.asarray(coords, dtype=float)
+    if coords.size == 0:  # no points: [], (0,) or (0, 0) as well as (0, 3)
+        width = coords.shape[1] if coords.ndim == 2 and coords.shape[1] else n_spatial
+        coords = np.zeros((0, width))
+    else:
+        coords = coords.reshape(len(coords), -1)
     if not 2 <= n_spatial <= 3 or coords.shape[1] not in (n_spatial, n_spatial + 1):
         raise ValueError(f"{coords.shape[1]} coordinate axes do not fit {n_spatial} voxel sizes")
     spatial = list(SPATIAL_COLUMNS[-n_spatial:])
@@ -122,6 +127,12 @@ def read_points_csv(path: str | Path) -> PointsTable:
         )
     except ValueError as exc:
         raise VolumeReadError(f"{path.name}: a coordinate is not a number") from exc
+    if not np.isfinite(coords).all():
+        row, column = np.argwhere(~np.isfinite(coords))[0]
+        raise VolumeReadError(
+            f"{path.name}: row {row + 1}: {coord_names[column]} is {coords[row, column]}, "
+            "not a finite number"
+        )
     voxel = tuple(_voxel_size(columns[a], columns.get(f"{a}_um")) for a in spatial)
     used = set(coord_names) | {f"{a}_um" for a in spatial}
     properties = {h: _parse(columns[h]) for h in header if h not in used}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from napari_spines.io.atomic import recover_folder
 from napari_spines.io.containers import HDF5_SUFFIXES, ZARR_SUFFIXES, read_hdf5, read_zarr
 from napari_spines.io.tiff import TIFF_SUFFIXES, read_tiff
-from napari_spines.io.volume import SPATIAL_AXES, Volume, VolumeReadError
+from napari_spines.io.volume import KNOWN_AXES, SPATIAL_AXES, Volume, VolumeReadError
 
 Reader = Callable[..., list[Volume]]
 
@@ -62,17 +64,48 @@ def read_volumes(path: str | Path, lazy: bool | None = None) -> list[Volume]:
         With a one-line message, for a missing, unsupported, empty or unusable file.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not recover_folder(path):  # a Zarr output killed mid-swap
         raise VolumeReadError(f"{path}: no such file")
     reader = reader_for(path)
     if reader is None:
         raise VolumeReadError(f"{path.name}: not a supported format (TIFF, HDF5 or Zarr)")
     if path.is_file() and path.stat().st_size == 0:
         raise VolumeReadError(f"{path.name}: the file is empty")
-    volumes = reader(path, lazy=lazy)
+    volumes = [in_canonical_order(v) for v in reader(path, lazy=lazy)]
     for volume in volumes:
         check_volume(volume)
     return volumes
+
+
+def in_canonical_order(volume: Volume) -> Volume:
+    """``volume`` with its axes in ``TCZYX`` order (ImageJ writes ``TZCYX``, for example).
+
+    Every consumer (the engine, the layers) can then rely on ``C`` just before ``Z, Y, X``.
+    The data is transposed without a copy (a view, or a lazy dask transpose).
+
+    Parameters
+    ----------
+    volume
+        A volume as a reader returned it.
+
+    Returns
+    -------
+    Volume
+        The same volume when its axes already are in order.
+    """
+    order = sorted(range(len(volume.axes)), key=lambda i: KNOWN_AXES.index(volume.axes[i]))
+    if order == list(range(len(volume.axes))):
+        return volume
+    axes = "".join(volume.axes[i] for i in order)
+    spatial = [a for a in volume.axes if a in SPATIAL_AXES]
+    sizes = dict(zip(spatial, volume.voxel_size_um, strict=True))
+    levels = [level.transpose(order) for level in volume.levels]
+    return dataclasses.replace(
+        volume,
+        data=levels if volume.multiscale else levels[0],
+        axes=axes,
+        voxel_size_um=tuple(sizes[a] for a in axes if a in SPATIAL_AXES),
+    )
 
 
 def check_volume(volume: Volume) -> None:

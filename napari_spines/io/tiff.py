@@ -12,7 +12,7 @@ from pathlib import Path
 import tifffile
 
 from napari_spines.errors import first_line
-from napari_spines.io.lazy import should_open_lazily
+from napari_spines.io.lazy import decompressed_bytes, should_open_lazily
 from napari_spines.io.units import unit_to_um
 from napari_spines.io.volume import SPATIAL_AXES, Volume, VolumeReadError
 
@@ -32,7 +32,7 @@ def read_tiff(path: str | Path, lazy: bool | None = None) -> list[Volume]:
     path
         File to read.
     lazy
-        Keep the data on disk (dask); ``None`` decides by file size.
+        Keep the data on disk (dask); ``None`` decides by the decompressed size.
 
     Returns
     -------
@@ -47,18 +47,28 @@ def read_tiff(path: str | Path, lazy: bool | None = None) -> list[Volume]:
     path = Path(path)
     try:
         with _corruption_warnings() as problems, tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise VolumeReadError("truncated or empty: no image in the file")
             series = tif.series[0]
             _check_data_inside_file(series, path.stat().st_size)
             if problems:
                 raise VolumeReadError(f"truncated or corrupt ({problems[0]})")
+            _check_enough_voxels(series.shape)
             axes = _normalise_axes(series.axes)
             voxel_um, known = _voxel_size(tif, axes)
-            use_lazy = should_open_lazily(path, lazy)
+            nbytes = decompressed_bytes(series.shape, series.dtype)
+            use_lazy = should_open_lazily(nbytes, lazy, path.name)
             if not use_lazy:
                 data = series.asarray()
         if use_lazy:
             data = _lazy_array(path)
-    except (tifffile.TiffFileError, ValueError, IndexError, OSError, KeyError) as exc:
+    except VolumeReadError as exc:
+        raise VolumeReadError(f"{path.name}: {exc}") from exc
+    except IndexError as exc:  # tifffile indexes past the end of a cut file
+        raise VolumeReadError(
+            f"{path.name}: truncated or not a TIFF ({path.stat().st_size} bytes)"
+        ) from exc
+    except (tifffile.TiffFileError, ValueError, OSError, KeyError) as exc:
         raise VolumeReadError(f"{path.name}: not a readable TIFF ({first_line(exc)})") from exc
     if data.shape != series.shape:  # tifffile squeezes on the array but not always on the series
         data = data.reshape(series.shape)
@@ -106,6 +116,16 @@ def _check_data_inside_file(series: tifffile.TiffPageSeries, file_size: int) -> 
         raise VolumeReadError(f"truncated: image data ends at byte {end}, the file at {file_size}")
 
 
+def _check_enough_voxels(shape: tuple[int, ...]) -> None:
+    """Raise for an image with fewer than two axes longer than 1 (tifffile names its axes oddly)."""
+    long_axes = sum(n > 1 for n in shape)
+    if long_axes < 2:
+        raise VolumeReadError(
+            f"{'×'.join(map(str, shape)) or 'no'} voxels ({long_axes}D data); "
+            "need an image of 2D or more"
+        )
+
+
 def _lazy_array(path: Path):
     """Dask array over the TIFF's first series, read tile by tile on demand."""
     import dask.array as da
@@ -139,6 +159,8 @@ def _voxel_size(tif: tifffile.TiffFile, axes: str) -> tuple[tuple[float, ...], b
         sizes = _resolution_tag_sizes(tif.pages.first, to_um=_tiff_unit_to_um(tif.pages.first))
     present = [a for a in axes if a in SPATIAL_AXES]
     known = all(a in sizes for a in present if a in "YX")
+    if tif.is_imagej and "Z" in present and "Z" not in sizes:
+        known = known and "spacing" not in (tif.imagej_metadata or {})  # NaN, 0 or negative
     return tuple(sizes.get(a, 1.0) for a in present), known
 
 

@@ -9,6 +9,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from napari_spines.io.atomic import recover_folder
 from napari_spines.models.spec import ModelError, ModelSpec, read_spec, sha256_file
 
 SPEC_FILES = ("model.yaml", "rdf.yaml", "bioimageio.yaml")
@@ -175,7 +176,7 @@ def open_package(path: str | os.PathLike, source: str = "path") -> ModelPackage:
         No such path, not a package, an invalid spec, or a missing or changed weight file.
     """
     path = Path(path).expanduser()
-    if not path.exists():
+    if not path.exists() and not recover_folder(path):  # an export killed mid-swap
         raise ModelError(f"{path}: no such file or folder")
     if path.is_file() and path.suffix.lower() == ".zip":
         path = _extract_zip(path)

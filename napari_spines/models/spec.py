@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from napari_spines.validation import MAX_TILE
+
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -251,6 +253,8 @@ def _parse_tiling(data: Any, where: str) -> TilingSpec:
     halo = _triple(_get(data, "halo", where, [0, 0, 0]), f"{where}.halo", minimum=0)
     if any(t % m for t, m in zip(tile, multiple, strict=True)):
         raise ModelError(f"{where}.tile: {list(tile)} is not a multiple of {list(multiple)}")
+    if max(tile) > MAX_TILE:
+        raise ModelError(f"{where}.tile: {list(tile)} is larger than {MAX_TILE} on an axis")
     if any(t <= 2 * h for t, h in zip(tile, halo, strict=True)):
         raise ModelError(f"{where}.tile: {list(tile)} must exceed twice the halo {list(halo)}")
     return TilingSpec(tile, multiple, halo)

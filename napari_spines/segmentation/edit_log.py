@@ -3,6 +3,11 @@
 A log file is ``{"edits": [...]}``, each edit a plain dict (:meth:`Edit.to_dict`), oldest
 first. :func:`write_log` writes it atomically (no partial file on failure); :func:`load_log`
 reads it back.
+
+Saved labels carry their log inside the TIFF (`~napari_spines.io.labels_tiff.write_labels_tiff`
+with ``edit_log=log_json(...)``), so one atomic rename saves both; the ``<name>.edits.json``
+beside them is a copy for people and other tools. :func:`load_saved_edits` reads the log of a
+labels TIFF, the TIFF being the authority.
 """
 
 from __future__ import annotations
@@ -59,6 +64,22 @@ class Edit:
         return out
 
 
+def log_json(edits: Iterable[Edit]) -> str:
+    """The log ``{"edits": [...]}`` as JSON text, as `write_log` writes it.
+
+    Parameters
+    ----------
+    edits
+        The edits, oldest first.
+
+    Returns
+    -------
+    str
+        Indented JSON, ending in a newline.
+    """
+    return json.dumps({"edits": [edit.to_dict() for edit in edits]}, indent=1) + "\n"
+
+
 def write_log(edits: Iterable[Edit], path: str | os.PathLike) -> Path:
     """Write ``{"edits": [...]}`` as JSON, atomically (no partial file on failure).
 
@@ -75,7 +96,7 @@ def write_log(edits: Iterable[Edit], path: str | os.PathLike) -> Path:
         ``path``.
     """
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"edits": [edit.to_dict() for edit in edits]}, fh, indent=1)
+        json.dump({"edits": [edit.to_dict() for edit in edits]}, fh, indent=1)  # as log_json
         fh.write("\n")
     return Path(path)
 
@@ -86,7 +107,7 @@ def load_log(path: str | os.PathLike) -> list[dict]:
     Parameters
     ----------
     path
-        The JSON log.
+        The JSON log; a ``.tif``/``.tiff`` is read with :func:`load_saved_edits`.
 
     Returns
     -------
@@ -98,8 +119,47 @@ def load_log(path: str | os.PathLike) -> list[dict]:
     ValueError
         A JSON file that is not a proofreading log.
     """
+    if Path(path).suffix.lower() in (".tif", ".tiff"):
+        return load_saved_edits(path)
     with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+        return _edits(json.load(fh), path)
+
+
+def load_saved_edits(tif: str | os.PathLike) -> list[dict]:
+    """The edit log saved with a labels TIFF: the one inside it, else ``<stem>.edits.json``.
+
+    The log inside the TIFF was saved by the same rename as the labels, so it always belongs
+    to them; the JSON file beside it is read only for TIFFs that carry none (saved before logs
+    were embedded, or by another tool).
+
+    Parameters
+    ----------
+    tif
+        The labels ``.tif``/``.tiff``.
+
+    Returns
+    -------
+    list of dict
+        The edits, oldest first.
+
+    Raises
+    ------
+    ValueError
+        Neither the TIFF nor a JSON file beside it holds a proofreading log.
+    """
+    from napari_spines.io.labels_tiff import read_edit_log
+
+    tif = Path(tif)
+    text = read_edit_log(tif)
+    if text is not None:
+        return _edits(json.loads(text), tif)
+    sidecar = tif.with_name(f"{tif.stem}.edits.json")
+    if not sidecar.is_file():
+        raise ValueError(f"{tif.name} holds no edit log, and there is no {sidecar.name}")
+    return load_log(sidecar)
+
+
+def _edits(data: object, path: str | os.PathLike) -> list[dict]:
     if not isinstance(data, dict) or not isinstance(data.get("edits"), list):
         raise ValueError(f"{path} is not a proofreading log (no 'edits' list)")
     return data["edits"]

@@ -442,6 +442,10 @@ class SegmentationSession:
     def save(self, path: str | Path, voxel_size_um: Sequence[float]) -> tuple[Path, Path]:
         """Write the labels TIFF (with ``voxel_size_um``) and ``<name>.edits.json`` beside it.
 
+        The TIFF carries the edit log too, so labels and log are saved by one atomic rename
+        (`~napari_spines.segmentation.edit_log.load_saved_edits` reads them back); the JSON
+        file, written after it, is a copy for people and other tools.
+
         Parameters
         ----------
         path
@@ -460,6 +464,7 @@ class SegmentationSession:
             Not a ``.tif``/``.tiff`` path, nothing to save, or the files cannot be written.
         """
         from napari_spines.io.labels_tiff import write_labels_tiff
+        from napari_spines.segmentation.edit_log import log_json
 
         path = Path(path)
         if self.proofreader is None:
@@ -467,7 +472,10 @@ class SegmentationSession:
         if path.suffix.lower() not in (".tif", ".tiff"):
             raise ValueError(f"{path.name}: labels are saved as .tif or .tiff")
         try:
-            tiff = write_labels_tiff(path, self.proofreader.labels, tuple(voxel_size_um))
+            log_text = log_json(self.proofreader.edits)
+            tiff = write_labels_tiff(
+                path, self.proofreader.labels, tuple(voxel_size_um), edit_log=log_text
+            )
             log = self.proofreader.save_log(path.with_name(f"{path.stem}.edits.json"))
         except (OSError, ValueError) as exc:
             raise ValueError(f"could not save {path.name}: {first_line(exc)}") from exc

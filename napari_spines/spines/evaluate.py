@@ -119,7 +119,10 @@ def counted_spines(
     if "status" in properties:
         keep &= np.asarray(properties["status"]).astype(str) != "rejected"
     if min_score is not None and "score" in properties:
-        scores = np.asarray(properties["score"], dtype=float)
+        try:
+            scores = np.asarray(properties["score"], dtype=float)
+        except ValueError:
+            raise ValueError("the score column holds values that are not numbers") from None
         keep &= np.isnan(scores) | (scores >= min_score)
     return coords[keep]
 

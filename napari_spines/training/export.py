@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from napari_spines.io.atomic import atomic_path
+from napari_spines.errors import first_line
+from napari_spines.io.atomic import atomic_folder, atomic_path
 from napari_spines.models.spec import ModelSpec, sha256_file, write_spec
 
 
@@ -88,12 +91,17 @@ def export_package(
 ) -> Path:
     """Write ``module`` into ``folder`` as a model package and return the folder.
 
+    The package is written into a temporary folder beside ``folder`` and swapped in once
+    complete (`~napari_spines.io.atomic.atomic_folder`): a failure or a kill leaves the earlier
+    package whole, and the new one appears complete or not at all.
+
     Parameters
     ----------
     module
         A ``torch.nn.Module`` mapping ``(B, C, Z, Y, X)`` to ``(B, C_out, Z, Y, X)``.
     folder
-        Package folder; created when missing, existing weights are replaced.
+        Package folder; created when missing. An existing package's weights and spec are
+        replaced; its other files are kept.
     spec
         The model.yaml content without ``weights`` (they are filled in here, with sha256).
     example_shape
@@ -106,10 +114,49 @@ def export_package(
     pathlib.Path
         The package folder.
     """
+    folder = Path(folder)
+    with atomic_folder(folder) as tmp:
+        _write_package(module, tmp, spec, example_shape, runtimes, source=str(folder))
+        if folder.is_dir():
+            _keep_other_files(folder, tmp)
+    return folder
+
+
+#: The files `export_package` writes; an earlier package's other files are carried over.
+PACKAGE_FILES = ("model.onnx", "model.pt", "model.yaml")
+
+
+def _keep_other_files(old: Path, new: Path) -> None:
+    """Hard-link (or copy) into ``new`` what ``old`` holds besides the package's own files."""
+    for entry in old.iterdir():
+        if entry.name in PACKAGE_FILES or (new / entry.name).exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, new / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, new / entry.name)
+
+
+def _link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    try:
+        if os.path.islink(source):
+            raise OSError("a link is copied as a link")
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _write_package(
+    module: Any,
+    folder: Path,
+    spec: dict,
+    example_shape: Sequence[int],
+    runtimes: Sequence[str],
+    source: str,
+) -> None:
+    """The weights and model.yaml of `export_package`, written into ``folder``."""
     import torch
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     example = torch.zeros(*example_shape)
     weights: dict[str, dict] = {}
@@ -139,9 +186,8 @@ def export_package(
             warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in torch >= 2.10
             torch.jit.trace(module, example).save(str(path))
         weights["torchscript"] = {"file": path.name, "sha256": sha256_file(path)}
-    model_spec = ModelSpec.from_dict({**spec, "weights": weights}, source=str(folder))
+    model_spec = ModelSpec.from_dict({**spec, "weights": weights}, source=source)
     write_spec(folder / "model.yaml", model_spec)
-    return folder
 
 
 def load_weights(source: Path) -> dict:
@@ -159,15 +205,26 @@ def load_weights(source: Path) -> dict:
     dict
         Parameter name → CPU tensor, named as in `build_unet`'s module.
     """
+    import pickle
+
     import torch
 
-    if source.is_dir():
-        from napari_spines.models import open_package
+    from napari_spines.models import ModelError, open_package
 
-        scripted = torch.jit.load(
-            str(open_package(source).weight_path("torch")), map_location="cpu"
-        )
-        state = {k.removeprefix("net."): v for k, v in scripted.state_dict().items()}
-    else:
-        state = torch.load(source, map_location="cpu", weights_only=True)["state_dict"]
-    return state
+    try:
+        if source.is_dir():
+            scripted = torch.jit.load(
+                str(open_package(source).weight_path("torch")), map_location="cpu"
+            )
+            return {k.removeprefix("net."): v for k, v in scripted.state_dict().items()}
+        return torch.load(source, map_location="cpu", weights_only=True)["state_dict"]
+    except pickle.UnpicklingError as exc:
+        unsafe = "weights only load failed" in str(exc).lower()
+        reason = "it holds objects that are unsafe to load; refused" if unsafe else first_line(exc)
+        raise ValueError(f"{source.name}: not a napari-spines checkpoint ({reason})") from exc
+    except FileNotFoundError as exc:
+        raise ValueError(f"{source}: no such file or folder") from exc
+    except (ModelError, RuntimeError, OSError, KeyError, TypeError, EOFError) as exc:
+        raise ValueError(
+            f"{source.name}: not a napari-spines checkpoint or package ({first_line(exc)})"
+        ) from exc

@@ -18,10 +18,10 @@ def test_imagej_hyperstack_scale_and_axes(tmp_path, stack):
         metadata={"axes": "TZCYX", "spacing": 0.75, "unit": "micron"},
     )
     (volume,) = read_volumes(path)
-    assert volume.axes == "TZCYX"
+    assert volume.axes == "TCZYX"  # channels before space, the order every consumer expects
     assert volume.voxel_size_um == pytest.approx((0.75, 0.1, 0.2))
     assert volume.scale == pytest.approx((1.0, 0.75, 0.1, 0.2))
-    np.testing.assert_array_equal(np.asarray(volume.data), data)
+    np.testing.assert_array_equal(np.asarray(volume.data), data.transpose(0, 2, 1, 3, 4))
 
 
 def test_imagej_nanometre_unit_is_converted(tmp_path, stack):
