@@ -193,13 +193,7 @@ def _whole(text: str, name: str, low: int) -> int:
 
 
 def _voxel_um(text: str, name: str) -> float:
-    low, high = validation.VOXEL_SIZE_RANGE_UM
-    value = validation.check_positive(text, name)
-    if not low <= value <= high:
-        raise validation.BadValue(
-            f"{value:g} µm is outside {low:g}–{high:g} µm; give it in micrometres"
-        )
-    return value
+    return validation.check_voxel_size((text,), name or "voxel size")[0]
 
 
 #: argparse ``type``s: the value is checked as it is parsed, so bad values stop the command
