@@ -17,10 +17,11 @@ REAL_DATA = Path(os.environ.get("NAPARI_SPINES_DATA", SHARED_DATA))
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep napari's settings and caches out of the user's home, per test session."""
+    """Keep settings, caches and the training store out of the user's home, per test session."""
     base = tmp_path_factory.mktemp("xdg")
     os.environ["XDG_CONFIG_HOME"] = str(base / "config")
     os.environ["XDG_CACHE_HOME"] = str(base / "cache")
+    os.environ["XDG_DATA_HOME"] = str(base / "data")  # the training store and its journal
     os.environ.setdefault("NAPARI_CONFIG", str(base / "napari_settings.yaml"))
 
 

@@ -22,7 +22,9 @@ WIDGETS = (
     "Spine detection",
     "Segmentation",
     "Run model",
+    "Training data",
     "Train model",
+    "Fine-tune",
     "Voxel size",
     "Synthetic data",
 )
@@ -57,7 +59,7 @@ def open_viewer(
 def dock_widgets(viewer: napari.viewer.Viewer) -> list:
     """Dock every napari-spines widget on the right of ``viewer``; return the widgets.
 
-    They share one tabbed dock area (stacked, six widgets would not fit a laptop screen); the
+    They share one tabbed dock area (stacked, eight widgets would not fit a laptop screen); the
     first, Spine detection, is the tab shown.
     """
     docked = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True) for name in WIDGETS]

@@ -3,6 +3,12 @@
 Each button turns the proofreading points into voxels of the labels and calls one operation
 of the `SegmentationSession`. After hand painting, the labels are indexed again in a worker
 (napari does not freeze on a large volume), and the operation that asked runs when it is done.
+
+Every change of the labels (an operation, an undo or redo, a brush stroke) is journalled in the
+training store (`LabelsJournal`); labels made anew from the same stack, model and threshold
+offer to replay an earlier session's unsaved changes ("Restore unsaved edits (N)"). The
+Labels layer's metadata holds the edit log (``edits``) and the brush strokes (``painted``), for
+the Training data widget.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import numpy as np
 from app_model.types import KeyCode, KeyMod
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 from napari.layers import Image, Labels, Points
+from napari.utils.notifications import show_info
 
+from napari_spines._widgets._journal import LabelsJournal, RestoreButton
 from napari_spines._widgets._layers import focus, in_viewer, layer_voxel_size, points_in
 from napari_spines._widgets._task import LatestWorker
 from napari_spines.errors import first_line
@@ -89,7 +97,10 @@ class ProofreadingPanel(Container):
         )
         save = PushButton(text="Save labels…")
         save.clicked.connect(lambda: self.save(Path(str(self._save_path.value))))
-        super().__init__(widgets=[self._order, *rows, self._save_path, save])
+        self.journal = LabelsJournal()
+        self.restore_button = RestoreButton()
+        self.restore_button.clicked.connect(self.restore)
+        super().__init__(widgets=[self._order, *rows, self.restore_button, self._save_path, save])
         self.margins = (0, 0, 0, 0)
 
     def attach(
@@ -110,8 +121,56 @@ class ProofreadingPanel(Container):
             for key, action in KEYS.items():
                 layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(), overwrite=True)
 
-    def _on_paint(self, *_args: object) -> None:
+    def _on_paint(self, event: Any = None) -> None:
         self.index_stale = True
+        if self.labels_layer is not None:
+            self.journal.record_paint(getattr(event, "value", None), self.labels_layer.data)
+            metadata = self.labels_layer.metadata
+            metadata["painted"] = int(metadata.get("painted", 0)) + 1
+            self.restore_button.offer(0)
+
+    # -- the journal -----------------------------------------------------------------------
+    def start_journal(self, threshold: float) -> None:
+        """Journal the labels just made (at ``threshold``); offer what an earlier session left."""
+        session, labels = self.session, self.labels_layer
+        if session is None or session.proofreader is None or labels is None or self.source is None:
+            return
+        n = self.journal.start(self.source, labels, session.proofreader, threshold)
+        labels.metadata.update(edits=[], painted=0)
+        self.restore_button.offer(n)
+        found = self.journal.journal.unsaved if self.journal.journal is not None else 0
+        if n:
+            show_info(f"{n} unsaved edits of an earlier session wait: Restore unsaved edits")
+        elif found and self.journal.found_threshold is not None:
+            show_info(
+                f"{found} unsaved edits of an earlier session were made on the labels at "
+                f"threshold {self.journal.found_threshold:.2f}: set it to restore them"
+            )
+
+    def _journal_edit(self, edit: Edit, how: str) -> None:
+        assert self.session is not None and self.labels_layer is not None
+        self.journal.record_edit(self.session.proofreader, edit, how)
+        self.labels_layer.metadata["edits"] = self.journal.edits(self.session.proofreader)
+        self.restore_button.offer(0)
+
+    def restore(self) -> int | None:
+        """Replay the unsaved changes of an earlier session onto the labels (same base)."""
+        found = self.journal.journal
+        if not in_viewer(self._viewer, self.labels_layer) or found is None:
+            self._say("Segment an image first.", error=True)
+            return None
+        if not (self.journal.fits and found.unsaved):
+            self._say("No unsaved edits of these labels to restore.", error=True)
+            return None
+        assert self.labels_layer is not None and self.session is not None
+        n = self.journal.restore(self.labels_layer.data)
+        self.index_stale = True  # the next operation indexes the labels first
+        self.labels_layer.refresh()
+        self.labels_layer.metadata["edits"] = self.journal.edits(self.session.proofreader)
+        self.restore_button.offer(0)
+        self._edited()
+        self._say(f"restored {n} unsaved edits (they cannot be undone)")
+        return n
 
     def _napari_history(self, which: str, layer: Labels) -> None:
         """Undo or redo a brush stroke with napari's own history (Ctrl-Z, Ctrl-Shift-Z).
@@ -121,6 +180,9 @@ class ProofreadingPanel(Container):
         """
         getattr(layer, which)()
         self.index_stale = True
+        history = getattr(layer, "_redo_history" if which == "undo" else "_undo_history", None)
+        self.journal.record_regions(history[-1] if history else None, layer.data)
+        self.restore_button.offer(0)
 
     # -- the index of painted labels -------------------------------------------------------
     @property
@@ -196,6 +258,7 @@ class ProofreadingPanel(Container):
         if session.changed:
             # napari re-slices only the shown plane; its partial refresh is private API
             self.labels_layer.refresh()
+            self._journal_edit(edit, how)
         if self.points_layer is not None and len(self.points_layer.data):
             self.points_layer.data = np.empty((0, 3))
         self._edited()

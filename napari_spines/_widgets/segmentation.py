@@ -41,6 +41,7 @@ from napari_spines.io.layers import prediction_layer_data
 from napari_spines.models import find_model
 from napari_spines.segmentation.pipeline import DEFAULT_MODEL, check_affinity_model, check_image
 from napari_spines.segmentation.session import Relabelled, SegmentationSession
+from napari_spines.training.store import model_record
 
 #: "mode" choice → ``mode`` of `segment_image` (None: from the voxel size).
 MODES = {"auto": None, "3d": "3d", "2d+z": "2d+z", "2d": "2d"}
@@ -186,12 +187,18 @@ class SegmentationWidget(Container):
             MODES[self._mode.value],
             self._device.value,
         )
-        if self.task.run(job, on_result=partial(self.show_segmentation, layer)) is not None:
+        shown = partial(self.show_segmentation, layer, model=model_record(package))
+        if self.task.run(job, on_result=shown) is not None:
             self._run.enabled = False
             self._status.value = f"segmenting {layer.name} with {package.spec.name}…"
 
-    def show_segmentation(self, image: Image, run: tuple[SegmentationSession, Relabelled]) -> None:
-        """Add or update the affinities, labels and proofreading-points layers of ``image``."""
+    def show_segmentation(
+        self, image: Image, run: tuple[SegmentationSession, Relabelled], model: Any = None
+    ) -> None:
+        """Add or update the affinities, labels and proofreading-points layers of ``image``.
+
+        ``model``: the model's provenance (`model_record`), kept in the labels' metadata.
+        """
         session, relabelled = run
         self.session, self.source = session, image
         placed = placed_like(image)
@@ -209,6 +216,7 @@ class SegmentationWidget(Container):
         self._set_slider(relabelled.threshold)
         meta = {"name": f"{image.name} segmentation", "metadata": {"axes": "ZYX"}, **placed}
         self.labels_layer = put_layer(self._viewer, "labels", relabelled.proofreader.labels, meta)
+        self.labels_layer.metadata["model"] = dict(model or {})
         name = f"{image.name} proofreading points"
         points = self._viewer.layers[name] if name in self._viewer.layers else None
         if not isinstance(points, Points):
@@ -260,6 +268,7 @@ class SegmentationWidget(Container):
         assert self.session is not None and self.labels_layer is not None
         self.session.adopt(result, self.labels_layer.data)
         self.proofreading.index_stale = False
+        self.proofreading.start_journal(result.threshold)
         self._status.value = self.session.summary(result.threshold)
         self.ground_truth.update()
 

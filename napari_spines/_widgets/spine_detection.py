@@ -1,7 +1,9 @@
 """Dock widget: detect spines, filter them by score, and review them one by one.
 
 Keys on the spines layer: N next, B back, A accept, R reject, U undo. Clicking in add mode (P)
-adds a spine (``added``); dragging one in select mode (S) marks it ``moved``.
+adds a spine (``added``); dragging one in select mode (S) marks it ``moved``. Every edit is
+journalled in the training store (`napari_spines.training.journal`); when the detections of a
+stack with an unsaved journal are shown, "Restore unsaved edits (N)" brings the review back.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton
 from napari.utils.notifications import show_error, show_info
 
+from napari_spines._widgets import _journal
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
 from napari_spines._widgets._layers import (
     focus,
@@ -30,6 +33,8 @@ from napari_spines.models import find_model
 from napari_spines.spines.detection import Detections, detect_spines, detections_table
 from napari_spines.spines.evaluate import score_reviewed, session_files
 from napari_spines.spines.review import ReviewQueue, follow_edits, status_colours
+from napari_spines.training.journal import Journal
+from napari_spines.training.store import model_record
 
 #: Peaks are searched down to this fraction of the model's threshold, so the slider can go lower
 #: without running the model again.
@@ -61,6 +66,7 @@ class SpineDetectionWidget(Container):
                 PushButton(text="Undo (U)"),
             ],
         )
+        self.restore_button = _journal.RestoreButton()
         self._export_path = FileEdit(label="CSV", mode="w", filter="*.csv", value="spines.csv")
         self._export = PushButton(text="Export CSV")
         self._session = FileEdit(
@@ -75,7 +81,8 @@ class SpineDetectionWidget(Container):
         super().__init__(
             widgets=[
                 *(self._image, self._model, self._device, self._run, self._threshold),
-                *(self._counts, self._buttons, self._export_path, self._export),
+                *(self._counts, self._buttons, self.restore_button),
+                *(self._export_path, self._export),
                 *(self._session, self._score, self._score_result),
             ]
         )
@@ -84,6 +91,7 @@ class SpineDetectionWidget(Container):
         self.layer: napari.layers.Points | None = None
         self._positions = np.zeros((0, 3))
         self.queue: ReviewQueue | None = None
+        self.journal: Journal | None = None
         self._run.clicked.connect(self.run)
         self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
         self._threshold.changed.connect(self._apply_threshold)
@@ -91,6 +99,7 @@ class SpineDetectionWidget(Container):
         actions = [self.previous, self.next, self.accept, self.reject, self.undo]
         for button, action in zip(self._buttons, actions, strict=True):
             button.clicked.connect(action)
+        self.restore_button.clicked.connect(self.restore)
         self._export.clicked.connect(self.export)
         self._score.clicked.connect(self.score)
         follow_layers(viewer, self._image)
@@ -117,11 +126,14 @@ class SpineDetectionWidget(Container):
             SEARCH_FRACTION * self._threshold.value,
             device=self._device.value,
         )
-        if self.task.run(job, on_result=partial(self.show_detections, layer)) is not None:
+        shown = partial(self.show_detections, layer, model=self._model.value)
+        if self.task.run(job, on_result=shown) is not None:
             self._run.enabled = False
 
-    def show_detections(self, image: napari.layers.Image, found: Detections) -> None:
-        """Add (or replace) the spines layer for ``found`` and start a review."""
+    def show_detections(
+        self, image: napari.layers.Image, found: Detections, model: str | None = None
+    ) -> None:
+        """Add (or replace) the spines layer for ``found`` (by ``model``); start a review."""
         name = f"{image.name} spines"
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
@@ -135,20 +147,30 @@ class SpineDetectionWidget(Container):
             border_width_is_relative=True,
         )
         self.layer.feature_defaults = {"id": 0, "score": np.nan, "status": "added"}
-        self._positions = np.asarray(self.layer.data).copy()
+        if model:
+            self.layer.metadata["model"] = model_record(find_model(model))
         self.layer.events.data.connect(self._on_data_changed)
         for key, action in KEYS.items():
             self.layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(), overwrite=True)
+        self._start_review()
+        source = image.source.path  # an annotated stack: offer to score against it
+        if source and all(path.exists() for path in session_files(source)):
+            self._session.value = source
+        self.journal = Journal(_journal.journal_of(image, "spines"), snapshots=True)
+        self.restore_button.offer(self.journal.unsaved)
+        waiting = " Unsaved edits wait: Restore unsaved edits." if self.journal.unsaved else ""
+        show_info(f"{len(found)} spines; review them with N / B, A / R, U.{waiting}")
+
+    def _start_review(self) -> None:
+        """Review the spines of the layer from its statuses, in order of uncertainty."""
+        assert self.layer is not None
+        self._positions = np.asarray(self.layer.data).copy()
         self.queue = ReviewQueue(
             self.layer.features["score"].to_numpy(),
             self.layer.features["status"].to_numpy(dtype=object),
             self._threshold.value,
         )
         self._refresh()
-        source = image.source.path  # an annotated stack: offer to score against it
-        if source and all(path.exists() for path in session_files(source)):
-            self._session.value = source
-        show_info(f"{len(found)} spines; review them with N / B, A / R, U.")
 
     def _apply_threshold(self, *_args: object) -> None:
         """Filter the shown spines by score at once, without running the model again."""
@@ -181,6 +203,8 @@ class SpineDetectionWidget(Container):
         if self.queue is not None:
             index = self.queue.undo()
             self._refresh()
+            if index is not None:
+                self._journal_edit()
             self._focus(index)
 
     def _decide(self, status: str) -> None:
@@ -188,6 +212,8 @@ class SpineDetectionWidget(Container):
             return
         index = self.queue.decide(status)
         self._refresh()
+        if index is not None:
+            self._journal_edit()
         self._focus(index)
 
     def _focus(self, index: int | None) -> None:
@@ -217,8 +243,27 @@ class SpineDetectionWidget(Container):
         self._positions = data.copy()
         features["id"] = ids
         features["status"] = statuses
+        if len(added):  # napari copies the selected spine's score: an added one has none
+            features.loc[np.asarray(added) % len(ids), "score"] = np.nan
         self.queue.grow(features["score"].to_numpy(), statuses)
         self._refresh()
+        self._journal_edit()
+
+    def _journal_edit(self) -> None:
+        if self.layer is not None:
+            _journal.write_safely(self.journal, _journal.spines_state(self.layer))
+            self.restore_button.offer(0)  # an earlier session's journal is aside now
+
+    def restore(self) -> None:
+        """Replace the spines and their statuses with the last state in the journal."""
+        if self.layer is None or self.journal is None or not self.journal.unsaved:
+            show_error("No unsaved edits of this stack to restore.")
+            return
+        with self.layer.events.data.blocker(self._on_data_changed):  # not an edit
+            message = _journal.put_spines(self.layer, self.journal.adopt()[-1])
+        self._start_review()
+        self.restore_button.offer(0)
+        show_info(message)
 
     def _refresh(self) -> None:
         """Push statuses into the layer (colours, visibility) and update the counts."""

@@ -5,6 +5,7 @@
 - `napari_spines.cli.spines`: ``detect``, ``score``
 - `napari_spines.cli.segmentation`: ``segment``, ``affinities``
 - `napari_spines.cli.training`: ``train spines``, ``train affinities``
+- `napari_spines.cli.store`: ``training add``, ``training list``, ``finetune``
 - `napari_spines.cli.files`: ``synthetic``, ``info``
 
 Each module registers its commands with ``add_commands`` and names the function that runs each
@@ -19,13 +20,13 @@ import sys
 from collections.abc import Sequence
 
 from napari_spines import __version__
-from napari_spines.cli import files, models, segmentation, spines, training, viewer
+from napari_spines.cli import files, models, segmentation, spines, store, training, viewer
 from napari_spines.cli._common import OneLineParser, fail, fail_with, one_line_warnings
 from napari_spines.errors import first_line
 from napari_spines.validation import BadValue
 
 #: The command groups, in the order ``--help`` lists them.
-GROUPS = (viewer, models, spines, segmentation, training, files)
+GROUPS = (viewer, models, spines, segmentation, training, store, files)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,9 +80,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies
     try:
         yield tmp
-        _fsync(tmp)
+        fsync(tmp)
         os.replace(tmp, target)
-        _fsync(target.parent)
+        fsync(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -117,8 +117,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         for root, folders, files in os.walk(tmp, topdown=False):
             for name in (*files, *folders):
                 if not os.path.islink(entry := os.path.join(root, name)):
-                    _fsync(Path(entry))
-        _fsync(tmp)
+                    fsync(Path(entry))
+        fsync(tmp)
         _swap(tmp, target)
     except BaseException:
         _remove(tmp)
@@ -185,7 +185,7 @@ def _swap(tmp: Path, target: Path) -> None:
         if old is not None:
             os.replace(old, target)
         raise
-    _fsync(target.parent)
+    fsync(target.parent)
     if old is not None:
         _remove(old)
 
@@ -214,7 +214,7 @@ def _clean(folder: Path, only: str | None) -> list[Path]:
             continue
         done.append(entry)
     if done:
-        _fsync(folder)
+        fsync(folder)
     return done
 
 
@@ -243,8 +243,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's entries, to disk (folders: not possible on Windows)."""
+def fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk (folders: not possible on Windows).
+
+    Parameters
+    ----------
+    path
+        The file or folder.
+    """
     if path.is_dir():
         if sys.platform == "win32":
             return

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 from pathlib import Path
 
 from napari_spines.models.package import SPEC_FILES, ModelPackage, open_package
 from napari_spines.models.spec import ModelError
+from napari_spines.settings import data_dir, load_settings, save_setting
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +28,7 @@ def user_dir() -> Path:
     """
     if env := os.environ.get("NAPARI_SPINES_MODELS"):
         return Path(env).expanduser()
-    if xdg := os.environ.get("XDG_DATA_HOME"):
-        base = Path(xdg).expanduser()
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    elif sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path.home() / ".local" / "share"
-    return base / "napari-spines" / "models"
+    return data_dir() / "models"
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -54,18 +46,52 @@ def _candidates(folder: Path) -> list[Path]:
     return found
 
 
+#: The settings key of the packages registered where they are (fine-tuned ones).
+REGISTERED = "registered_models"
+
+
+def registered() -> list[Path]:
+    """Packages registered by path (`register_package`) that still exist."""
+    paths = load_settings().get(REGISTERED, [])
+    return [Path(p) for p in paths if isinstance(p, str) and Path(p).exists()]
+
+
+def register_package(path: str | os.PathLike) -> None:
+    """Remember a package where it is, so `list_models` lists it (e.g. a fine-tuned model).
+
+    Parameters
+    ----------
+    path
+        The package folder; it is checked by `open_package` first.
+    """
+    path = Path(path).resolve()
+    open_package(path)
+    paths = [p for p in load_settings().get(REGISTERED, []) if isinstance(p, str)]
+    if str(path) not in paths:
+        save_setting(REGISTERED, [*paths, str(path)])
+
+
 def list_models() -> list[ModelPackage]:
-    """Every usable package: built-in ones first, then the user folder's.
+    """Every usable package: built-in ones first, then the user folder's, then registered ones.
 
     A broken package is skipped with a logged warning, so one bad folder cannot hide the rest.
     """
     packages = []
-    for folder, source in ((builtin_dir(), "built-in"), (user_dir(), "user")):
-        for path in _candidates(folder):
-            try:
-                packages.append(open_package(path, source=source))
-            except ModelError as exc:
-                logger.warning("skipping model package %s: %s", path, exc)
+    seen: set[Path] = set()
+    found = [
+        (path, source)
+        for folder, source in ((builtin_dir(), "built-in"), (user_dir(), "user"))
+        for path in _candidates(folder)
+    ]
+    found += [(path, "registered") for path in registered()]
+    for path, source in found:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        try:
+            packages.append(open_package(path, source=source))
+        except ModelError as exc:
+            logger.warning("skipping model package %s: %s", path, exc)
     return packages
 
 

@@ -718,6 +718,25 @@ class Proofreader:
         self._changed = record.region
         return record.edit
 
+    def last_record(self, undone: bool = False) -> UndoRecord | None:
+        """The newest record of the undo stack (``undone``: of the redo stack), for a journal.
+
+        After an edit or a redo it holds what was written; after an undo, ``undone=True``
+        gives the record just reverted.
+
+        Parameters
+        ----------
+        undone
+            Look at the redo stack instead.
+
+        Returns
+        -------
+        UndoRecord or None
+            None when that stack is empty.
+        """
+        stack = self._redo if undone else self._undo
+        return stack[-1] if stack else None
+
     def _restore_owners(self, record: UndoRecord, undo: bool) -> None:
         if self._owner is None:
             return

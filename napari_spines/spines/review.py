@@ -191,7 +191,8 @@ def follow_edits(
         (added ones stay ``added``). ``before`` is None when no spine was moved (an addition
         or a deletion).
     added
-        Indices of spines just added: each gets the next free id.
+        Indices of spines just added: each gets the next free id and the status ``added``
+        (napari gives a new point the features of the point selected at the time).
 
     Returns
     -------
@@ -212,4 +213,5 @@ def follow_edits(
         statuses[moved & (statuses != "added")] = "moved"
     for index in added:
         ids[index % len(ids)] = int(np.nanmax(ids)) + 1
+        statuses[index % len(ids)] = "added"  # not the status of the spine selected then
     return statuses, ids

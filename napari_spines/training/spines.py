@@ -64,13 +64,18 @@ TTA_FLIPS = ((4,),)
 
 @dataclass
 class TrainingVolume:
-    """A stack at the model's voxel size with its targets and loss mask (all float32 ZYX)."""
+    """A stack at the model's voxel size with its targets and loss masks (all float32 ZYX).
+
+    ``mask`` weighs the head channel's loss (0: unknown; above 1: a known negative that must
+    count as much as a head), and the shaft channel's too unless ``shaft_mask`` is given.
+    """
 
     image: np.ndarray
     heads: np.ndarray
     shaft: np.ndarray
     mask: np.ndarray
     centres: np.ndarray  # voxels to centre crops on (traced dendrite points)
+    shaft_mask: np.ndarray | None = None
 
 
 def to_model_space(volume: np.ndarray, voxel_size_um: Sequence[float]) -> tuple[np.ndarray, tuple]:
@@ -259,7 +264,7 @@ def random_crop(
     -------
     tuple of numpy.ndarray
         float32 image ``(1, *crop)``, targets ``(2, *crop)`` (heads, shaft) and masks
-        ``(2, *crop)`` (the volume's mask for both channels, 0 outside the volume).
+        ``(2, *crop)`` (the volume's mask and shaft mask, 0 outside the volume).
     """
     centre = volume.centres[rng.integers(len(volume.centres))] + rng.normal(0, [1, 8, 8])
     coords = rotated_grid(centre, crop, rng.uniform(0, 2 * np.pi), rng.uniform(*SCALE_RANGE))
@@ -268,14 +273,21 @@ def random_crop(
         ndi.map_coordinates(a, coords, order=1, mode="mirror") for a in (volume.heads, volume.shaft)
     )
     mask = ndi.map_coordinates(volume.mask, coords, order=0, mode="constant")
+    shaft_mask = (
+        mask
+        if volume.shaft_mask is None
+        else ndi.map_coordinates(volume.shaft_mask, coords, order=0, mode="constant")
+    )
     if rng.random() < 0.5:
-        image, heads, shaft, mask = (np.flip(a, 0) for a in (image, heads, shaft, mask))
+        image, heads, shaft, mask, shaft_mask = (
+            np.flip(a, 0) for a in (image, heads, shaft, mask, shaft_mask)
+        )
     low = image.min()
     image = low + (image - low) ** rng.uniform(0.7, 1.4) if np.ptp(image) > 0 else image
     image = image * rng.uniform(0.6, 1.5) + rng.uniform(-0.1, 0.1)
     image = image + rng.normal(0, rng.uniform(0, 0.08), image.shape)
     targets = np.stack([heads, shaft])
-    masks = np.stack([mask, mask])
+    masks = np.stack([mask, shaft_mask])
     return (
         np.ascontiguousarray(image[None], np.float32),
         np.ascontiguousarray(targets),

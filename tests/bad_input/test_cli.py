@@ -160,6 +160,48 @@ CASES: list[tuple[str, str, str]] = [
         "nobody",
     ),
     ("train-lr-zero", "train affinities --data {folder} --out {out} --lr 0", "lr"),
+    # --- the training store and fine-tuning ---
+    ("store-add-missing", "training add {missing} --points {spines_csv} --store {out}", "no such"),
+    ("store-add-nothing", "training add {good} --store {out}", "--points|--labels"),
+    (
+        "store-add-no-voxel-size",
+        "training add {blank} --points {spines_csv} --store {out}",
+        "voxel size is unknown",
+    ),
+    (
+        "store-add-box-outside",
+        "training add {good} --points {spines_csv} --store {out} --box 100 0 0 200 5 5",
+        "holds no voxel",
+    ),
+    (
+        "store-add-box-short",
+        "training add {good} --points {spines_csv} --store {out} --box 0 0 0",
+        "box",
+    ),
+    (
+        "store-add-float-labels",
+        "training add {em} --labels {labels_float} --store {out}",
+        "same shape|integer",
+    ),
+    ("store-list-missing", "training list --store {missing}", "no such store"),
+    ("finetune-no-store", "finetune --store {missing} -m spine-2p -o {out}", "no such store"),
+    ("finetune-empty-store", "finetune --store {outdir} -m spine-2p -o {out}", "no spines entries"),
+    (
+        "finetune-not-unet",
+        "finetune --store {outdir} -m spine-dog -o {out}",
+        "not a napari-spines u-net",
+    ),
+    ("finetune-no-model", "finetune --store {outdir} -m nobody -o {out}", "no model named"),
+    (
+        "finetune-minutes-zero",
+        "finetune --store {outdir} -m spine-2p -o {out} --minutes 0",
+        "minutes",
+    ),
+    (
+        "finetune-holdout-two",
+        "finetune --store {outdir} -m spine-2p -o {out} --holdout 2",
+        "holdout",
+    ),
     # --- no command-line value is taken for what it is not ---
     ("unknown-command", "frobnicate", "frobnicate"),
     ("unknown-option", "detect {good} -o {out}.csv --frob 1", "frob"),
@@ -176,6 +218,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["folder_csv"] = folder / "out.csv"
     files["folder_csv"].mkdir(exist_ok=True)
     files["em_labels"] = folder / "em_labels.tif"
+    files["spines_csv"] = folder / "good_spines.csv"
     return files
 
 

@@ -38,6 +38,8 @@ LAYER_CHOICE = {
     "Run model": "_image",
     "Voxel size": "_layer",
     "Train model": "_own_image",
+    "Training data": "_image",
+    "Fine-tune": None,
     "Synthetic data": None,
 }
 

@@ -1,0 +1,137 @@
+"""Corrections become loss targets and masks; fine-tuning writes a listed, runnable package."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from napari_spines.training.corrections import GUARD_UM, spine_sample
+from napari_spines.training.spines import VOXEL_SIZE_UM, points_to_model
+from napari_spines.training.store import add_spines, load_store
+
+VOXEL = (1.0, 0.24, 0.24)  # the model's own: no resampling, voxels map one to one
+
+
+def entry_with(tmp_path, statuses, coords, trace=None, **options):
+    image = np.random.default_rng(1).normal(100, 10, (12, 96, 160)).astype(np.float32)
+    trace = np.array([[6, 48, x] for x in range(0, 160, 4)], float) if trace is None else trace
+    add_spines(
+        tmp_path,
+        image,
+        VOXEL,
+        np.asarray(coords, float),
+        statuses,
+        dendrites=trace,
+        box=(0, 0, 0, 12, 96, 160),
+        **options,
+    )
+    return load_store(tmp_path).entries[-1]
+
+
+def test_heads_negatives_unreviewed_and_the_region_mean_what_the_loss_needs(tmp_path):
+    coords = [[6, 50, 20], [6, 46, 60], [6, 52, 100], [6, 48, 140], [6, 10, 20]]
+    statuses = ["accepted", "rejected", "auto", "moved", "added"]
+    entry = entry_with(tmp_path, statuses, coords)
+    sample = spine_sample(entry, holdout=0)
+    volume = sample.train
+    at = [tuple(np.round(points_to_model(np.array([c]), (1, 1, 1))[0]).astype(int)) for c in coords]
+    assert volume.heads[at[0]] == pytest.approx(1.0) and volume.heads[at[3]] == pytest.approx(1.0)
+    assert volume.heads[at[1]] == 0 and volume.mask[at[1]] > 10  # a negative weighs as a head
+    assert volume.mask[at[2]] == 0  # unreviewed: not in the loss
+    # within 4 µm of the trace (y 48 ± 16 voxels) the rest is background; far away, unknown
+    assert volume.mask[6, 48, 120] == 1 and volume.heads[6, 48, 120] == 0
+    assert volume.mask[6, 5, 120] == 0
+    # an added spine outside the region is still a target, but the region decides the loss
+    assert volume.heads[at[4]] == pytest.approx(1.0)
+    assert volume.shaft[6, 48, 120] == 1 and volume.shaft[6, 40, 120] == 0
+
+
+def test_the_held_out_part_never_enters_the_loss(tmp_path):
+    coords = [[6, 50, x] for x in range(8, 160, 12)]
+    entry = entry_with(tmp_path, ["accepted"] * len(coords), coords)
+    sample = spine_sample(entry, holdout=0.25)
+    val = sample.held_out
+    assert sample.held_out_heads == 4 and sample.train_heads == len(coords) - 4
+    cut_x = min(c[2] for c in coords[-4:])
+    guard = int(GUARD_UM / VOXEL_SIZE_UM[2])
+    assert not sample.train.mask[..., cut_x - guard :].any()
+    assert not sample.train.shaft_mask[..., cut_x - guard :].any()
+    assert sample.train.mask[..., : cut_x - guard - 1].any()
+    assert len(val.session.spines) == 4 and val.start[2] > 0
+
+
+def test_an_entry_with_no_head_or_no_dendrite_says_why(tmp_path):
+    entry = entry_with(tmp_path, ["rejected"], [[6, 50, 20]])
+    with pytest.raises(ValueError, match="no accepted, added or moved"):
+        spine_sample(entry)
+    image = np.zeros((4, 32, 32), np.float32)
+    add_spines(tmp_path / "b", image, VOXEL, np.array([[2, 5, 5]]), ["accepted"])
+    with pytest.raises(ValueError, match="no traced dendrites and no model"):
+        spine_sample(load_store(tmp_path / "b").entries[0])
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A short fine-tuning of spine-2p on one synthetic stack with its true spines."""
+    pytest.importorskip("torch")
+    from napari_spines.synthetic import synthetic_two_photon
+    from napari_spines.training.finetune import finetune
+
+    folder = tmp_path_factory.mktemp("tune")
+    sample = synthetic_two_photon(shape=(12, 160, 160), voxel_size_um=VOXEL, seed=4, n_dendrites=3)
+    statuses = ["accepted"] * len(sample.spines)
+    statuses[:3] = ["rejected"] * 3
+    add_spines(
+        folder / "store",
+        sample.image,
+        VOXEL,
+        sample.spines,
+        statuses,
+        dendrites=np.argwhere(sample.dendrite_mask)[::25],
+    )
+    result = finetune(
+        folder / "store", "spine-2p", folder / "tuned", minutes=0.3, validate_every=2, patience=2
+    )
+    return result, folder
+
+
+def test_finetuning_writes_a_package_with_its_lineage_that_the_registry_lists(tuned):
+    from napari_spines.models import find_model, list_models
+
+    result, folder = tuned
+    spec = yaml.safe_load((result.package / "model.yaml").read_text())
+    entry = load_store(folder / "store").entries[0]
+    assert spec["name"] == "spine-2p-finetuned" and spec["version"].startswith("0.1.1+ft.")
+    assert spec["training"]["base_model"]["name"] == "spine-2p"
+    assert len(spec["training"]["base_model"]["weights_sha256"]) == 64
+    assert spec["training"]["fine_tune_data"] == [
+        {"id": entry.id, "sha256": entry.digest, "source": None}
+    ]
+    assert result.after["f1"] >= result.before["f1"]  # the base model is a candidate too
+    assert 0.1 <= spec["postprocessing"]["threshold"] <= 0.8
+    # a threshold chosen through detect on the held-out part, or the base's when no step beat it
+    assert ("held_out_detect" in spec["metrics"]) != (result.after is result.before)
+    assert (result.package / "finetune.jsonl").read_text().count("\n") >= 2
+    assert any(p.root == result.package.resolve() for p in list_models())
+    assert find_model("spine-2p-finetuned").root == result.package.resolve()
+
+
+def test_the_finetuned_package_detects_spines(tuned):
+    from napari_spines.spines.detection import detect_spines
+    from napari_spines.synthetic import synthetic_two_photon
+
+    result, _ = tuned
+    other = synthetic_two_photon(shape=(12, 128, 128), voxel_size_um=VOXEL, seed=9)
+    found = detect_spines(other.image, "ZYX", str(result.package), VOXEL)
+    assert len(found) > 0
+
+
+def test_finetuning_refuses_what_it_cannot_learn_from(tmp_path):
+    pytest.importorskip("torch")
+    from napari_spines.training.finetune import finetune
+
+    with pytest.raises(ValueError, match="holds no spines entries"):
+        finetune(tmp_path, "spine-2p", tmp_path / "out", minutes=0.1)
+    with pytest.raises(ValueError, match="not a napari-spines U-Net"):
+        finetune(tmp_path, "spine-dog", tmp_path / "out", minutes=0.1)
