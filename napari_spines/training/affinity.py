@@ -585,15 +585,9 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
     dict
         The mapping `export_package` completes with ``weights``.
     """
-    from napari_spines.training.unet import receptive_field, size_multiple
+    from napari_spines.training.unet import receptive_radius, size_multiple
 
-    multiple = size_multiple(POOLS)
-    # A flipped axis's affinities are shifted by a voxel after flipping back: one more voxel.
-    flipped = {dim - 2 for dims in TTA_FLIPS for dim in dims}
-    halo = [
-        -(-(r + (axis in flipped)) // m) * m
-        for axis, (r, m) in enumerate(zip(receptive_field(POOLS, KERNELS), multiple, strict=True))
-    ]
+    radius = receptive_radius(POOLS)
     return {
         "format_version": 1,
         "name": "em-affinity",
@@ -625,8 +619,8 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
         },
         "tiling": {
             "tile": [16, 256, 256],
-            "multiple": list(multiple),
-            "halo": halo,
+            "multiple": list(size_multiple(POOLS)),
+            "halo": [min(radius[0], 3), min(radius[1], 32), min(radius[2], 32)],
         },
         "outputs": [
             {
