@@ -39,6 +39,7 @@ from napari_spines.training.store import model_record
 #: Peaks are searched down to this fraction of the model's threshold, so the slider can go lower
 #: without running the model again.
 SEARCH_FRACTION = 0.5
+REVIEW_BUTTONS = ("◀ Back (B)", "Next (N) ▶", "Accept (A)", "Reject (R)", "Undo (U)")
 KEYS = {"n": "next", "b": "previous", "a": "accept", "r": "reject", "u": "undo"}
 
 
@@ -58,13 +59,7 @@ class SpineDetectionWidget(Container):
         self._buttons = Container(
             layout="horizontal",
             labels=False,
-            widgets=[
-                PushButton(text="◀ Back (B)"),
-                PushButton(text="Next (N) ▶"),
-                PushButton(text="Accept (A)"),
-                PushButton(text="Reject (R)"),
-                PushButton(text="Undo (U)"),
-            ],
+            widgets=[PushButton(text=text) for text in REVIEW_BUTTONS],
         )
         self.restore_button = _journal.RestoreButton()
         self._export_path = FileEdit(label="CSV", mode="w", filter="*.csv", value="spines.csv")
@@ -233,19 +228,17 @@ class SpineDetectionWidget(Container):
         features = self.layer.features
         data = np.asarray(self.layer.data)
         added = (getattr(event, "data_indices", ()) or ()) if action.endswith("added") else ()
-        statuses, ids = follow_edits(
+        statuses, ids, scores = follow_edits(
             features["status"].to_numpy(dtype=object),
             features["id"].to_numpy(),
+            features["score"].to_numpy(dtype=float),
             self._positions if action.endswith("changed") else None,
             data,
             added,
         )
         self._positions = data.copy()
-        features["id"] = ids
-        features["status"] = statuses
-        if len(added):  # napari copies the selected spine's score: an added one has none
-            features.loc[np.asarray(added) % len(ids), "score"] = np.nan
-        self.queue.grow(features["score"].to_numpy(), statuses)
+        features["id"], features["status"], features["score"] = ids, statuses, scores
+        self.queue.grow(scores, statuses)
         self._refresh()
         self._journal_edit()
 
@@ -274,11 +267,7 @@ class SpineDetectionWidget(Container):
         self.layer.border_color = status_colours(statuses)
         scores = self.layer.features["score"].to_numpy(dtype=float)
         self.layer.shown = np.isnan(scores) | (scores >= self._threshold.value)
-        reviewed, total = self.queue.counts()
-        self._counts.value = (
-            f"reviewed {reviewed} / {total} shown "
-            f"({int(self.layer.shown.sum())} spines in the layer view)"
-        )
+        self._counts.value = self.queue.summary(int(self.layer.shown.sum()))
 
     # -- export and scoring ----------------------------------------------------------------
     def export(self) -> None:

@@ -149,6 +149,21 @@ class ReviewQueue:
             self.cursor = int(np.flatnonzero(self.order == index)[0])
         return index
 
+    def summary(self, in_view: int) -> str:
+        """The counts line of the review: reviewed of shown, and spines in the layer view.
+
+        Parameters
+        ----------
+        in_view
+            How many spines the layer shows.
+
+        Returns
+        -------
+        str
+        """
+        reviewed, total = self.counts()
+        return f"reviewed {reviewed} / {total} shown ({in_view} spines in the layer view)"
+
     def counts(self) -> tuple[int, int]:
         """(reviewed, total) among the spines in the queue."""
         reviewed = sum(self.statuses[i] != "auto" for i in self.order)
@@ -176,42 +191,46 @@ def status_colours(statuses: np.ndarray) -> np.ndarray:
 def follow_edits(
     statuses: np.ndarray,
     ids: np.ndarray,
+    scores: np.ndarray,
     before: np.ndarray | None,
     after: np.ndarray,
     added: Sequence[int] = (),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Statuses and ids after a person moved or added spines in the layer.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Statuses, ids and scores after a person moved or added spines in the layer.
 
     Parameters
     ----------
-    statuses, ids
+    statuses, ids, scores
         Per spine, after the edit (added spines come with the layer's defaults).
     before, after
         Positions before and after the edit; spines whose position changed become ``moved``
         (added ones stay ``added``). ``before`` is None when no spine was moved (an addition
         or a deletion).
     added
-        Indices of spines just added: each gets the next free id and the status ``added``
-        (napari gives a new point the features of the point selected at the time).
+        Indices of spines just added: each gets the next free id, the status ``added`` and no
+        score (napari gives a new point the features of the point selected at the time).
 
     Returns
     -------
     tuple of numpy.ndarray
-        New ``statuses`` and ``ids`` (copies).
+        New ``statuses``, ``ids`` and ``scores`` (copies).
 
     Examples
     --------
-    >>> s, i = follow_edits(np.array(["auto", "auto"], object), np.array([1, 2]),
-    ...                     np.zeros((2, 3)), np.array([[0, 0, 0], [0, 1.0, 0]]))
+    >>> s, i, _ = follow_edits(np.array(["auto", "auto"], object), np.array([1, 2]),
+    ...                        np.array([0.9, 0.8]), np.zeros((2, 3)),
+    ...                        np.array([[0, 0, 0], [0, 1.0, 0]]))
     >>> list(s), i.tolist()
     (['auto', 'moved'], [1, 2])
     """
     statuses = np.array(statuses, dtype=object)
     ids = np.array(ids).copy()
+    scores = np.array(scores, dtype=float)
     if before is not None and len(before) == len(after):
         moved = np.any(np.abs(np.asarray(after, float) - before) > 1e-6, axis=1)
         statuses[moved & (statuses != "added")] = "moved"
     for index in added:
         ids[index % len(ids)] = int(np.nanmax(ids)) + 1
         statuses[index % len(ids)] = "added"  # not the status of the spine selected then
-    return statuses, ids
+        scores[index % len(ids)] = np.nan
+    return statuses, ids, scores

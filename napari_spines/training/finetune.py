@@ -282,8 +282,6 @@ class _SpineRun:
         report: Validation,
     ) -> tuple[dict, dict, dict]:
         """Train; return (held-out before, held-out of the kept weights, kept state dict)."""
-        from napari_spines.training.batches import example_batches
-        from napari_spines.training.loop import timed_steps
         from napari_spines.training.spines import loss_fn, random_crop
 
         if not self.validations:
@@ -291,38 +289,16 @@ class _SpineRun:
                 "no entry has enough heads (8) to hold some out for validation: save more "
                 "corrections first"
             )
-        before = self.score()
-        report({"step": 0, "minutes": 0.0, **before})
-        best, kept, waited = before, copy.deepcopy(self.net.state_dict()), 0
         sizes = np.array([s.train_heads for s in self.samples], float) + 1
 
         def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
             sample = self.samples[rng.choice(len(self.samples), p=sizes / sizes.sum())]
             return random_crop(sample.train, rng)
 
-        self.net.train()
-        batches = example_batches(example, 4, self.seed, 0, self.device)
-        for step, loss, last in timed_steps(
-            self.net, batches, loss_fn, self.lr, minutes, started, progress=progress
-        ):
-            if step % self.every and not last:
-                continue
-            scores = self.score()
-            report(
-                {
-                    "step": step,
-                    "minutes": round((time.monotonic() - started) / 60, 2),
-                    "loss": round(loss.item(), 5),
-                    **scores,
-                }
-            )
-            if scores["f1"] > best["f1"]:
-                best, kept, waited = scores, copy.deepcopy(self.net.state_dict()), 0
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-        return before, best, kept
+        better = lambda new, old: new["f1"] > old["f1"]  # noqa: E731
+        return _keep_best(
+            self, example, 4, loss_fn, better, minutes, started, patience, progress, report
+        )
 
     def export(
         self, state: dict, out: Path, name: str, lineage: dict, before: dict, after: dict
@@ -449,17 +425,12 @@ class _LabelsRun:
     ) -> tuple[dict, dict, dict]:
         """Train; return (held-out before, held-out of the kept weights, kept state dict)."""
         from napari_spines.training.affinity import loss_fn, random_crop
-        from napari_spines.training.batches import example_batches
-        from napari_spines.training.loop import timed_steps
 
         if not self.validations:
             raise ValueError(
                 "no entry is large enough to hold part of it out (4 sections, or 64 columns): "
                 "save a larger region"
             )
-        before = self.score()
-        report({"step": 0, "minutes": 0.0, **before})
-        best, kept, waited = before, copy.deepcopy(self.net.state_dict()), 0
         sizes = np.array([v.labels.size for v in self.volumes], float)
 
         def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -467,29 +438,10 @@ class _LabelsRun:
                 self.volumes[rng.choice(len(self.volumes), p=sizes / sizes.sum())], rng
             )
 
-        self.net.train()
-        batches = example_batches(example, 2, self.seed, 0, self.device)
-        for step, loss, last in timed_steps(
-            self.net, batches, loss_fn, self.lr, minutes, started, progress=progress
-        ):
-            if step % self.every and not last:
-                continue
-            scores = self.score()
-            report(
-                {
-                    "step": step,
-                    "minutes": round((time.monotonic() - started) / 60, 2),
-                    "loss": round(loss.item(), 5),
-                    **scores,
-                }
-            )
-            if scores["adapted_rand_error"] < best["adapted_rand_error"]:
-                best, kept, waited = scores, copy.deepcopy(self.net.state_dict()), 0
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-        return before, best, kept
+        better = lambda new, old: new["adapted_rand_error"] < old["adapted_rand_error"]  # noqa: E731
+        return _keep_best(
+            self, example, 2, loss_fn, better, minutes, started, patience, progress, report
+        )
 
     def export(
         self, state: dict, out: Path, name: str, lineage: dict, before: dict, after: dict
@@ -554,6 +506,49 @@ class _LabelsRun:
             f"{after['adapted_rand_error']:.4f} after fine-tuning; through segment: "
             f"{chosen['adapted_rand_error']:.4f} at threshold {chosen['threshold']}"
         )
+
+
+def _keep_best(
+    job: Any,
+    example: Callable[[np.random.Generator], tuple[np.ndarray, ...]],
+    batch_size: int,
+    loss_fn: Callable[..., Any],
+    better: Callable[[dict, dict], bool],
+    minutes: float,
+    started: float,
+    patience: int,
+    progress: ProgressCallback | None,
+    report: Validation,
+) -> tuple[dict, dict, dict]:
+    """The loop both runs share: validate, train, keep the best weights, stop early.
+
+    The model as it was (step 0) is the first candidate. Returns (held-out scores before,
+    held-out scores of the kept weights, kept state dict); the second is the first object
+    itself when no step did better.
+    """
+    from napari_spines.training.batches import example_batches
+    from napari_spines.training.loop import timed_steps
+
+    before = job.score()
+    report({"step": 0, "minutes": 0.0, **before})
+    best, kept, waited = before, copy.deepcopy(job.net.state_dict()), 0
+    job.net.train()
+    batches = example_batches(example, batch_size, job.seed, 0, job.device)
+    for step, loss, last in timed_steps(
+        job.net, batches, loss_fn, job.lr, minutes, started, progress=progress
+    ):
+        if step % job.every and not last:
+            continue
+        scores = job.score()
+        minutes_spent = round((time.monotonic() - started) / 60, 2)
+        report({"step": step, "minutes": minutes_spent, "loss": round(loss.item(), 5), **scores})
+        if better(scores, best):
+            best, kept, waited = scores, copy.deepcopy(job.net.state_dict()), 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return before, best, kept
 
 
 def _derived_spec(package: Any, name: str, lineage: dict) -> dict:
