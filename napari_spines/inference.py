@@ -8,11 +8,13 @@ How a volume is processed:
    tiles are cut in *model space*, and each tile is read by separable linear interpolation from
    the data. The outputs are mapped back the same way.
 3. Tile: origins are multiples of the network's size multiple, so a U-Net's pooling grid lines
-   up with the whole-volume run. Each tile carries a halo on every side, which is cropped away.
-   Neighbouring tile cores overlap and are blended with sin²/cos² ramps that add up to exactly
-   one, so the accumulation is a plain sum and seams vanish. Beyond the volume, tiles read the
-   volume mirrored (reflection padding), so a tile at the border sees what the whole-volume run
-   would.
+   up with the whole-volume run. Each tile carries a halo on every side, which is cropped away;
+   a package's halo covers its network's receptive field
+   (`napari_spines.training.unet.receptive_field`), so every voxel of a tile's core is what the
+   whole-volume run computes there, and the result does not depend on the tile size. Cores
+   therefore abut by default; cores made to overlap are blended with sin²/cos² ramps that add
+   up to exactly one. Beyond the volume, tiles read the volume mirrored (reflection padding),
+   the same for every tiling, so a tile at the border sees what the whole-volume run would.
 4. Run in batches; report progress after each batch. A `Cancelled` raised by the progress
    callback stops the work within one batch.
 
@@ -135,8 +137,13 @@ def plan_axis(n: int, tile: int, halo: int, multiple: int, overlap: int | None =
     """Plan the tiles along one axis.
 
     ``halo`` and ``tile`` are rounded up to ``multiple``, so every tile origin is a multiple of
-    it. The tile shrinks to the smallest valid size when the whole axis fits in one. The overlap
-    between cores (default: half the halo) grows so that the stride is a multiple too.
+    it (the network's pooling grid then lies where it lies in a whole-volume run). A tile is at
+    least ``2 * halo + max(multiple, halo)`` long, so no tile is mostly halo; it shrinks to the
+    smallest size that covers the axis in one tile when it can, and otherwise to the smallest
+    that covers it in as few tiles as the wanted size does. With a halo that covers the
+    network's receptive field every core voxel is exact, so cores need not overlap (the
+    default); an overlap asked for is rounded up to ``multiple`` and kept to half a core at
+    most, so no more than two cores overlap anywhere and the blending weights add up to one.
 
     Parameters
     ----------
@@ -147,7 +154,7 @@ def plan_axis(n: int, tile: int, halo: int, multiple: int, overlap: int | None =
     multiple
         The network's size multiple on this axis (e.g. ``2**depth`` for a U-Net).
     overlap
-        Wanted overlap between consecutive cores, in voxels; None: half the halo.
+        Wanted overlap between consecutive cores, in voxels; None: none.
 
     Returns
     -------
@@ -157,17 +164,24 @@ def plan_axis(n: int, tile: int, halo: int, multiple: int, overlap: int | None =
     --------
     >>> plan = plan_axis(100, tile=64, halo=4, multiple=8)
     >>> plan.tile, plan.halo, plan.overlap
-    (64, 8, 8)
+    (56, 8, 0)
     >>> plan.starts.tolist()
     [-8, 32, 72]
+    >>> plan = plan_axis(100, tile=64, halo=4, multiple=8, overlap=12)
+    >>> plan.tile, plan.overlap, plan.starts.tolist()
+    (64, 16, [-8, 24, 56])
     """
     halo = _round_up(halo, multiple)
-    tile = max(_round_up(tile, multiple), 2 * halo + multiple)
+    tile = max(_round_up(tile, multiple), 2 * halo + max(multiple, halo))
     tile = min(tile, _round_up(n + 2 * halo, multiple))
-    core = tile - 2 * halo
-    wanted = halo // 2 if overlap is None else overlap
-    stride = max(multiple, (core - min(wanted, core - multiple)) // multiple * multiple)
-    return AxisPlan(n=n, tile=tile, halo=halo, overlap=core - stride)
+    widest = tile - 2 * halo  # the longest core
+    if widest >= n:
+        return AxisPlan(n=n, tile=tile, halo=halo, overlap=0)
+    wanted = 0 if overlap is None else _round_up(max(0, overlap), multiple)
+    overlap = min(wanted, widest // 2 // multiple * multiple)
+    count = math.ceil((n - overlap) / (widest - overlap))
+    stride = max(overlap, _round_up(math.ceil((n - overlap) / count), multiple))
+    return AxisPlan(n=n, tile=stride + overlap + 2 * halo, halo=halo, overlap=overlap)
 
 
 def mirror_indices(idx: np.ndarray, n: int) -> np.ndarray:
@@ -485,7 +499,8 @@ def predict(
     voxel_size_um
         Voxel size of ``volume``; None means the model's own (no rescaling).
     tile, overlap
-        Tile size and core overlap in model-space voxels; default from the spec.
+        Tile size in model-space voxels (default: the spec's), and overlap between tile cores
+        (default: none; see `plan_axis`).
     batch_size
         Tiles per network call.
     out
@@ -538,7 +553,9 @@ def predict(
     n_out = spec.n_output_channels
     rescaled = factors != (1.0, 1.0, 1.0) and not on_model_grid
     shape = (n_out, *(model_shape if on_model_grid else spatial))
-    check_run_resources(shape, model_shape, rescaled, out, tile, batch_size, spec)
+    # the tile asked for, or the larger one the plan grew it to (at least three halos)
+    sized = tuple(max(t, p.tile) for t, p in zip(tile, plans, strict=True))
+    check_run_resources(shape, model_shape, rescaled, out, sized, batch_size, spec)
     if out is None:
         out = np.zeros(shape, np.float32)
     if tuple(out.shape) != shape:

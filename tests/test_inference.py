@@ -73,7 +73,7 @@ def test_two_tile_sizes_agree_and_batches_do_not_matter(volume):
 @pytest.mark.parametrize("n", [1, 3, 5, 13, 37, 100, 257])
 @pytest.mark.parametrize(
     ("tile", "halo", "multiple", "overlap"),
-    [(16, 2, 4, None), (32, 8, 8, 0), (64, 12, 16, 20), (20, 3, 1, 5)],
+    [(16, 2, 4, None), (32, 8, 8, 0), (64, 12, 16, 20), (20, 3, 1, 5), (40, 8, 8, 20)],
 )
 def test_blend_weights_sum_to_one_everywhere(n, tile, halo, multiple, overlap):
     plan = plan_axis(n, tile, halo, multiple, overlap)
@@ -84,6 +84,7 @@ def test_blend_weights_sum_to_one_everywhere(n, tile, halo, multiple, overlap):
         assert plan.starts[i] % multiple == 0  # pooling grids line up with the whole volume
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
     assert plan.starts[0] == -plan.halo
+    assert plan.overlap <= plan.stride  # never three cores at one place
 
 
 def test_mirror_matches_numpy_reflect_padding():

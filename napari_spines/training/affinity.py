@@ -585,9 +585,11 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
     dict
         The mapping `export_package` completes with ``weights``.
     """
-    from napari_spines.training.unet import receptive_radius, size_multiple
+    from napari_spines.training.unet import covering_halo, size_multiple
 
-    radius = receptive_radius(POOLS)
+    # a flipped axis's affinities are shifted by a voxel after flipping back
+    flipped = sorted({dim - 2 for dims in TTA_FLIPS for dim in dims})
+    halo = covering_halo(POOLS, KERNELS, shifted=flipped)
     return {
         "format_version": 1,
         "name": "em-affinity",
@@ -620,7 +622,7 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
         "tiling": {
             "tile": [16, 256, 256],
             "multiple": list(size_multiple(POOLS)),
-            "halo": [min(radius[0], 3), min(radius[1], 32), min(radius[2], 32)],
+            "halo": halo,
         },
         "outputs": [
             {

@@ -57,8 +57,8 @@ CROP = (16, 96, 96)
 #: Range of the random in-plane magnification of training crops.
 SCALE_RANGE = (0.8, 1.25)
 #: Besides the stack itself, the exported model also sees it flipped along these (batch, channel,
-#: z, y, x) axes and averages. One flip (x) keeps detect on a 70 x 1024 x 1024 stack under 60 s
-#: on 2 cores (36.9 s); three (y, x, both) took 68.7 s (docs/performance.md).
+#: z, y, x) axes and averages. One flip (x) took 36.9 s for detect on a 70 x 1024 x 1024 stack
+#: on 2 cores with the old, smaller halo; three (y, x, both) took 68.7 s (docs/performance.md).
 TTA_FLIPS = ((4,),)
 
 
@@ -451,7 +451,7 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
     dict
         The mapping `export_package` completes with ``weights``.
     """
-    from napari_spines.training.unet import size_multiple
+    from napari_spines.training.unet import covering_halo, size_multiple
 
     return {
         "format_version": 1,
@@ -481,13 +481,13 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
                 "high": NORMALISATION.high,
             },
         },
-        # one tile spans a typical 70-slice stack; measured on 70 x 1024 x 1024 (peaks then
-        # found at the stack's resolution): (80, 320, 320) took 39 s at 7.7 GB peak,
-        # (80, 256, 256) 40-49 s at 5.5 GB (docs/performance.md)
+        # the halo covers the receptive field, so the tile size changes no heatmap voxel; one
+        # tile spans a stack of up to 76 slices in z (docs/performance.md, "Tile size does not
+        # change results")
         "tiling": {
-            "tile": [80, 256, 256],
+            "tile": [112, 256, 256],
             "multiple": list(size_multiple(POOLS)),
-            "halo": [4, 24, 24],
+            "halo": covering_halo(POOLS),
         },
         "outputs": [
             {"name": "heatmap", "channels": 1, "description": "spine-head probability"},

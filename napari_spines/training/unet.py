@@ -107,33 +107,116 @@ def size_multiple(pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> tuple[i
     return tuple(math.prod(p[axis] for p in pools) for axis in range(3))  # type: ignore[return-value]
 
 
-def receptive_radius(pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS) -> tuple[int, int, int]:
-    """Receptive-field radius in input voxels: two 3-convs per level on the way down and up.
+def receptive_field(
+    pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS,
+    kernels: Sequence[Sequence[int]] | None = None,
+    convs_per_level: int = 2,
+) -> tuple[int, int, int]:
+    """Exact receptive-field radius of a `build_unet` network, per axis, in input voxels.
+
+    An output voxel depends on the input voxels within this distance of it, and on no others:
+    a tile whose halo is at least this (and whose origin lies on the pooling grid, a multiple of
+    `size_multiple`) gives the same core output as the whole volume. The radius is the largest
+    over every position of a voxel within a pooling cell (the U-Net's output is only
+    shift-equivariant by whole cells), through both the skip connections and the deepest
+    level: ``convs_per_level`` convolutions per level going down and up, max-pooling, and
+    transposed convolutions of kernel and stride equal to the pooling.
 
     Parameters
     ----------
     pools
-        Pooling factors (z, y, x) per level, as given to `build_unet`.
+        Pooling factors (z, y, x) per level, finest first, as given to `build_unet`.
+    kernels
+        Each level's convolution size, ``len(pools) + 1`` odd triples; None: 3×3×3 everywhere.
+    convs_per_level
+        Convolutions in each level's block (two in `build_unet`).
 
     Returns
     -------
     tuple of int
-        Radius (z, y, x) in input voxels, counting 3×3×3 convolutions (an upper bound where
-        `build_unet`'s ``kernels`` are smaller).
+        Radius (z, y, x) in input voxels.
+
+    Examples
+    --------
+    >>> receptive_field(((1, 2, 2), (1, 2, 2), (2, 2, 2)))  # spine-2p
+    (17, 51, 51)
+    >>> receptive_field(((1, 2, 2),) * 3, ((1, 3, 3),) * 3 + ((3, 3, 3),))  # em-affinity
+    (2, 51, 51)
+    >>> receptive_field((), ((5, 3, 1),), convs_per_level=1)  # one convolution
+    (2, 1, 0)
     """
-    radius = [0, 0, 0]
-    for axis in range(3):
-        scale, r = 1, 0
-        for level in range(len(pools) + 1):
-            r += 2 * scale  # two 3×3×3 convs going down at this level
-            if level < len(pools):
-                r += (pools[level][axis] - 1) * scale
-                scale *= pools[level][axis]
-        for level in reversed(range(len(pools))):
-            scale //= pools[level][axis]
-            r += 2 * scale  # two convs going up
-        radius[axis] = r
-    return tuple(radius)  # type: ignore[return-value]
+    n_levels = len(pools) + 1
+    sizes = [tuple(k) for k in kernels] if kernels else [(3, 3, 3)] * n_levels
+    if len(sizes) != n_levels:
+        raise ValueError(f"{n_levels} levels need {n_levels} kernels, got {len(sizes)}")
+    return tuple(  # type: ignore[return-value]
+        _axis_radius(
+            [int(p[axis]) for p in pools], [convs_per_level * (k[axis] // 2) for k in sizes]
+        )
+        for axis in range(3)
+    )
+
+
+def covering_halo(
+    pools: Sequence[Sequence[int]] = ANISOTROPIC_POOLS,
+    kernels: Sequence[Sequence[int]] | None = None,
+    shifted: Sequence[int] = (),
+) -> list[int]:
+    """Smallest package halo (z, y, x) that covers a `build_unet` network's receptive field.
+
+    The `receptive_field` radius, plus one voxel on the ``shifted`` axes (0 = z), rounded up
+    to `size_multiple` so tile origins stay on the pooling grid.
+
+    Parameters
+    ----------
+    pools, kernels
+        As given to `build_unet`.
+    shifted
+        Axes whose outputs are shifted by a voxel after test-time flipping back (affinities).
+
+    Returns
+    -------
+    list of int
+        Halo per axis, in model voxels.
+
+    Examples
+    --------
+    >>> covering_halo(((1, 2, 2), (1, 2, 2), (2, 2, 2)))  # spine-2p
+    [18, 56, 56]
+    """
+    radius = receptive_field(pools, kernels)
+    multiple = size_multiple(pools)
+    return [
+        -(-(r + (axis in shifted)) // m) * m
+        for axis, (r, m) in enumerate(zip(radius, multiple, strict=True))
+    ]
+
+
+def _axis_radius(pool: Sequence[int], conv: Sequence[int]) -> int:
+    """`receptive_field` along one axis: poolings per level, and each level's conv reach."""
+
+    def down(level: int, lo: int, hi: int) -> tuple[int, int]:
+        """Input interval behind ``[lo, hi]`` of the down block's output at ``level``."""
+        lo, hi = lo - conv[level], hi + conv[level]
+        if level == 0:
+            return lo, hi
+        p = pool[level - 1]  # max-pooling: one cell reads p finer cells
+        return down(level - 1, lo * p, hi * p + p - 1)
+
+    def up(level: int, lo: int, hi: int) -> tuple[int, int]:
+        """Input interval behind ``[lo, hi]`` of the up block's output at ``level``."""
+        lo, hi = lo - conv[level], hi + conv[level]
+        skip = down(level, lo, hi)
+        p = pool[level]  # transposed conv of stride p: one coarse cell per fine voxel
+        coarse = (lo // p, hi // p)
+        deep = up(level + 1, *coarse) if level + 1 < len(pool) else down(level + 1, *coarse)
+        return min(skip[0], deep[0]), max(skip[1], deep[1])
+
+    widest = 0
+    for x in range(math.prod(pool)):  # every position within the coarsest cell
+        lo, hi = up(0, x, x) if pool else down(0, x, x)
+        widest = max(widest, x - lo, hi - x)
+    return widest
 
 
 def conv_flops(module: Any, input_shape: Sequence[int]) -> int:
