@@ -20,13 +20,13 @@ import sys
 from collections.abc import Sequence
 
 from napari_spines import __version__
-from napari_spines.cli import files, models, segmentation, spines, store, training, viewer
+from napari_spines.cli import files, models, segmentation, sessions, spines, store, training, viewer
 from napari_spines.cli._common import OneLineParser, fail, fail_with, one_line_warnings
 from napari_spines.errors import first_line
 from napari_spines.validation import BadValue
 
 #: The command groups, in the order ``--help`` lists them.
-GROUPS = (viewer, models, spines, segmentation, training, store, files)
+GROUPS = (viewer, models, spines, sessions, segmentation, training, store, files)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from napari_spines.cli._common import (
     TextProgress,
@@ -35,6 +38,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_voxel_size_option(detect_)
     detect_.add_argument(
         "--threshold", type=finite_float, help="minimum score (default: the model's)"
+    )
+    detect_.add_argument(
+        "--previous",
+        type=Path,
+        metavar="STACK",
+        help="the previous session's stack: propose this session's spines from its corrected "
+        "ones (needs --previous-spines); adds status (carried/new) and track_id columns",
+    )
+    detect_.add_argument(
+        "--previous-spines",
+        type=Path,
+        metavar="CSV",
+        help="the previous session's corrected spines (z, y, x in its voxels; track_id kept "
+        "when present; rejected rows left out)",
     )
     add_runtime_options(detect_)
     detect_.set_defaults(handler=detect)
@@ -85,6 +102,10 @@ def detect(args: argparse.Namespace) -> int:
     except VolumeReadError as exc:
         return fail(str(exc))
     voxel = model_voxel_size(volume, args.voxel_size, args.image)
+    if (args.previous is None) != (args.previous_spines is None):
+        return fail("--previous and --previous-spines go together")
+    if args.previous is not None:
+        return detect_from_previous(args, volume, voxel)
     started = time.perf_counter()
     try:
         found = detect_spines(
@@ -107,6 +128,69 @@ def detect(args: argparse.Namespace) -> int:
     )
     print(
         f"{len(found)} spines in {time.perf_counter() - started:.1f} s → {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def detect_from_previous(args: argparse.Namespace, volume: Any, voxel: Any) -> int:
+    """``detect --previous``: carry the previous session's spines, add new ones, write a CSV."""
+    from napari_spines.cli.sessions import read_session_points, read_sessions
+    from napari_spines.io import VolumeReadError
+    from napari_spines.io.points_csv import read_points_csv, write_points_csv
+    from napari_spines.models import ModelError
+    from napari_spines.sessions.track import detect_from_previous as propose
+
+    if volume.axes != "ZYX":
+        return fail(f"{args.image.name}: axes {volume.axes}; --previous needs a ZYX stack")
+    try:
+        (previous, current), spacing = read_sessions([args.previous, args.image], args.voxel_size)
+        previous_um = read_session_points(args.previous_spines, spacing)
+        _, _, columns = read_points_csv(args.previous_spines)
+    except (VolumeReadError, OSError, ValueError) as exc:
+        return fail_with(exc)
+    ids = None
+    if "track_id" in columns:
+        if "status" in columns:
+            columns["track_id"] = columns["track_id"][
+                np.asarray(columns["status"]).astype(str) != "rejected"
+            ]
+        try:
+            ids = np.asarray(columns["track_id"], dtype=float).astype(int)
+        except ValueError:
+            return fail(f"{args.previous_spines.name}: track_id holds values that are not numbers")
+    started = time.perf_counter()
+    try:
+        found = propose(
+            current,
+            spacing,
+            previous,
+            previous_um,
+            ids,
+            model=args.model,
+            runtime=args.runtime,
+            device=args.device,
+            progress=TextProgress("detect"),
+        )
+    except (ValueError, ModelError) as exc:
+        return fail(f"{args.image.name}: {exc}")
+    order = np.argsort(-found.doubt, kind="stable")  # the most doubtful first, as reviewed
+    write_points_csv(
+        args.output,
+        found.coords_um[order] / np.asarray(spacing),
+        spacing,
+        {
+            "id": range(1, len(found) + 1),
+            "score": found.scores[order],
+            "status": found.statuses[order],
+            "track_id": found.track_ids[order],
+        },
+    )
+    carried = int((found.statuses == "carried").sum())
+    print(
+        f"{carried} spines carried from {args.previous.name}, {len(found) - carried} new, "
+        f"{len(found.lost)} of {len(previous_um)} not found (lost) in "
+        f"{time.perf_counter() - started:.1f} s → {args.output}",
         file=sys.stderr,
     )
     return 0

@@ -76,6 +76,31 @@ def write_points_csv(
     return Path(path)
 
 
+def write_table_csv(path: str | Path, columns: Mapping[str, Sequence]) -> Path:
+    """Write equally long columns as a CSV atomically, in the order given.
+
+    Parameters
+    ----------
+    path
+        Destination ``.csv``.
+    columns
+        Column name → values; numbers are written as their shortest exact text, None empty.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    names = list(columns)
+    values = [list(columns[name]) for name in names]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for row in zip(*values, strict=True):
+            writer.writerow(["" if v is None else _cell(v) for v in row])
+    return Path(path)
+
+
 PointsTable = tuple[np.ndarray, tuple[float, ...], dict[str, np.ndarray]]
 
 

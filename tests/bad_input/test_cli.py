@@ -206,6 +206,37 @@ CASES: list[tuple[str, str, str]] = [
     ("unknown-command", "frobnicate", "frobnicate"),
     ("unknown-option", "detect {good} -o {out}.csv --frob 1", "frob"),
     ("missing-output", "detect {good}", "output"),
+    # --- sessions ---
+    ("track-one-session", "track --images {good} -o {out}.csv", "at least two sessions"),
+    ("track-voxel-sizes", "track --images {good} {em} -o {out}.csv", "voxel size"),
+    (
+        "track-points-count",
+        "track --images {good} {good} --points {points_ok} -o {out}.csv",
+        "2 --points",
+    ),
+    (
+        "track-points-no-columns",
+        "track --images {good} {good} --points {points_ok} {points_no_columns} -o {out}.csv",
+        "columns",
+    ),
+    (
+        "track-points-2d",
+        "track --images {good} {good} --points {points_ok} {points_2d} -o {out}.csv",
+        "z, y, x",
+    ),
+    ("track-out-suffix", "track --images {good} {good} -o {out}.txt", "\\.csv"),
+    ("track-missing", "track --images {good} {missing} -o {out}.csv", "no such file"),
+    ("detect-previous-alone", "detect {good} -o {out}.csv --previous {good}", "together"),
+    (
+        "detect-previous-voxel-sizes",
+        "detect {good} -o {out}.csv --previous {em} --previous-spines {points_ok}",
+        "voxel size",
+    ),
+    (
+        "detect-previous-points-2d",
+        "detect {good} -o {out}.csv --previous {good} --previous-spines {points_2d}",
+        "z, y, x",
+    ),
 ]
 
 

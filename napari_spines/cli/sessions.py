@@ -1,0 +1,179 @@
+"""The sessions command: ``track`` (link spines across imaging sessions, with their dynamics)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_spines.cli._common import (
+    TextProgress,
+    add_runtime_options,
+    add_voxel_size_option,
+    fail,
+    fail_with,
+    output_problem,
+    positive_float,
+    warn,
+)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``track``."""
+    from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
+
+    track_ = commands.add_parser(
+        "track",
+        help="link spines across imaging sessions of one dendrite; write tracks and dynamics",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    track_.add_argument(
+        "--images",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="STACK",
+        help="the sessions' ZYX stacks in imaging order, or one TZYX file",
+    )
+    track_.add_argument(
+        "--points",
+        nargs="+",
+        type=Path,
+        metavar="CSV",
+        help="one spines CSV per session (z, y, x columns in that stack's voxels; other "
+        "columns ignored): link these instead of detecting",
+    )
+    track_.add_argument("-o", "--output", required=True, type=Path, help="tracks .csv")
+    track_.add_argument(
+        "--dynamics-out", type=Path, help="per-session counts, gains, losses, turnover (.csv)"
+    )
+    track_.add_argument(
+        "--max-distance-um",
+        type=positive_float,
+        default=MAX_DISTANCE_UM,
+        help="largest distance between a spine and its partner in the next session, "
+        "after registration (z counts --axial-weight of its µm)",
+    )
+    track_.add_argument(
+        "--axial-weight",
+        type=positive_float,
+        default=AXIAL_WEIGHT,
+        help="weight of z differences in that distance",
+    )
+    track_.add_argument(
+        "--no-deformation",
+        action="store_true",
+        help="register sessions by a translation only",
+    )
+    track_.add_argument(
+        "-m", "--model", default="spine-2p", help="spine-detection model used without --points"
+    )
+    add_voxel_size_option(track_)
+    add_runtime_options(track_)
+    track_.set_defaults(handler=track)
+
+
+def read_sessions(
+    paths: list[Path], override: Any
+) -> tuple[list[np.ndarray], tuple[float, float, float]]:
+    """The stacks of ``paths`` (one ZYX stack each, or one TZYX file) and their voxel size.
+
+    Raises
+    ------
+    ValueError
+        A file cannot be read, is not ZYX/TZYX, or the sessions' voxel sizes differ.
+    """
+    from napari_spines.io import read_volumes
+    from napari_spines.sessions.track import check_sessions
+
+    stacks, voxels = [], []
+    for path in paths:
+        volume = read_volumes(path)[0]
+        voxel = volume.voxel_size.given(override)
+        spatial = tuple(float(v) for v in voxel.um)
+        data = volume.levels[0]
+        if volume.axes == "TZYX":
+            stacks.extend(np.asarray(frame) for frame in data)
+            voxels.extend([spatial] * data.shape[0])
+        elif volume.axes == "ZYX":
+            stacks.append(np.asarray(data))
+            voxels.append(spatial)
+        else:
+            raise ValueError(f"{path.name}: axes {volume.axes}; tracking needs ZYX or TZYX")
+        if not voxel.known:
+            warn(f"{path.name} has no voxel size; assuming {spatial} µm (set --voxel-size)")
+    check_sessions([s.shape for s in stacks], voxels)
+    return stacks, voxels[0]
+
+
+def read_session_points(path: Path, voxel: tuple[float, float, float]) -> np.ndarray:
+    """A session's spines in µm from a CSV with ``z, y, x`` columns in that stack's voxels.
+
+    Rows with status ``rejected`` are left out.
+    """
+    from napari_spines.io.points_csv import read_points_csv
+
+    coords, _, properties = read_points_csv(path)
+    if coords.shape[1] != 3:
+        raise ValueError(f"{path.name}: needs z, y, x columns (one session), not {coords.shape[1]}")
+    if "status" in properties:
+        coords = coords[np.asarray(properties["status"]).astype(str) != "rejected"]
+    return coords * np.asarray(voxel)
+
+
+def track(args: argparse.Namespace) -> int:
+    """Link spines across sessions; write ``t,track_id,z,y,x,z_um,y_um,x_um``."""
+    from napari_spines.io import VolumeReadError
+    from napari_spines.io.points_csv import write_table_csv
+    from napari_spines.models import ModelError
+    from napari_spines.sessions.track import track_sessions
+
+    for output, suffix in ((args.output, ".csv"), (args.dynamics_out, ".csv")):
+        if output is not None and (problem := output_problem(output, (suffix,))):
+            return fail(problem)
+    try:
+        stacks, voxel = read_sessions(args.images, args.voxel_size)
+        points = None
+        if args.points is not None:
+            if len(args.points) != len(stacks):
+                return fail(
+                    f"{len(stacks)} sessions need {len(stacks)} --points files, "
+                    f"got {len(args.points)}"
+                )
+            points = [read_session_points(p, voxel) for p in args.points]
+    except (VolumeReadError, OSError, ValueError) as exc:
+        return fail_with(exc)
+    started = time.perf_counter()
+    try:
+        tracked = track_sessions(
+            stacks,
+            voxel,
+            points,
+            model=args.model,
+            max_distance_um=args.max_distance_um,
+            axial_weight=args.axial_weight,
+            deformable=not args.no_deformation,
+            runtime=args.runtime,
+            device=args.device,
+            progress=TextProgress("track", "steps"),
+        )
+    except (ValueError, ModelError) as exc:
+        return fail_with(exc)
+    write_table_csv(args.output, tracked.table(voxel))
+    if args.dynamics_out is not None:
+        rows = [d.row() for d in tracked.dynamics]
+        write_table_csv(args.dynamics_out, {k: [r[k] for r in rows] for k in rows[0]})
+    classes = list(tracked.classes.values())
+    summary = ", ".join(
+        f"{classes.count(c)} {c}" for c in ("stable", "gained", "lost", "transient")
+    )
+    print(
+        f"{len(tracked.classes)} tracks over {len(stacks)} sessions ({summary}) in "
+        f"{time.perf_counter() - started:.1f} s → {args.output}",
+        file=sys.stderr,
+    )
+    return 0

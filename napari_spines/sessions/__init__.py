@@ -1,0 +1,1 @@
+"""Imaging sessions of one dendrite: registration, linking, dynamics, detection from the last."""
