@@ -31,7 +31,7 @@ PAIRS = ((0, 1), (1, 2))
 DISTANCES = (1.5, 2.0, 2.5, 3.0, 4.0)
 WEIGHTS = (1.0, 0.5, 0.3)
 CARRY = (0.25, 0.5, 0.75)
-NEW = (1.0, 1.25, 1.5)
+NEW = (1.0, 1.25, 1.5, 2.0, 100.0)  # 100: no new spines
 
 
 def cached(cache: Path | None, name: str, make):
