@@ -17,9 +17,18 @@ ensure_venv() {
     say "creating .venv with $($PYTHON --version 2>&1)"
     "$PYTHON" -m venv .venv
   fi
-  local stamp
-  stamp=".venv/.installed-${extras//,/-}-$(sha1sum pyproject.toml | cut -c1-12)"
-  [ -f "$stamp" ] && return 0
+  local hash stamp have extra covered
+  hash=$(sha1sum pyproject.toml | cut -c1-12)
+  stamp=".venv/.installed-${extras//,/-}-$hash"
+  # an install with more extras (scripts/test's dev,qt,torch) also serves scripts/demo's qt
+  for done_stamp in .venv/.installed-*-"$hash"; do
+    [ -f "$done_stamp" ] || continue
+    have=${done_stamp#.venv/.installed-}
+    have="-${have%-"$hash"}-"
+    covered=1
+    for extra in ${extras//,/ }; do [[ "$have" == *"-$extra-"* ]] || covered=0; done
+    [ "$covered" = 1 ] && return 0
+  done
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   if [[ ",$extras," == *",torch,"* ]] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
     say "installing $TORCH_SPEC (CPU build)"

@@ -73,3 +73,26 @@ def test_synthetic_command_writes_stack_and_ground_truth(tmp_path):
     (labels,) = read_volumes(tmp_path / "em_labels.tif")
     assert labels.shape == (4, 32, 32) and int(labels.data.max()) > 1
     assert main(["synthetic", "em", "-o", str(tmp_path / "x.png")]) == 2
+
+
+def test_progress_is_a_bar_on_a_terminal_and_short_lines_in_a_log():
+    import io
+
+    from napari_spines.cli._common import TextProgress
+
+    log = io.StringIO()
+    progress = TextProgress("segment", unit="%", stream=log)
+    for done in range(101):
+        progress(done, 100)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11  # each tenth and the end, not 101 lines
+    assert lines[3].startswith("segment: 30%") and lines[-1] == "segment: 100%"
+    assert "/100" not in log.getvalue()
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    TextProgress("detect", stream=screen)(16, 16)
+    assert screen.getvalue() == "\rdetect [########################] 16/16 tiles, 100%\x1b[K\n"

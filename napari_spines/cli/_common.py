@@ -37,26 +37,52 @@ def warn(message: str) -> None:
 
 
 class TextProgress:
-    """``(done, total)`` progress printed on one line of stderr, at most a few times a second."""
+    """``(done, total)`` progress on stderr: a bar on a terminal, plain lines in a log.
 
-    def __init__(self, label: str, unit: str = "tiles") -> None:
+    On a terminal one line is redrawn at most a few times a second (``detect [#####-----]
+    5/16 tiles, 31%, 40 s left``); otherwise a line is printed at each tenth of the work and at
+    the end, so a log stays short. ``unit="%"`` means ``done`` already is a percentage.
+    ``(0, 0)`` means busy with no count: nothing is printed.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, label: str, unit: str = "tiles", stream: Any = None) -> None:
         self.label = label
         self.unit = unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
+        self._tenth = -1
+        self._started = time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < 0.25:
+        if total <= 0:
             return
+        now = time.monotonic()
+        finished = done >= total
+        fraction = min(max(done / total, 0.0), 1.0)
+        if self.terminal:
+            if not finished and now - self._last < 0.25:
+                return
+        else:
+            tenth = int(fraction * 10)
+            if not finished and tenth == self._tenth:
+                return
+            self._tenth = tenth
         self._last = now
-        end = "\n" if done >= total else ""
-        percent = 100 * done // max(total, 1)
-        print(
-            f"\r{self.label}: {done}/{total} {self.unit} ({percent}%)",
-            end=end,
-            file=sys.stderr,
-            flush=True,
-        )
+        count = f"{done}%" if self.unit == "%" else f"{done}/{total} {self.unit}, {fraction:.0%}"
+        elapsed = now - self._started
+        left = ""
+        if 0 < fraction < 1 and elapsed > 2:
+            left = f", {elapsed * (1 - fraction) / fraction:.0f} s left"
+        if self.terminal:
+            filled = round(self.WIDTH * fraction)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            line = f"\r{self.label} [{bar}] {count}{left}\x1b[K"  # ESC[K: clear the rest
+            print(line, end="\n" if finished else "", file=self.stream, flush=True)
+        else:
+            print(f"{self.label}: {count}{left}", file=self.stream, flush=True)
 
 
 @contextlib.contextmanager
@@ -124,8 +150,18 @@ def add_voxel_size_option(parser: argparse.ArgumentParser) -> None:
 
 def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     """``--runtime`` and ``--device`` of the commands that run a model."""
-    parser.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="how the model runs (default: auto, ONNX Runtime when the package has ONNX)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="where it runs (default: auto, a usable GPU, else the CPU)",
+    )
 
 
 def model_voxel_size(
@@ -159,6 +195,18 @@ def model_voxel_size(
         assumed = f"{tuple(model_voxel_um)} µm" if model_voxel_um else "voxel size"
         warn(f"{source.name} has no voxel size; assuming the model's {assumed} (set --voxel-size)")
     return voxel
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option with its default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default == [] or default == argparse.SUPPRESS
+        if "%(default)" in text or unset:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class OneLineParser(argparse.ArgumentParser):

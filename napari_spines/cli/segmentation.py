@@ -42,7 +42,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         type=int,
         metavar="Q",
         help="score merges by the Q%% quantile of the boundary's affinities "
-        "(10-95, step 5) instead of their mean (default: the model's)",
+        "(10-95, step 5; default: the model's, 50 = the median)",
     )
     add_voxel_size_option(segment)
     segment.add_argument(

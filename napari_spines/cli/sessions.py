@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from napari_spines.cli._common import (
+    DefaultsFormatter,
     TextProgress,
     add_runtime_options,
     add_voxel_size_option,
@@ -29,7 +30,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     track_ = commands.add_parser(
         "track",
         help="link spines across imaging sessions of one dendrite; write tracks and dynamics",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     track_.add_argument(
         "--images",

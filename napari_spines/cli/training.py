@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_spines.cli._common import (
+    DefaultsFormatter,
     fail_with,
     non_negative_int,
     positive_float,
@@ -25,17 +26,32 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``train`` with its models ``spines`` and ``affinities``."""
     train = commands.add_parser("train", help="train a built-in model on your data")
     what = train.add_subparsers(dest="what", metavar="MODEL", required=True)
-    spines = what.add_parser("spines", help="the spine-head detector (spine-2p)")
+    spines = what.add_parser(
+        "spines",
+        help="the spine-head detector (spine-2p)",
+        formatter_class=DefaultsFormatter,
+    )
     spines.add_argument(
         "--data",
         type=Path,
         required=True,
         help="folder of NAME.tif + NAME_spines.csv + NAME_dendrites.csv",
     )
-    spines.add_argument("--train", nargs="+", required=True, metavar="NAME")
-    spines.add_argument("--validate", required=True, metavar="NAME")
+    spines.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        metavar="NAME",
+        help="annotated sessions to train on, by NAME in --data (e.g. rr30a_tp0 rr30a_tp1)",
+    )
+    spines.add_argument(
+        "--validate",
+        required=True,
+        metavar="NAME",
+        help="the held-out session that chooses the checkpoint and the threshold",
+    )
     spines.add_argument("--out", type=Path, required=True, help="run folder (log, checkpoint)")
-    spines.add_argument("--minutes", type=positive_float, default=60.0)
+    spines.add_argument("--minutes", type=positive_float, default=60.0, help="training time budget")
     spines.add_argument(
         "--width", type=positive_int, default=8, help="U-Net width of the first level"
     )
@@ -51,7 +67,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_training_options(spines)
     spines.set_defaults(handler=train_spines)
 
-    affinities = what.add_parser("affinities", help="the EM affinity model (em-affinity)")
+    affinities = what.add_parser(
+        "affinities",
+        help="the EM affinity model (em-affinity)",
+        formatter_class=DefaultsFormatter,
+    )
     affinities.add_argument(
         "--data",
         type=Path,
@@ -61,7 +81,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     affinities.add_argument(
         "--out", type=Path, required=True, help="run folder (log, checkpoints, exported package)"
     )
-    affinities.add_argument("--minutes", type=positive_float, default=60.0)
+    affinities.add_argument(
+        "--minutes", type=positive_float, default=60.0, help="training time budget"
+    )
     affinities.add_argument(
         "--width", type=positive_int, default=12, help="U-Net width of level one"
     )
