@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import napari
 from magicgui.widgets import ComboBox
 
 from napari_spines.models import list_models
+from napari_spines.models.registry import nearest_voxel_size
 
 #: The device choices of widgets that run a model.
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -28,7 +30,19 @@ def follow_layers(viewer: napari.viewer.Viewer, *combos: Any) -> None:
         combo.reset_choices()
 
 
-def model_names(task: str | None = None, first: str | None = None) -> list[str]:
-    """Names of the installed models (of ``task`` when given), ``first`` in front, no repeats."""
-    names = [p.spec.name for p in list_models() if task is None or p.spec.task == task]
+def model_names(
+    task: str | None = None,
+    first: str | None = None,
+    voxel_size_um: Sequence[float] | None = None,
+) -> list[str]:
+    """Names of the installed models (of ``task`` when given), no repeats.
+
+    With ``voxel_size_um`` the models whose input voxel size is nearest come first
+    (`~napari_spines.models.registry.nearest_voxel_size`); otherwise ``first`` does.
+    """
+    packages = [p for p in list_models() if task is None or p.spec.task == task]
+    if voxel_size_um is not None:
+        packages = nearest_voxel_size(packages, voxel_size_um)
+        return list(dict.fromkeys(p.spec.name for p in packages))
+    names = [p.spec.name for p in packages]
     return sorted(dict.fromkeys(names), key=lambda name: name != first)

@@ -39,7 +39,7 @@ class RunModelWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         self._image = ComboBox(label="image", choices=lambda _w: image_layers(viewer))
-        self._model = ComboBox(label="model", choices=lambda _w: model_names())
+        self._model = ComboBox(label="model", choices=lambda _w: self._model_choices())
         self._model_path = FileEdit(label="or package", mode="d", value="")
         self._runtime = ComboBox(label="runtime", choices=("auto", "onnx", "torch"))
         self._device = ComboBox(label="device", choices=DEVICES)
@@ -61,6 +61,31 @@ class RunModelWidget(Container):
         self._run.clicked.connect(self.run)
         self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
         follow_layers(viewer, self._image)
+        self._fitted_to: object = None
+        # the image combo may take a new layer without a changed event (a first layer added)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self._default_model)
+        self._image.changed.connect(self._default_model)
+        self._default_model()
+
+    def _model_choices(self) -> list[str]:
+        """Every model; those made for the chosen image's voxel size first (when it is known)."""
+        layer = self._image.value
+        voxel = layer_voxel_size(layer) if layer is not None else None
+        if voxel is None or not voxel.known:
+            return model_names(first="spine-2p")
+        return model_names(voxel_size_um=voxel.um)
+
+    def _default_model(self, *_: object) -> None:
+        """Choose the model that fits the chosen image (its voxel size) best, once per image."""
+        layer = self._image.value
+        if layer is self._fitted_to and self._model.choices:
+            return
+        self._fitted_to = layer
+        self._model.reset_choices()
+        fitting = self._model_choices()  # (the combo keeps its old order, so not its first)
+        if fitting:
+            self._model.value = fitting[0]
 
     def run(self) -> None:
         """Start the model in a worker; layers are added on the main thread when it returns."""

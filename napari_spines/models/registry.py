@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from napari_spines.models.package import SPEC_FILES, ModelPackage, open_package
@@ -93,6 +95,35 @@ def list_models() -> list[ModelPackage]:
         except ModelError as exc:
             logger.warning("skipping model package %s: %s", path, exc)
     return packages
+
+
+def nearest_voxel_size(
+    packages: Sequence[ModelPackage], voxel_size_um: Sequence[float]
+) -> list[ModelPackage]:
+    """``packages`` ordered by how near their input voxel size is to ``voxel_size_um``.
+
+    The distance is the sum over z, y and x of ``|log(model's / data's)|``, so a factor of two
+    counts the same either way; ties keep the given order.
+
+    Parameters
+    ----------
+    packages
+        Opened model packages (e.g. `list_models`).
+    voxel_size_um
+        The data's voxel size (z, y, x) in µm.
+
+    Returns
+    -------
+    list of ModelPackage
+        The nearest first.
+    """
+    data = [float(v) for v in voxel_size_um][-3:]
+
+    def distance(package: ModelPackage) -> float:
+        model = package.spec.input.voxel_size_um[-len(data) :]  # y, x only for a 2D image
+        return sum(abs(math.log(m / d)) for m, d in zip(model, data, strict=True) if m > 0 < d)
+
+    return sorted(packages, key=distance)
 
 
 def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:

@@ -90,3 +90,15 @@ def test_affinities_become_rgb_with_x_red():
     ((rgb, meta, kind),) = prediction_layer_data(result, [output], "em", (0.05, 0.01, 0.01))
     assert kind == "image" and meta["rgb"] and rgb.shape == (2, 4, 4, 3)
     np.testing.assert_allclose(rgb[0, 0, 0], [0.9, 0.5, 0.1])
+
+
+def test_the_default_model_fits_the_image_voxel_size(widget_and_viewer):
+    widget, viewer = widget_and_viewer
+    data = np.zeros((4, 32, 32), np.float32)
+    em = viewer.add_image(data, name="em", scale=(0.05, 0.004, 0.004))
+    two_photon = viewer.add_image(data, name="2p", scale=(1.0, 0.12, 0.12))
+    widget._image.value = em
+    assert widget._model.value == "em-affinity"
+    widget._image.value = two_photon
+    assert widget._model.value == "spine-2p"
+    assert "em-affinity" in widget._model.choices  # every model stays available
