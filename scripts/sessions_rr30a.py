@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_spines.io import read_volumes
+from napari_spines.io.points_csv import read_points_csv
 from napari_spines.models import find_model
 from napari_spines.sessions.carry import carry_spines
 from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM, link_score, link_sessions
@@ -62,11 +63,14 @@ def main() -> None:
     sessions = [load_session(args.data / f"{n}.tif") for n in names]
     voxel = np.asarray(sessions[0].voxel_size_um)
     stacks = [np.asarray(read_volumes(args.data / f"{n}.tif")[0].levels[0]) for n in names]
-    import pandas as pd
+    tables = [read_points_csv(args.data / f"{n}_spines.csv") for n in names]
+    points = [coords * voxel for coords, _, _ in tables]
+    truth = [columns["track_id"].astype(int) for _, _, columns in tables]
 
-    tables = [pd.read_csv(args.data / f"{n}_spines.csv") for n in names]
-    points = [t[["z_um", "y_um", "x_um"]].to_numpy() for t in tables]
-    truth = [t["track_id"].to_numpy() for t in tables]
+    def partners(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in µm in sessions a and b of the spines annotated in both."""
+        _, rows_a, rows_b = np.intersect1d(truth[a], truth[b], return_indices=True)
+        return points[a][rows_a], points[b][rows_b]
 
     print("## Registration error (µm between a spine and its tracked partner)\n")
     print("| sessions | registration | median | 90th percentile |\n| --- | --- | --- | --- |")
@@ -79,9 +83,7 @@ def main() -> None:
                 lambda a=a, b=b, d=deformable: register_sessions(stacks[a], stacks[b], voxel, d),
             )
             registrations[a, b, deformable] = reg
-            both = tables[a].merge(tables[b], on="track_id", suffixes=("_a", "_b"))
-            pa = both[["z_um_a", "y_um_a", "x_um_a"]].to_numpy()
-            pb = both[["z_um_b", "y_um_b", "x_um_b"]].to_numpy()
+            pa, pb = partners(a, b)
             error = np.linalg.norm(reg.apply(pa) - pb, axis=1)
             none = np.linalg.norm(pa - pb, axis=1)
             kind = "translation + optical flow" if deformable else "translation"
@@ -215,11 +217,10 @@ def main() -> None:
     print("| sessions | within 1 µm | within 1 µm in y, x | z within 0.5 µm |")
     print("| --- | --- | --- | --- |")
     for (a, b), reg in zip(PAIRS, regs, strict=True):
-        both = tables[a].merge(tables[b], on="track_id", suffixes=("_a", "_b"))
-        carried = reg.apply(both[["z_um_a", "y_um_a", "x_um_a"]].to_numpy())
-        error = carried - both[["z_um_b", "y_um_b", "x_um_b"]].to_numpy()
+        pa, pb = partners(a, b)
+        error = reg.apply(pa) - pb
         print(
-            f"| tp{a} → tp{b} ({len(both)} spines) "
+            f"| tp{a} → tp{b} ({len(pa)} spines) "
             f"| {np.mean(np.linalg.norm(error, axis=1) <= 1):.0%} "
             f"| {np.mean(np.linalg.norm(error[:, 1:], axis=1) <= 1):.0%} "
             f"| {np.mean(np.abs(error[:, 0]) <= 0.5):.0%} |"

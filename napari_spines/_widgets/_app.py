@@ -20,6 +20,7 @@ PLUGIN = "napari-spines"
 #: The dock widgets, in the order of their tabs (the first is shown).
 WIDGETS = (
     "Spine detection",
+    "Sessions",
     "Segmentation",
     "Run model",
     "Training data",
@@ -28,6 +29,14 @@ WIDGETS = (
     "Voxel size",
     "Synthetic data",
 )
+
+
+#: The widget shown first when a sample is opened: the one that works on it.
+SAMPLE_WIDGET = {
+    "two_photon": "Spine detection",
+    "two_photon_sessions": "Sessions",
+    "em": "Segmentation",
+}
 
 
 def open_viewer(
@@ -44,7 +53,9 @@ def open_viewer(
         viewer.add_layer(napari.layers.Layer.create(data, meta, layer_type))
     for sample in samples:
         viewer.open_sample(PLUGIN, sample)
-    dock_widgets(viewer)
+    dock_widgets(
+        viewer, shown=SAMPLE_WIDGET.get(samples[-1], WIDGETS[0]) if samples else WIDGETS[0]
+    )
     viewer.scale_bar.visible = True
     points = [layer for layer in viewer.layers if isinstance(layer, napari.layers.Points)]
     if samples and points:
@@ -56,15 +67,16 @@ def open_viewer(
     napari.run()
 
 
-def dock_widgets(viewer: napari.viewer.Viewer) -> list:
+def dock_widgets(viewer: napari.viewer.Viewer, shown: str = WIDGETS[0]) -> list:
     """Dock every napari-spines widget on the right of ``viewer``; return the widgets.
 
-    They share one tabbed dock area (stacked, eight widgets would not fit a laptop screen); the
-    first, Spine detection, is the tab shown.
+    They share one tabbed dock area (stacked, eight widgets would not fit a laptop screen);
+    ``shown`` (one of `WIDGETS`) is the tab in front.
     """
     docked = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True) for name in WIDGETS]
     QApplication.processEvents()  # the tabs exist only once Qt has laid them out
-    docked[0][0].raise_()
+    docked[WIDGETS.index(shown)][0].raise_()
+    QApplication.processEvents()
     return [widget for _dock, widget in docked]
 
 

@@ -50,6 +50,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     track_.add_argument("-o", "--output", required=True, type=Path, help="tracks .csv")
     track_.add_argument(
+        "--dendrites",
+        nargs="+",
+        type=Path,
+        metavar="CSV",
+        help="one traced-dendrite CSV per session (segment_id, z, y, x in voxels): densities "
+        "per µm in the dynamics",
+    )
+    track_.add_argument(
         "--dynamics-out", type=Path, help="per-session counts, gains, losses, turnover (.csv)"
     )
     track_.add_argument(
@@ -126,6 +134,21 @@ def read_session_points(path: Path, voxel: tuple[float, float, float]) -> np.nda
     return coords * np.asarray(voxel)
 
 
+def traced_length_um(path: Path, voxel: tuple[float, float, float]) -> float:
+    """Length in µm of the dendrites traced in a CSV of ``segment_id, z, y, x`` (voxels)."""
+    from napari_spines.io.points_csv import read_points_csv
+    from napari_spines.sessions.dynamics import dendrite_length_um
+
+    coords, _, properties = read_points_csv(path)
+    if coords.shape[1] != 3 or "segment_id" not in properties:
+        raise ValueError(f"{path.name}: needs segment_id, z, y, x columns")
+    try:
+        segments = np.asarray(properties["segment_id"], dtype=float)
+    except ValueError:
+        raise ValueError(f"{path.name}: segment_id holds values that are not numbers") from None
+    return dendrite_length_um(np.column_stack([segments, coords]), voxel)
+
+
 def track(args: argparse.Namespace) -> int:
     """Link spines across sessions; write ``t,track_id,z,y,x,z_um,y_um,x_um``."""
     from napari_spines.io import VolumeReadError
@@ -146,6 +169,14 @@ def track(args: argparse.Namespace) -> int:
                     f"got {len(args.points)}"
                 )
             points = [read_session_points(p, voxel) for p in args.points]
+        lengths = None
+        if args.dendrites is not None:
+            if len(args.dendrites) != len(stacks):
+                return fail(
+                    f"{len(stacks)} sessions need {len(stacks)} --dendrites files, "
+                    f"got {len(args.dendrites)}"
+                )
+            lengths = [traced_length_um(p, voxel) for p in args.dendrites]
     except (VolumeReadError, OSError, ValueError) as exc:
         return fail_with(exc)
     started = time.perf_counter()
@@ -158,6 +189,7 @@ def track(args: argparse.Namespace) -> int:
             max_distance_um=args.max_distance_um,
             axial_weight=args.axial_weight,
             deformable=not args.no_deformation,
+            dendrite_lengths_um=lengths,
             runtime=args.runtime,
             device=args.device,
             progress=TextProgress("track", "steps"),

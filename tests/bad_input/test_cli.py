@@ -224,6 +224,17 @@ CASES: list[tuple[str, str, str]] = [
         "track --images {good} {good} --points {points_ok} {points_2d} -o {out}.csv",
         "z, y, x",
     ),
+    (
+        "track-dendrites-count",
+        "track --images {good} {good} --dendrites {points_ok} -o {out}.csv",
+        "2 --dendrites",
+    ),
+    (
+        "track-dendrites-no-segments",
+        "track --images {good} {good} --points {points_ok} {points_ok} "
+        "--dendrites {points_ok} {points_ok} -o {out}.csv",
+        "segment_id",
+    ),
     ("track-out-suffix", "track --images {good} {good} -o {out}.txt", "\\.csv"),
     ("track-missing", "track --images {good} {missing} -o {out}.csv", "no such file"),
     ("detect-previous-alone", "detect {good} -o {out}.csv --previous {good}", "together"),

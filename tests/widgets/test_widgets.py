@@ -41,6 +41,7 @@ LAYER_CHOICE = {
     "Training data": "_image",
     "Fine-tune": None,
     "Synthetic data": None,
+    "Sessions": "_previous",
 }
 
 
@@ -80,6 +81,17 @@ def test_demo_window_screenshot_shows_stack_and_widgets(make_napari_viewer, tmp_
     save_window_screenshot(viewer, path)
     picture = _read_png(path)
     assert picture.shape[1] > picture.shape[0] > 400 and _not_blank(picture)
+
+
+@pytest.mark.parametrize(("shown", "hidden"), [("Segmentation", "Spine detection")])
+def test_the_tab_in_front_is_the_one_asked_for(make_napari_viewer, shown, hidden):
+    from napari_spines._widgets._app import SAMPLE_WIDGET, WIDGETS
+
+    assert SAMPLE_WIDGET["em"] == "Segmentation"  # what `demo --sample em` shows
+    viewer = make_napari_viewer(show=True)
+    widgets = dict(zip(WIDGETS, dock_widgets(viewer, shown=shown), strict=True))
+    assert not widgets[shown].native.visibleRegion().isEmpty()
+    assert widgets[hidden].native.visibleRegion().isEmpty()
 
 
 def _read_png(path):

@@ -1,0 +1,572 @@
+"""Dock widget: follow the same spines across imaging sessions, and propose the next session.
+
+*Track sessions* takes one image layer with a T axis (``T, Z, Y, X``) or several 3D image
+layers (imaging order: their order in ``viewer.layers``, bottom of the layer list first), and
+optionally their spines (one 4D Points layer, ``t`` first, or one 3D Points layer per session;
+else the chosen model detects them). `napari_spines.sessions.track.track_sessions` registers,
+links and counts in a worker; the widget adds a 4D Points layer coloured by each track's
+dynamics, a Tracks layer, and a plot of counts, gains and losses per session, which *Export*
+writes with the tables.
+
+*Propose next session* carries the previous session's corrected spines into the next stack
+(`napari_spines.sessions.track.detect_from_previous`) and adds them, most doubtful first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    Select,
+)
+from napari.layers import Image, Layer, Points
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QRectF, Qt
+from qtpy.QtGui import QColor, QImage, QPainter, QPen
+from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+
+from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
+from napari_spines._widgets._layers import image_layers, layer_voxel_size, placed_like, same_layer
+from napari_spines._widgets._task import TaskPanel
+from napari_spines.io.atomic import atomic_path
+from napari_spines.io.layers import spine_points_style
+from napari_spines.io.points_csv import write_table_csv
+from napari_spines.sessions.carry import CarriedSpines
+from napari_spines.sessions.dynamics import CLASSES, SessionDynamics
+from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
+from napari_spines.sessions.track import (
+    Tracked,
+    check_sessions,
+    detect_from_previous,
+    track_sessions,
+)
+
+#: Face colour of a tracked spine by the class of its track.
+DYNAMICS_COLOURS = {
+    "stable": "#3cb44b",
+    "gained": "#42d4f4",
+    "lost": "#f032e6",
+    "transient": "#ffe119",
+}
+#: Border colour of a proposed spine by its status.
+STATUS_COLOURS = {"carried": "yellow", "new": "cyan"}
+#: Bar colours of the plot: spines counted, gained and lost in each session.
+PLOT_COLOURS = {"count": "#9e9e9e", "gained": "#3cb44b", "lost": "#f032e6"}
+TRACKED_NAME = "tracked spines"
+TRACKS_NAME = "spine tracks"
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """The chosen sessions: their ``ZYX`` stacks, voxel size, and where they lie in the world."""
+
+    stacks: list[Any]
+    voxel_um: tuple[float, float, float]
+    translates: list[np.ndarray]
+    placement: dict[str, tuple]
+
+
+def _stack(layer: Image) -> Any:
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def _world_um(points: Points) -> np.ndarray:
+    """World coordinates of the spines of ``points`` that are not rejected, ``(N, ndim)``."""
+    data = np.asarray(points.data, dtype=float)
+    if "status" in points.features:
+        data = data[points.features["status"].astype(str).to_numpy() != "rejected"]
+    if not len(data):
+        return np.zeros((0, points.ndim))
+    return np.asarray([points.data_to_world(p) for p in data], dtype=float)
+
+
+def gather_sessions(layers: Sequence[Image]) -> Sessions:
+    """The sessions of one 4D image layer or several 3D ones; a one-line `ValueError` if bad.
+
+    Parameters
+    ----------
+    layers
+        The chosen image layers, in imaging order.
+
+    Returns
+    -------
+    Sessions
+    """
+    if not layers:
+        raise ValueError(
+            "Choose the sessions: one image layer with a T axis, or two or more 3D image layers."
+        )
+    if any(layer.ndim == 4 for layer in layers):
+        if len(layers) > 1:
+            raise ValueError("Choose one 4D image (T, Z, Y, X) or several 3D images, not both.")
+        layer = layers[0]
+        data = _stack(layer)
+        stacks = [data[t] for t in range(data.shape[0])]
+        voxels = [layer_voxel_size(layer).um] * len(stacks)
+        translates = [np.asarray(layer.translate[-3:], float)] * len(stacks)
+        time_origin = float(layer.translate[0])
+    else:
+        stacks = [_stack(layer) for layer in layers]
+        voxels = [layer_voxel_size(layer).um for layer in layers]
+        translates = [np.asarray(layer.translate[-3:], float) for layer in layers]
+        time_origin = 0.0
+    check_sessions([np.shape(s) for s in stacks], voxels)
+    voxel = tuple(float(v) for v in voxels[0])
+    placement = {"scale": (1.0, *voxel), "translate": (time_origin, *translates[0].tolist())}
+    return Sessions(stacks, voxel, translates, placement)  # type: ignore[arg-type]
+
+
+def gather_points(layers: Sequence[Points], sessions: Sessions) -> list[np.ndarray] | None:
+    """Per session, the spines of ``layers`` in µm in that session's stack; None: detect them.
+
+    Parameters
+    ----------
+    layers
+        No layer, one 4D Points layer (``t`` first), or one 3D Points layer per session.
+    sessions
+        The sessions they belong to.
+
+    Returns
+    -------
+    list of numpy.ndarray or None
+    """
+    n = len(sessions.stacks)
+    if not layers:
+        return None
+    if len(layers) == 1 and layers[0].ndim == 4:
+        layer = layers[0]
+        keep = np.ones(len(layer.data), bool)
+        if "status" in layer.features:
+            keep = layer.features["status"].astype(str).to_numpy() != "rejected"
+        t = np.rint(np.asarray(layer.data, float)[keep, 0]).astype(int).reshape(-1)
+        world = _world_um(layer)
+        if ((t < 0) | (t >= n)).any():
+            raise ValueError(
+                f"{layer.name} has spines at t = {int(t[(t < 0) | (t >= n)][0])}, "
+                f"but there are {n} sessions (t = 0 to {n - 1})"
+            )
+        return [world[t == i, -3:] - sessions.translates[i] for i in range(n)]
+    if any(layer.ndim != 3 for layer in layers):
+        raise ValueError(
+            "Choose one 4D points layer (t, z, y, x) or one 3D points layer per session."
+        )
+    if len(layers) != n:
+        raise ValueError(
+            f"{n} sessions need {n} points layers (one per session) or one 4D points layer, "
+            f"got {len(layers)}"
+        )
+    return [_world_um(layer)[:, -3:] - sessions.translates[i] for i, layer in enumerate(layers)]
+
+
+def track_ids_of(layer: Points) -> np.ndarray | None:
+    """The ``track_id`` feature of the spines kept (not rejected); unnumbered ones get new ids."""
+    if "track_id" not in layer.features:
+        return None
+    ids = np.asarray(layer.features["track_id"].to_numpy(), dtype=float)
+    if "status" in layer.features:
+        ids = ids[layer.features["status"].astype(str).to_numpy() != "rejected"]
+    ids = np.where(np.isfinite(ids), ids, 0).astype(int)
+    missing = ids <= 0
+    ids[missing] = ids.max(initial=0) + 1 + np.arange(int(missing.sum()))
+    return ids
+
+
+def counts_text(tracked: Tracked) -> str:
+    """Per session count, gains and losses, then the tracks by class, as two lines."""
+    parts = []
+    for row in tracked.dynamics:
+        change = "" if row.gained is None else f" (+{row.gained} −{row.lost})"
+        parts.append(f"t{row.session}: {row.count}{change}")
+    classes = list(tracked.classes.values())
+    kinds = ", ".join(f"{classes.count(c)} {c}" for c in CLASSES)
+    return " · ".join(parts) + f"\n{len(classes)} tracks: {kinds}"
+
+
+def _matplotlib_canvas() -> Any:
+    """The Qt canvas class of matplotlib, or None when matplotlib is not installed."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+
+    return FigureCanvasQTAgg
+
+
+def _bars(rows: Sequence[SessionDynamics]) -> dict[str, list[int]]:
+    return {
+        "count": [r.count for r in rows],
+        "gained": [r.gained or 0 for r in rows],
+        "lost": [r.lost or 0 for r in rows],
+    }
+
+
+class _PaintedBars(QWidget):
+    """The plot drawn with QPainter, where matplotlib is not installed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[SessionDynamics] = []
+        self.setMinimumHeight(150)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def paintEvent(self, _event: object) -> None:
+        painter = QPainter(self)
+        self.paint(painter, QRectF(self.rect()), self.palette().windowText().color())
+        painter.end()
+
+    def paint(self, painter: QPainter, rect: QRectF, text: QColor) -> None:
+        """Draw grouped bars (count, gained, lost) per session into ``rect``."""
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(text, 1))
+        title = QRectF(rect.left(), rect.top(), rect.width(), 16)
+        painter.drawText(title, Qt.AlignmentFlag.AlignCenter, "spines per session")
+        area = rect.adjusted(34, 20, -8, -34)
+        painter.drawLine(area.bottomLeft(), area.bottomRight())
+        painter.drawLine(area.bottomLeft(), area.topLeft())
+        if not self.rows:
+            return
+        bars = _bars(self.rows)
+        top = max(max(bars["count"]), 1)
+        painter.drawText(
+            QRectF(rect.left(), area.top() - 8, 30, 16), Qt.AlignmentFlag.AlignRight, str(top)
+        )
+        slot = area.width() / len(self.rows)
+        width = slot / (len(bars) + 1)
+        for i in range(len(self.rows)):
+            left = area.left() + i * slot + width / 2
+            for k, (name, values) in enumerate(bars.items()):
+                height = values[i] / top * area.height()
+                bar = QRectF(left + k * width, area.bottom() - height, width * 0.9, height)
+                painter.fillRect(bar, QColor(PLOT_COLOURS[name]))
+            below = QRectF(area.left() + i * slot, area.bottom() + 2, slot, 14)
+            painter.drawText(below, Qt.AlignmentFlag.AlignCenter, f"t{i}")
+        legend = QRectF(area.left(), rect.bottom() - 16, 70, 14)
+        for name in bars:
+            swatch = QRectF(legend.left(), legend.top() + 3, 8, 8)
+            painter.fillRect(swatch, QColor(PLOT_COLOURS[name]))
+            painter.drawText(legend.adjusted(11, 0, 0, 0), Qt.AlignmentFlag.AlignLeft, name)
+            legend.translate(70, 0)
+
+
+class DynamicsPlot(QWidget):
+    """Counts, gains and losses per session: on matplotlib's Qt canvas, else with QPainter."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[SessionDynamics] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        canvas = _matplotlib_canvas()
+        if canvas is not None:
+            from matplotlib.figure import Figure
+
+            self.figure: Any = Figure(figsize=(4.0, 2.6), layout="constrained")
+            self.canvas: QWidget = canvas(self.figure)
+            self.canvas.setMinimumHeight(180)
+        else:
+            self.figure = None
+            self.canvas = _PaintedBars(self)
+        layout.addWidget(self.canvas)
+        self.setVisible(False)
+
+    def show_dynamics(self, rows: Sequence[SessionDynamics]) -> None:
+        """Plot ``rows`` (one per session) and show the plot."""
+        self.rows = list(rows)
+        if self.figure is None:
+            self.canvas.rows = self.rows  # type: ignore[attr-defined]
+            self.canvas.update()
+        else:
+            self._draw_figure()
+            self.canvas.draw_idle()  # type: ignore[attr-defined]
+        self.setVisible(True)
+
+    def _draw_figure(self) -> None:
+        self.figure.clear()
+        ax = self.figure.add_subplot()
+        x = np.arange(len(self.rows))
+        bars = _bars(self.rows)
+        width = 0.8 / len(bars)
+        for k, (name, values) in enumerate(bars.items()):
+            ax.bar(x + (k - 1) * width, values, width, label=name, color=PLOT_COLOURS[name])
+        ax.set_xticks(x, [f"t{i}" for i in x])
+        ax.set_xlabel("session")
+        ax.set_ylabel("spines")
+        ax.set_ylim(0, 1.3 * max(max(bars["count"], default=0), 1))  # room for the legend
+        ax.legend(fontsize="small", frameon=False, ncols=len(bars), loc="upper center")
+
+    def save_png(self, path: Path) -> Path:
+        """Write the plot as a PNG, atomically."""
+        with atomic_path(path) as tmp:
+            if self.figure is not None:
+                self._draw_figure()
+                self.figure.savefig(tmp, format="png", dpi=150)
+            else:
+                image = QImage(720, 400, QImage.Format.Format_ARGB32)
+                image.fill(QColor("white"))
+                painter = QPainter(image)
+                self.canvas.paint(painter, QRectF(0, 0, 720, 400), QColor("black"))  # type: ignore[attr-defined]
+                painter.end()
+                if not image.save(str(tmp), "PNG"):
+                    raise OSError(f"could not write {path}")
+        return Path(path)
+
+
+class SessionsWidget(Container):
+    """Track spines across imaging sessions; propose the next session from the previous one."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._sessions = Select(
+            label="sessions",
+            choices=lambda _w: image_layers(viewer),
+            tooltip="one image with a T axis (T, Z, Y, X), or 3D images, taken in the order "
+            "listed here (the order they were added: bottom of the layer list first)",
+        )
+        self._points = Select(
+            label="spines",
+            choices=self._layers_of(Points),
+            tooltip="none chosen: detect them with the model; else one 4D points layer "
+            "(t, z, y, x) or one 3D points layer per session, in the order listed here",
+        )
+        self._model = ComboBox(
+            label="model", choices=lambda _w: model_names("spine-detection", first="spine-2p")
+        )
+        self._device = ComboBox(label="device", choices=DEVICES)
+        self._max_distance = FloatSpinBox(
+            label="max distance µm", value=MAX_DISTANCE_UM, min=0.1, max=50.0, step=0.1
+        )
+        self._axial_weight = FloatSpinBox(
+            label="axial weight",
+            value=AXIAL_WEIGHT,
+            min=0.0,
+            max=5.0,
+            step=0.05,
+            tooltip="how much a z difference counts in the distance between linked spines",
+        )
+        self._deformable = CheckBox(text="deformable registration", value=True)
+        self._track = PushButton(text="Track sessions")
+        self._counts = Label(value="no tracks yet")
+        self._export_path = FileEdit(
+            label="tracks CSV",
+            mode="w",
+            filter="*.csv",
+            value="tracks.csv",
+            tooltip="NAME_dynamics.csv and NAME_dynamics.png are written beside it",
+        )
+        self._export = PushButton(text="Export…")
+        self._previous = ComboBox(label="previous image", choices=lambda _w: image_layers(viewer))
+        self._previous_points = ComboBox(
+            label="its spines",
+            choices=self._layers_of(Points),
+            tooltip="the previous session's corrected spines (3D points; track_id kept)",
+        )
+        self._next = ComboBox(label="next image", choices=lambda _w: image_layers(viewer))
+        self._propose = PushButton(text="Propose next session")
+        widgets = [
+            Label(value="Track sessions"),
+            *(self._sessions, self._points, self._model, self._device),
+            *(self._max_distance, self._axial_weight, self._deformable, self._track),
+            *(self._counts, self._export_path, self._export),
+            Label(value="Propose next session"),
+            *(self._previous, self._previous_points, self._next, self._propose),
+        ]
+        super().__init__(widgets=widgets)
+        layout = self.native.layout()
+        self.task = TaskPanel()
+        layout.insertWidget(widgets.index(self._track) + 1, self.task)
+        self.plot = DynamicsPlot()
+        layout.insertWidget(widgets.index(self._counts) + 2, self.plot)
+        self.tracked: Tracked | None = None
+        self.voxel_um: tuple[float, float, float] | None = None
+        self._track.clicked.connect(self.track)
+        self._export.clicked.connect(self.export)
+        self._propose.clicked.connect(self.propose)
+        self.task.finished.connect(self._enable)
+        combos = (self._sessions, self._points, self._previous, self._previous_points, self._next)
+        follow_layers(viewer, *combos)
+
+    def _layers_of(self, *kinds: type) -> Any:
+        return lambda _w=None: [
+            (layer.name, layer) for layer in self._viewer.layers if isinstance(layer, kinds)
+        ]
+
+    def _enable(self) -> None:
+        self._track.enabled = self._propose.enabled = True
+
+    def _start(self, job: Any, on_result: Any) -> Any:
+        worker = self.task.run(job, on_result=on_result)
+        if worker is not None:
+            self._track.enabled = self._propose.enabled = False
+        return worker
+
+    # -- tracking ----------------------------------------------------------------------------
+    def track(self) -> Any:
+        """Check the choices, then track in a worker; None (and a message) when they are bad."""
+        try:
+            sessions = gather_sessions(self._sessions.value)
+            points = gather_points(self._points.value, sessions)
+            if points is None and not self._model.value:
+                raise ValueError("Choose a spine-detection model, or the sessions' spines.")
+        except ValueError as exc:
+            show_error(str(exc))
+            return None
+        job = partial(
+            track_sessions,
+            sessions.stacks,
+            sessions.voxel_um,
+            points,
+            model=self._model.value,
+            max_distance_um=float(self._max_distance.value),
+            axial_weight=float(self._axial_weight.value),
+            deformable=bool(self._deformable.value),
+            device=self._device.value,
+        )
+        return self._start(job, partial(self.show_tracks, sessions))
+
+    def show_tracks(self, sessions: Sessions, tracked: Tracked) -> None:
+        """Add (or replace) the tracked spines and tracks layers; plot the dynamics."""
+        self.tracked, self.voxel_um = tracked, sessions.voxel_um
+        voxel = np.asarray(sessions.voxel_um)
+        rows = [
+            np.column_stack([np.full(len(p), t), p / voxel])
+            for t, p in enumerate(tracked.points_um)
+        ]
+        data = np.concatenate(rows) if rows else np.zeros((0, 4))
+        ids = np.concatenate(tracked.track_ids).astype(int)
+        dynamics = np.array([tracked.classes[int(i)] for i in ids], dtype=object)
+        for name in (TRACKED_NAME, TRACKS_NAME):
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+        self._counts.value = counts_text(tracked)
+        self.plot.show_dynamics(tracked.dynamics)
+        if not len(data):
+            show_info(f"No spines in any of the {len(rows)} sessions.")
+            return
+        style = spine_points_style(sessions.voxel_um)
+        style.update(face_color=[DYNAMICS_COLOURS[d] for d in dynamics], border_color="white")
+        points = self._viewer.add_points(
+            data,
+            name=TRACKED_NAME,
+            features={"track_id": ids, "dynamics": dynamics},
+            opacity=0.7,  # the head shows through the colour of its track
+            **sessions.placement,
+            **style,
+        )
+        points.feature_defaults = {"track_id": 0, "dynamics": "transient"}
+        tracks = np.column_stack([ids, data])
+        tracks = tracks[np.lexsort((tracks[:, 1], tracks[:, 0]))]
+        self._viewer.add_tracks(
+            tracks, name=TRACKS_NAME, tail_length=len(rows), **sessions.placement
+        )
+        show_info(f"{len(tracked.classes)} tracks over {len(rows)} sessions.")
+
+    def export(self) -> list[Path]:
+        """Write the tracks CSV, the dynamics CSV beside it and the plot as PNG."""
+        if self.tracked is None or self.voxel_um is None:
+            show_error("Track sessions first.")
+            return []
+        path = Path(str(self._export_path.value)).expanduser()
+        if path.suffix.lower() != ".csv":
+            path = path.with_name(path.name + ".csv")
+        dynamics = path.with_name(f"{path.stem}_dynamics.csv")
+        picture = path.with_name(f"{path.stem}_dynamics.png")
+        rows = [d.row() for d in self.tracked.dynamics]
+        try:
+            write_table_csv(path, self.tracked.table(self.voxel_um))
+            write_table_csv(dynamics, {k: [r[k] for r in rows] for k in rows[0]})
+            self.plot.save_png(picture)
+        except OSError as exc:
+            show_error(f"Cannot write the export beside {path}: {exc.strerror or exc}")
+            return []
+        show_info(f"written: {path.name}, {dynamics.name}, {picture.name} in {path.parent}")
+        return [path, dynamics, picture]
+
+    # -- proposing the next session ----------------------------------------------------------
+    def propose(self) -> Any:
+        """Detect the next session from the previous one's spines in a worker; None if bad."""
+        previous, spines, following = (
+            self._previous.value,
+            self._previous_points.value,
+            self._next.value,
+        )
+        try:
+            if previous is None or spines is None or following is None:
+                raise ValueError(
+                    "Choose the previous session's image and its corrected spines, and the "
+                    "next session's image."
+                )
+            if same_layer(previous, following):
+                raise ValueError("Choose two different images: the previous and the next session.")
+            if not self._model.value:
+                raise ValueError("Choose a spine-detection model.")
+            if spines.ndim != 3:
+                raise ValueError(
+                    f"{spines.name} is not 3D: choose the previous session's spines (z, y, x)"
+                )
+            voxel = layer_voxel_size(following).um
+            check_sessions(
+                [np.shape(_stack(previous)), np.shape(_stack(following))],
+                [layer_voxel_size(previous).um, voxel],
+            )
+        except ValueError as exc:
+            show_error(str(exc))
+            return None
+        previous_um = _world_um(spines) - np.asarray(previous.translate, float)
+        job = partial(
+            detect_from_previous,
+            _stack(following),
+            voxel,
+            _stack(previous),
+            previous_um,
+            track_ids_of(spines),
+            model=self._model.value,
+            deformable=bool(self._deformable.value),
+            device=self._device.value,
+        )
+        return self._start(job, partial(self.show_proposed, following))
+
+    def show_proposed(self, image: Image, found: CarriedSpines) -> Layer:
+        """Add (or replace) the proposed spines of ``image``, most doubtful first."""
+        order = np.argsort(-np.asarray(found.doubt, float), kind="stable")
+        voxel = np.asarray(layer_voxel_size(image).um)
+        name = f"{image.name} proposed spines"
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        statuses = np.asarray(found.statuses, dtype=object)[order]
+        style = spine_points_style(tuple(voxel))
+        if len(order):
+            style["border_color"] = [STATUS_COLOURS[s] for s in statuses]
+        layer = self._viewer.add_points(
+            np.asarray(found.coords_um, float).reshape(-1, 3)[order] / voxel,
+            name=name,
+            features={
+                "status": statuses,
+                "track_id": np.asarray(found.track_ids, int)[order],
+                "score": np.asarray(found.scores, float)[order],
+                "doubt": np.asarray(found.doubt, float)[order],
+            },
+            **placed_like(image),
+            **style,
+        )
+        layer.feature_defaults = {"status": "new", "track_id": 0, "score": np.nan, "doubt": np.nan}
+        carried = int((statuses == "carried").sum())
+        lost = len(found.lost)
+        show_info(
+            f"{len(order)} spines proposed for {image.name} ({carried} carried, "
+            f"{len(order) - carried} new; most doubtful first); {lost} previous "
+            f"spine{'s' * (lost != 1)} not found."
+        )
+        return layer

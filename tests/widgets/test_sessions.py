@@ -1,0 +1,191 @@
+"""The Sessions widget in napari under Xvfb: tracking, export, bad input, the next session."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from napari.layers import Points, Tracks
+from napari.utils.notifications import NotificationSeverity, notification_manager
+
+from napari_spines._widgets._app import PLUGIN
+from napari_spines._widgets.sessions import DYNAMICS_COLOURS, SessionsWidget
+from napari_spines.sessions.dynamics import SessionDynamics
+from napari_spines.sessions.linking import link_score
+from napari_spines.synthetic import synthetic_two_photon
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return synthetic_two_photon(shape=(12, 96, 96), n_timepoints=3, seed=1)
+
+
+@pytest.fixture
+def notes(monkeypatch) -> list:
+    """Every notification shown during the test, as (severity, message)."""
+    shown: list = []
+    monkeypatch.setattr(notification_manager, "catch_error", False, raising=False)
+    notification_manager.notification_ready.connect(
+        lambda n: shown.append((n.severity, str(n.message)))
+    )
+    yield shown
+    notification_manager.notification_ready.disconnect()
+
+
+def errors(notes) -> list[str]:
+    return [m for severity, m in notes if severity == NotificationSeverity.ERROR]
+
+
+def docked(viewer) -> SessionsWidget:
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sessions")
+    assert isinstance(widget, SessionsWidget)
+    return widget
+
+
+def wait(widget, qtbot) -> None:
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
+
+
+def per_session(t: np.ndarray, ids: np.ndarray, n: int) -> list[np.ndarray]:
+    return [np.asarray(ids)[np.asarray(t) == i] for i in range(n)]
+
+
+@pytest.fixture
+def tracked(make_napari_viewer, qtbot, sample):
+    """The sample's 4D image and its true spines, tracked in the widget."""
+    viewer = make_napari_viewer()
+    scale = (1.0, *sample.voxel_size_um)
+    image = viewer.add_image(sample.image, name="sessions", scale=scale)
+    truth = viewer.add_points(
+        sample.spines, name="truth", scale=scale, features={"id": sample.spine_ids}
+    )
+    widget = docked(viewer)
+    widget._sessions.value = [image]
+    widget._points.value = [truth]
+    assert widget.track() is not None
+    wait(widget, qtbot)
+    return viewer, widget
+
+
+def test_tracking_the_true_spines_finds_the_true_links(tracked, sample):
+    viewer, widget = tracked
+    points = viewer.layers["tracked spines"]
+    tracks = viewer.layers["spine tracks"]
+    assert isinstance(points, Points) and isinstance(tracks, Tracks)
+    assert tuple(points.scale) == pytest.approx((1.0, *sample.voxel_size_um))
+    np.testing.assert_allclose(points.data, sample.spines, atol=1e-6)  # same rows, same order
+    found = per_session(points.data[:, 0], points.features["track_id"], 3)
+    truth = per_session(sample.spines[:, 0], sample.spine_ids, 3)
+    assert link_score(truth, found) == (1.0, 1.0, 1.0)
+    # every spine is coloured by the class of its track
+    assert set(points.features["dynamics"]) <= set(DYNAMICS_COLOURS)
+    first = points.features["dynamics"].iloc[0]
+    np.testing.assert_allclose(
+        points.face_color[0][:3],
+        [int(DYNAMICS_COLOURS[first][k : k + 2], 16) / 255 for k in (1, 3, 5)],
+        atol=1e-2,
+    )
+    # tracks: track_id, t, z, y, x, sorted by track then t
+    data = np.asarray(tracks.data)
+    assert data.shape == (len(sample.spines), 5)
+    assert (np.lexsort((data[:, 1], data[:, 0])) == np.arange(len(data))).all()
+    counts = [r.count for r in widget.tracked.dynamics]
+    assert counts == [int((sample.spines[:, 0] == t).sum()) for t in range(3)]
+    assert widget._counts.value.startswith(f"t0: {counts[0]} · t1: {counts[1]} (+")
+    assert widget.plot.isVisible() or not widget.native.isVisible()
+
+
+def test_export_writes_tracks_dynamics_and_plot(tracked, tmp_path):
+    _, widget = tracked
+    widget._export_path.value = str(tmp_path / "out" / "rr.csv")
+    written = widget.export()
+    assert [p.name for p in written] == ["rr.csv", "rr_dynamics.csv", "rr_dynamics.png"]
+    with open(written[0], newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header == list(widget.tracked.table(widget.voxel_um))
+    with open(written[1], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(SessionDynamics(0, 0, None, None, None, None, None).row())
+    assert [int(r["count"]) for r in rows] == [d.count for d in widget.tracked.dynamics]
+    assert written[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        p.name for p in written
+    )  # no temporaries left
+
+
+def test_bad_input_is_one_clear_notification(make_napari_viewer, notes, sample):
+    viewer = make_napari_viewer()
+    widget = docked(viewer)
+    voxel = sample.voxel_size_um
+    assert widget.export() == [] and "Track sessions first" in errors(notes)[-1]
+    assert widget.track() is None and "Choose the sessions" in errors(notes)[-1]
+    first = viewer.add_image(sample.image[0], name="t0", scale=voxel)
+    widget._sessions.value = [first]
+    assert widget.track() is None
+    assert errors(notes)[-1] == "tracking needs at least two sessions, got 1"
+    other = viewer.add_image(sample.image[1], name="t1", scale=(2.0, *voxel[1:]))
+    widget._sessions.value = [first, other]
+    assert widget.track() is None and "voxel size" in errors(notes)[-1]
+    other.scale = voxel
+    points = viewer.add_points(sample.spines[sample.spines[:, 0] == 0, 1:], scale=voxel)
+    widget._points.value = [points]
+    assert widget.track() is None
+    assert "2 sessions need 2 points layers" in errors(notes)[-1]
+    widget._previous.value = widget._next.value = first
+    assert widget.propose() is None and "two different images" in errors(notes)[-1]
+    widget._next.value = other
+    widget._previous_points.value = viewer.add_points(sample.spines, name="4D")
+    assert widget.propose() is None and "4D is not 3D" in errors(notes)[-1]
+    assert [layer.name for layer in viewer.layers] == ["t0", "t1", "Points", "4D"]
+    assert not widget.task.busy
+
+
+def test_propose_next_session_adds_carried_and_new_spines(make_napari_viewer, qtbot, notes, sample):
+    viewer = make_napari_viewer()
+    voxel = sample.voxel_size_um
+    first = viewer.add_image(sample.image[0], name="t0", scale=voxel)
+    second = viewer.add_image(sample.image[1], name="t1", scale=voxel)
+    at0 = sample.spines[:, 0] == 0
+    spines = viewer.add_points(
+        sample.spines[at0, 1:],
+        name="t0 spines",
+        scale=voxel,
+        features={"track_id": sample.spine_ids[at0]},
+    )
+    widget = docked(viewer)
+    widget._model.value = "spine-dog"
+    widget._previous.value, widget._previous_points.value = first, spines
+    widget._next.value = second
+    assert widget.propose() is not None
+    wait(widget, qtbot)
+    layer = viewer.layers["t1 proposed spines"]
+    statuses = set(layer.features["status"])
+    assert len(layer.data) > 0 and statuses <= {"carried", "new"}
+    assert set(layer.features.columns) >= {"status", "track_id", "score"}
+    doubt = layer.features["doubt"].to_numpy()
+    assert (np.diff(doubt) <= 0).all()  # the most doubtful first
+    carried = layer.features["track_id"][layer.features["status"] == "carried"]
+    assert set(carried) <= set(sample.spine_ids[at0])
+    assert tuple(layer.scale) == pytest.approx(voxel)
+    assert any("not found" in m for _, m in notes)
+    assert not errors(notes)
+
+
+def test_3d_sessions_are_tracked_with_detected_spines(make_napari_viewer, qtbot, notes, sample):
+    viewer = make_napari_viewer()
+    voxel = sample.voxel_size_um
+    layers = [
+        viewer.add_image(stack, name=f"t{t}", scale=voxel) for t, stack in enumerate(sample.image)
+    ]
+    widget = docked(viewer)
+    widget._sessions.value = layers
+    widget._model.value = "spine-dog"
+    assert widget.track() is not None
+    wait(widget, qtbot)
+    points = viewer.layers["tracked spines"]
+    assert set(np.unique(points.data[:, 0])) <= {0.0, 1.0, 2.0}
+    assert tuple(points.scale) == pytest.approx((1.0, *voxel))
+    assert len(widget.tracked.dynamics) == 3 and not errors(notes)
