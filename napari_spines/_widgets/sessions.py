@@ -14,7 +14,6 @@ writes with the tables.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -35,18 +34,15 @@ from magicgui.widgets import (
 )
 from napari.layers import Image, Layer, Points
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QRectF, Qt
-from qtpy.QtGui import QColor, QImage, QPainter, QPen
-from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
+from napari_spines._widgets._dynamics_plot import DynamicsPlot
 from napari_spines._widgets._layers import image_layers, layer_voxel_size, placed_like, same_layer
 from napari_spines._widgets._task import TaskPanel
-from napari_spines.io.atomic import atomic_path
 from napari_spines.io.layers import spine_points_style
 from napari_spines.io.points_csv import write_table_csv
 from napari_spines.sessions.carry import CarriedSpines
-from napari_spines.sessions.dynamics import CLASSES, SessionDynamics
+from napari_spines.sessions.dynamics import CLASSES
 from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
 from napari_spines.sessions.track import (
     Tracked,
@@ -64,8 +60,6 @@ DYNAMICS_COLOURS = {
 }
 #: Border colour of a proposed spine by its status.
 STATUS_COLOURS = {"carried": "yellow", "new": "cyan"}
-#: Bar colours of the plot: spines counted, gained and lost in each session.
-PLOT_COLOURS = {"count": "#9e9e9e", "gained": "#3cb44b", "lost": "#f032e6"}
 TRACKED_NAME = "tracked spines"
 TRACKS_NAME = "spine tracks"
 
@@ -194,134 +188,6 @@ def counts_text(tracked: Tracked) -> str:
     classes = list(tracked.classes.values())
     kinds = ", ".join(f"{classes.count(c)} {c}" for c in CLASSES)
     return " · ".join(parts) + f"\n{len(classes)} tracks: {kinds}"
-
-
-def _matplotlib_canvas() -> Any:
-    """The Qt canvas class of matplotlib, or None when matplotlib is not installed."""
-    if importlib.util.find_spec("matplotlib") is None:
-        return None
-    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-
-    return FigureCanvasQTAgg
-
-
-def _bars(rows: Sequence[SessionDynamics]) -> dict[str, list[int]]:
-    return {
-        "count": [r.count for r in rows],
-        "gained": [r.gained or 0 for r in rows],
-        "lost": [r.lost or 0 for r in rows],
-    }
-
-
-class _PaintedBars(QWidget):
-    """The plot drawn with QPainter, where matplotlib is not installed."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.rows: list[SessionDynamics] = []
-        self.setMinimumHeight(150)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-
-    def paintEvent(self, _event: object) -> None:
-        painter = QPainter(self)
-        self.paint(painter, QRectF(self.rect()), self.palette().windowText().color())
-        painter.end()
-
-    def paint(self, painter: QPainter, rect: QRectF, text: QColor) -> None:
-        """Draw grouped bars (count, gained, lost) per session into ``rect``."""
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(text, 1))
-        title = QRectF(rect.left(), rect.top(), rect.width(), 16)
-        painter.drawText(title, Qt.AlignmentFlag.AlignCenter, "spines per session")
-        area = rect.adjusted(34, 20, -8, -34)
-        painter.drawLine(area.bottomLeft(), area.bottomRight())
-        painter.drawLine(area.bottomLeft(), area.topLeft())
-        if not self.rows:
-            return
-        bars = _bars(self.rows)
-        top = max(max(bars["count"]), 1)
-        painter.drawText(
-            QRectF(rect.left(), area.top() - 8, 30, 16), Qt.AlignmentFlag.AlignRight, str(top)
-        )
-        slot = area.width() / len(self.rows)
-        width = slot / (len(bars) + 1)
-        for i in range(len(self.rows)):
-            left = area.left() + i * slot + width / 2
-            for k, (name, values) in enumerate(bars.items()):
-                height = values[i] / top * area.height()
-                bar = QRectF(left + k * width, area.bottom() - height, width * 0.9, height)
-                painter.fillRect(bar, QColor(PLOT_COLOURS[name]))
-            below = QRectF(area.left() + i * slot, area.bottom() + 2, slot, 14)
-            painter.drawText(below, Qt.AlignmentFlag.AlignCenter, f"t{i}")
-        legend = QRectF(area.left(), rect.bottom() - 16, 70, 14)
-        for name in bars:
-            swatch = QRectF(legend.left(), legend.top() + 3, 8, 8)
-            painter.fillRect(swatch, QColor(PLOT_COLOURS[name]))
-            painter.drawText(legend.adjusted(11, 0, 0, 0), Qt.AlignmentFlag.AlignLeft, name)
-            legend.translate(70, 0)
-
-
-class DynamicsPlot(QWidget):
-    """Counts, gains and losses per session: on matplotlib's Qt canvas, else with QPainter."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.rows: list[SessionDynamics] = []
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        canvas = _matplotlib_canvas()
-        if canvas is not None:
-            from matplotlib.figure import Figure
-
-            self.figure: Any = Figure(figsize=(4.0, 2.6), layout="constrained")
-            self.canvas: QWidget = canvas(self.figure)
-            self.canvas.setMinimumHeight(180)
-        else:
-            self.figure = None
-            self.canvas = _PaintedBars(self)
-        layout.addWidget(self.canvas)
-        self.setVisible(False)
-
-    def show_dynamics(self, rows: Sequence[SessionDynamics]) -> None:
-        """Plot ``rows`` (one per session) and show the plot."""
-        self.rows = list(rows)
-        if self.figure is None:
-            self.canvas.rows = self.rows  # type: ignore[attr-defined]
-            self.canvas.update()
-        else:
-            self._draw_figure()
-            self.canvas.draw_idle()  # type: ignore[attr-defined]
-        self.setVisible(True)
-
-    def _draw_figure(self) -> None:
-        self.figure.clear()
-        ax = self.figure.add_subplot()
-        x = np.arange(len(self.rows))
-        bars = _bars(self.rows)
-        width = 0.8 / len(bars)
-        for k, (name, values) in enumerate(bars.items()):
-            ax.bar(x + (k - 1) * width, values, width, label=name, color=PLOT_COLOURS[name])
-        ax.set_xticks(x, [f"t{i}" for i in x])
-        ax.set_xlabel("session")
-        ax.set_ylabel("spines")
-        ax.set_ylim(0, 1.3 * max(max(bars["count"], default=0), 1))  # room for the legend
-        ax.legend(fontsize="small", frameon=False, ncols=len(bars), loc="upper center")
-
-    def save_png(self, path: Path) -> Path:
-        """Write the plot as a PNG, atomically."""
-        with atomic_path(path) as tmp:
-            if self.figure is not None:
-                self._draw_figure()
-                self.figure.savefig(tmp, format="png", dpi=150)
-            else:
-                image = QImage(720, 400, QImage.Format.Format_ARGB32)
-                image.fill(QColor("white"))
-                painter = QPainter(image)
-                self.canvas.paint(painter, QRectF(0, 0, 720, 400), QColor("black"))  # type: ignore[attr-defined]
-                painter.end()
-                if not image.save(str(tmp), "PNG"):
-                    raise OSError(f"could not write {path}")
-        return Path(path)
 
 
 class SessionsWidget(Container):
