@@ -94,8 +94,12 @@ class TrainingWidget(Container):
         self._viewer = viewer
         self._model = ComboBox(label="model", choices=tuple(MODELS))
         self._data = FileEdit(label="data folder", mode="d", value="")
-        self._train = LineEdit(label="train on", value="rr30a_tp0 rr30a_tp1")
-        self._validate = LineEdit(label="validate on", value="rr30a_tp2")
+        self._train = LineEdit(
+            label="train on", value="", tooltip="session names in the data folder, e.g. A B"
+        )
+        self._validate = LineEdit(
+            label="validate on", value="", tooltip="the held-out session's name"
+        )
         self._out = FileEdit(label="run folder", mode="d", value="runs/spine-2p")
         self._minutes = FloatSpinBox(label="minutes", value=60.0, min=0.05, max=10_000.0, step=5.0)
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda"))
@@ -133,6 +137,7 @@ class TrainingWidget(Container):
         self.native.layout().addWidget(self.task)
         self._run.clicked.connect(self.run)
         self._model.changed.connect(self._show_sessions)
+        self._data.changed.connect(self._fill_sessions)
         self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
         self.task.failed.connect(lambda exc: setattr(self._status, "value", first_line(exc)))
         self.task.cancelled.connect(
@@ -155,6 +160,15 @@ class TrainingWidget(Container):
             and layer.ndim == 3
             and (image is None or layer.data.shape == image.data.shape)
         ]
+
+    def _fill_sessions(self, *_args: object) -> None:
+        """Propose the data folder's annotated sessions: the last held out, the rest trained on."""
+        from napari_spines.spines.evaluate import annotated_sessions
+
+        names = annotated_sessions(str(self._data.value or ""))
+        if names:
+            self._train.value = " ".join(names[:-1] or names)
+            self._validate.value = names[-1] if len(names) > 1 else ""
 
     def _show_sessions(self, *_args: object) -> None:
         spines = MODELS[self._model.value] == "spines"

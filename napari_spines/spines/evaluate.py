@@ -52,6 +52,29 @@ def session_files(stack: str | Path) -> tuple[Path, Path, Path]:
     return stack, Path(f"{stem}_spines.csv"), Path(f"{stem}_dendrites.csv")
 
 
+def annotated_sessions(folder: str | Path) -> list[str]:
+    """Names of the annotated sessions in ``folder``: ``NAME.tif`` with both tables beside it.
+
+    Parameters
+    ----------
+    folder
+        A data folder as ``train spines --data`` takes.
+
+    Returns
+    -------
+    list of str
+        The names, sorted; empty when the folder does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        stack.stem
+        for stack in folder.glob("*.tif")
+        if all(path.is_file() for path in session_files(stack)[1:])
+    )
+
+
 def load_session(stack: str | Path) -> AnnotatedSession:
     """Read the spine and dendrite tables that sit beside ``stack``.
 

@@ -52,6 +52,18 @@ def widget(make_napari_viewer, tmp_path):
     return widget
 
 
+def test_choosing_a_data_folder_proposes_its_sessions(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Train model")
+    assert widget._train.value == widget._validate.value == ""  # no data set's names
+    for name, seed in (("day1", 1), ("day2", 2), ("day3", 3)):
+        write_session(tmp_path, name, seed)
+    (tmp_path / "unannotated.tif").write_bytes(b"")
+    widget._data.value = tmp_path
+    assert widget._train.value == "day1 day2"
+    assert widget._validate.value == "day3"
+
+
 def test_training_without_a_data_folder_says_so(widget, tmp_path):
     widget._data.value = tmp_path / "nowhere"
     widget.run()
