@@ -2,7 +2,10 @@
 
 Usage::
 
-    .venv/bin/python scripts/sessions_rr30a.py ../shared/data/two_photon/rr30a [--cache DIR]
+    .venv/bin/python scripts/sessions_rr30a.py RR30A_FOLDER [--cache DIR]
+
+RR30A_FOLDER is the real-data folder's ``two_photon/rr30a`` (see docs/sessions.md); nothing of
+it is kept in the repository.
 
 Every choice (linking distance and z weight; the carry thresholds) is made on one pair of
 consecutive sessions and reported on the other. ``--cache`` keeps the heatmaps and

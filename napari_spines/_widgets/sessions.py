@@ -14,8 +14,6 @@ writes with the tables.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,11 +36,19 @@ from napari.utils.notifications import show_error, show_info
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
 from napari_spines._widgets._dynamics_plot import DynamicsPlot
 from napari_spines._widgets._layers import image_layers, layer_voxel_size, placed_like, same_layer
+from napari_spines._widgets._session_layers import (
+    Sessions,
+    gather_points,
+    gather_sessions,
+    stack_of,
+    track_ids_of,
+    world_um,
+)
 from napari_spines._widgets._task import TaskPanel
 from napari_spines.io.layers import spine_points_style
 from napari_spines.io.points_csv import write_table_csv
 from napari_spines.sessions.carry import CarriedSpines
-from napari_spines.sessions.dynamics import CLASSES
+from napari_spines.sessions.dynamics import dynamics_table
 from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
 from napari_spines.sessions.track import (
     Tracked,
@@ -62,132 +68,6 @@ DYNAMICS_COLOURS = {
 STATUS_COLOURS = {"carried": "yellow", "new": "cyan"}
 TRACKED_NAME = "tracked spines"
 TRACKS_NAME = "spine tracks"
-
-
-@dataclass(frozen=True)
-class Sessions:
-    """The chosen sessions: their ``ZYX`` stacks, voxel size, and where they lie in the world."""
-
-    stacks: list[Any]
-    voxel_um: tuple[float, float, float]
-    translates: list[np.ndarray]
-    placement: dict[str, tuple]
-
-
-def _stack(layer: Image) -> Any:
-    return layer.data[0] if layer.multiscale else layer.data
-
-
-def _world_um(points: Points) -> np.ndarray:
-    """World coordinates of the spines of ``points`` that are not rejected, ``(N, ndim)``."""
-    data = np.asarray(points.data, dtype=float)
-    if "status" in points.features:
-        data = data[points.features["status"].astype(str).to_numpy() != "rejected"]
-    if not len(data):
-        return np.zeros((0, points.ndim))
-    return np.asarray([points.data_to_world(p) for p in data], dtype=float)
-
-
-def gather_sessions(layers: Sequence[Image]) -> Sessions:
-    """The sessions of one 4D image layer or several 3D ones; a one-line `ValueError` if bad.
-
-    Parameters
-    ----------
-    layers
-        The chosen image layers, in imaging order.
-
-    Returns
-    -------
-    Sessions
-    """
-    if not layers:
-        raise ValueError(
-            "Choose the sessions: one image layer with a T axis, or two or more 3D image layers."
-        )
-    if any(layer.ndim == 4 for layer in layers):
-        if len(layers) > 1:
-            raise ValueError("Choose one 4D image (T, Z, Y, X) or several 3D images, not both.")
-        layer = layers[0]
-        data = _stack(layer)
-        stacks = [data[t] for t in range(data.shape[0])]
-        voxels = [layer_voxel_size(layer).um] * len(stacks)
-        translates = [np.asarray(layer.translate[-3:], float)] * len(stacks)
-        time_origin = float(layer.translate[0])
-    else:
-        stacks = [_stack(layer) for layer in layers]
-        voxels = [layer_voxel_size(layer).um for layer in layers]
-        translates = [np.asarray(layer.translate[-3:], float) for layer in layers]
-        time_origin = 0.0
-    check_sessions([np.shape(s) for s in stacks], voxels)
-    voxel = tuple(float(v) for v in voxels[0])
-    placement = {"scale": (1.0, *voxel), "translate": (time_origin, *translates[0].tolist())}
-    return Sessions(stacks, voxel, translates, placement)  # type: ignore[arg-type]
-
-
-def gather_points(layers: Sequence[Points], sessions: Sessions) -> list[np.ndarray] | None:
-    """Per session, the spines of ``layers`` in µm in that session's stack; None: detect them.
-
-    Parameters
-    ----------
-    layers
-        No layer, one 4D Points layer (``t`` first), or one 3D Points layer per session.
-    sessions
-        The sessions they belong to.
-
-    Returns
-    -------
-    list of numpy.ndarray or None
-    """
-    n = len(sessions.stacks)
-    if not layers:
-        return None
-    if len(layers) == 1 and layers[0].ndim == 4:
-        layer = layers[0]
-        keep = np.ones(len(layer.data), bool)
-        if "status" in layer.features:
-            keep = layer.features["status"].astype(str).to_numpy() != "rejected"
-        t = np.rint(np.asarray(layer.data, float)[keep, 0]).astype(int).reshape(-1)
-        world = _world_um(layer)
-        if ((t < 0) | (t >= n)).any():
-            raise ValueError(
-                f"{layer.name} has spines at t = {int(t[(t < 0) | (t >= n)][0])}, "
-                f"but there are {n} sessions (t = 0 to {n - 1})"
-            )
-        return [world[t == i, -3:] - sessions.translates[i] for i in range(n)]
-    if any(layer.ndim != 3 for layer in layers):
-        raise ValueError(
-            "Choose one 4D points layer (t, z, y, x) or one 3D points layer per session."
-        )
-    if len(layers) != n:
-        raise ValueError(
-            f"{n} sessions need {n} points layers (one per session) or one 4D points layer, "
-            f"got {len(layers)}"
-        )
-    return [_world_um(layer)[:, -3:] - sessions.translates[i] for i, layer in enumerate(layers)]
-
-
-def track_ids_of(layer: Points) -> np.ndarray | None:
-    """The ``track_id`` feature of the spines kept (not rejected); unnumbered ones get new ids."""
-    if "track_id" not in layer.features:
-        return None
-    ids = np.asarray(layer.features["track_id"].to_numpy(), dtype=float)
-    if "status" in layer.features:
-        ids = ids[layer.features["status"].astype(str).to_numpy() != "rejected"]
-    ids = np.where(np.isfinite(ids), ids, 0).astype(int)
-    missing = ids <= 0
-    ids[missing] = ids.max(initial=0) + 1 + np.arange(int(missing.sum()))
-    return ids
-
-
-def counts_text(tracked: Tracked) -> str:
-    """Per session count, gains and losses, then the tracks by class, as two lines."""
-    parts = []
-    for row in tracked.dynamics:
-        change = "" if row.gained is None else f" (+{row.gained} −{row.lost})"
-        parts.append(f"t{row.session}: {row.count}{change}")
-    classes = list(tracked.classes.values())
-    kinds = ", ".join(f"{classes.count(c)} {c}" for c in CLASSES)
-    return " · ".join(parts) + f"\n{len(classes)} tracks: {kinds}"
 
 
 class SessionsWidget(Container):
@@ -305,21 +185,22 @@ class SessionsWidget(Container):
     def show_tracks(self, sessions: Sessions, tracked: Tracked) -> None:
         """Add (or replace) the tracked spines and tracks layers; plot the dynamics."""
         self.tracked, self.voxel_um = tracked, sessions.voxel_um
-        voxel = np.asarray(sessions.voxel_um)
-        rows = [
-            np.column_stack([np.full(len(p), t), p / voxel])
-            for t, p in enumerate(tracked.points_um)
-        ]
-        data = np.concatenate(rows) if rows else np.zeros((0, 4))
+        voxel, n_sessions = np.asarray(sessions.voxel_um), len(tracked.points_um)
+        data = np.concatenate(
+            [
+                np.column_stack([np.full(len(p), t), p / voxel])
+                for t, p in enumerate(tracked.points_um)
+            ]
+        )
         ids = np.concatenate(tracked.track_ids).astype(int)
         dynamics = np.array([tracked.classes[int(i)] for i in ids], dtype=object)
         for name in (TRACKED_NAME, TRACKS_NAME):
             if name in self._viewer.layers:
                 self._viewer.layers.remove(name)
-        self._counts.value = counts_text(tracked)
+        self._counts.value = tracked.summary()
         self.plot.show_dynamics(tracked.dynamics)
         if not len(data):
-            show_info(f"No spines in any of the {len(rows)} sessions.")
+            show_info(f"No spines in any of the {n_sessions} sessions.")
             return
         style = spine_points_style(sessions.voxel_um)
         style.update(face_color=[DYNAMICS_COLOURS[d] for d in dynamics], border_color="white")
@@ -335,9 +216,9 @@ class SessionsWidget(Container):
         tracks = np.column_stack([ids, data])
         tracks = tracks[np.lexsort((tracks[:, 1], tracks[:, 0]))]
         self._viewer.add_tracks(
-            tracks, name=TRACKS_NAME, tail_length=len(rows), **sessions.placement
+            tracks, name=TRACKS_NAME, tail_length=n_sessions, **sessions.placement
         )
-        show_info(f"{len(tracked.classes)} tracks over {len(rows)} sessions.")
+        show_info(f"{len(tracked.classes)} tracks over {n_sessions} sessions.")
 
     def export(self) -> list[Path]:
         """Write the tracks CSV, the dynamics CSV beside it and the plot as PNG."""
@@ -349,10 +230,9 @@ class SessionsWidget(Container):
             path = path.with_name(path.name + ".csv")
         dynamics = path.with_name(f"{path.stem}_dynamics.csv")
         picture = path.with_name(f"{path.stem}_dynamics.png")
-        rows = [d.row() for d in self.tracked.dynamics]
         try:
             write_table_csv(path, self.tracked.table(self.voxel_um))
-            write_table_csv(dynamics, {k: [r[k] for r in rows] for k in rows[0]})
+            write_table_csv(dynamics, dynamics_table(self.tracked.dynamics))
             self.plot.save_png(picture)
         except OSError as exc:
             show_error(f"Cannot write the export beside {path}: {exc.strerror or exc}")
@@ -384,18 +264,18 @@ class SessionsWidget(Container):
                 )
             voxel = layer_voxel_size(following).um
             check_sessions(
-                [np.shape(_stack(previous)), np.shape(_stack(following))],
+                [np.shape(stack_of(previous)), np.shape(stack_of(following))],
                 [layer_voxel_size(previous).um, voxel],
             )
         except ValueError as exc:
             show_error(str(exc))
             return None
-        previous_um = _world_um(spines) - np.asarray(previous.translate, float)
+        previous_um = world_um(spines) - np.asarray(previous.translate, float)
         job = partial(
             detect_from_previous,
-            _stack(following),
+            stack_of(following),
             voxel,
-            _stack(previous),
+            stack_of(previous),
             previous_um,
             track_ids_of(spines),
             model=self._model.value,

@@ -198,8 +198,9 @@ def track(args: argparse.Namespace) -> int:
         return fail_with(exc)
     write_table_csv(args.output, tracked.table(voxel))
     if args.dynamics_out is not None:
-        rows = [d.row() for d in tracked.dynamics]
-        write_table_csv(args.dynamics_out, {k: [r[k] for r in rows] for k in rows[0]})
+        from napari_spines.sessions.dynamics import dynamics_table
+
+        write_table_csv(args.dynamics_out, dynamics_table(tracked.dynamics))
     classes = list(tracked.classes.values())
     summary = ", ".join(
         f"{classes.count(c)} {c}" for c in ("stable", "gained", "lost", "transient")

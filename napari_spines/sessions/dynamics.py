@@ -116,6 +116,28 @@ def session_dynamics(
     return rows
 
 
+def dynamics_table(rows: Sequence[SessionDynamics]) -> dict[str, list]:
+    """The dynamics as columns, one entry per session (what ``--dynamics-out`` writes).
+
+    Parameters
+    ----------
+    rows
+        The sessions' `SessionDynamics`.
+
+    Returns
+    -------
+    dict
+        Column name (``t, count, gained, lost, turnover, ...``) → values.
+
+    Examples
+    --------
+    >>> dynamics_table(session_dynamics([np.array([1])]))["count"]
+    [1]
+    """
+    values = [r.row() for r in rows]
+    return {name: [v[name] for v in values] for name in (values[0] if values else {})}
+
+
 def dendrite_length_um(trace: np.ndarray, voxel_size_um: Sequence[float]) -> float:
     """Length in µm of traced dendrites.
 

@@ -13,7 +13,12 @@ import numpy as np
 
 from napari_spines.progress import ProgressCallback, raise_if_cancelled
 from napari_spines.sessions.carry import CARRY_RATIO, NEW_RATIO, CarriedSpines, carry_spines
-from napari_spines.sessions.dynamics import SessionDynamics, session_dynamics, track_classes
+from napari_spines.sessions.dynamics import (
+    CLASSES,
+    SessionDynamics,
+    session_dynamics,
+    track_classes,
+)
 from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM, link_sessions
 from napari_spines.sessions.registration import Registration, register_sessions
 
@@ -51,6 +56,16 @@ class Tracked:
         for k, axis in enumerate("zyx"):
             columns[f"{axis}_um"] = np.round(um[:, k], 4)
         return columns
+
+    def summary(self) -> str:
+        """Per session count, gains and losses, then the tracks by class, as two lines."""
+        parts = []
+        for row in self.dynamics:
+            change = "" if row.gained is None else f" (+{row.gained} −{row.lost})"
+            parts.append(f"t{row.session}: {row.count}{change}")
+        classes = list(self.classes.values())
+        kinds = ", ".join(f"{classes.count(c)} {c}" for c in CLASSES)
+        return " · ".join(parts) + f"\n{len(classes)} tracks: {kinds}"
 
 
 def check_sessions(shapes: Sequence[Sequence[int]], voxel_sizes: Sequence[Sequence[float]]) -> None:
