@@ -387,7 +387,7 @@ def model_grid(
     factors
         The `rescale_factors`, ``(z, y, x)``.
     """
-    factors = rescale_factors(voxel_size_um, spec.input.voxel_size_um)
+    factors = rescale_factors(voxel_size_um, spec.network_voxel_size_um)
     grid = tuple(max(1, round(int(n) * f)) for n, f in zip(shape[-3:], factors, strict=True))
     return grid, factors  # type: ignore[return-value]
 
@@ -600,7 +600,7 @@ def check_rescaling(
     if all(1 / MAX_RESCALE <= f <= MAX_RESCALE for f in factors):
         return
     data = " × ".join(f"{v:g}" for v in voxel_size_um or ())
-    model = " × ".join(f"{v:g}" for v in spec.input.voxel_size_um)
+    model = " × ".join(f"{v:g}" for v in spec.network_voxel_size_um)
     ratio = " × ".join(f"{f:.3g}" for f in factors)
     raise BadValue(
         f"the stack's voxel size {data} µm is {ratio} times {_name(spec)}'s {model} µm: "
@@ -764,7 +764,7 @@ def predict_volume(
         data = data[..., None, :, :]
         axes = axes[:-2] + "ZYX"
         voxel_size_um = (
-            None if voxel_size_um is None else (spec.input.voxel_size_um[0], *voxel_size_um[-2:])
+            None if voxel_size_um is None else (spec.network_voxel_size_um[0], *voxel_size_um[-2:])
         )
         result = predict_volume(
             data, axes, model, spec, voxel_size_um, tile, batch_size, None, progress, on_model_grid
@@ -779,7 +779,7 @@ def predict_volume(
     if voxel_size_um is not None:  # checked here too: the output is allocated before `predict`
         voxel_size_um = check_voxel_size(voxel_size_um)
         check_rescaling(
-            rescale_factors(voxel_size_um, spec.input.voxel_size_um), voxel_size_um, spec
+            rescale_factors(voxel_size_um, spec.network_voxel_size_um), voxel_size_um, spec
         )
     if on_model_grid:
         spatial = model_grid(spatial, voxel_size_um, spec)[0]

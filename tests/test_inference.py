@@ -29,6 +29,7 @@ def make_spec(
         ),
         tiling=NS(tile=tile, multiple=multiple, halo=halo),
         n_output_channels=n_out,
+        network_voxel_size_um=voxel,
     )
 
 

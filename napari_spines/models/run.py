@@ -193,6 +193,6 @@ def run_model(
         on_model_grid=on_model_grid,
     )
     if voxel_size_um is not None and "Z" not in axes:  # 2D: one slice of the model's thickness
-        voxel_size_um = (spec.input.voxel_size_um[0], *voxel_size_um[-2:])
-    factors = rescale_factors(voxel_size_um, spec.input.voxel_size_um)
+        voxel_size_um = (spec.network_voxel_size_um[0], *voxel_size_um[-2:])
+    factors = rescale_factors(voxel_size_um, spec.network_voxel_size_um)
     return ModelRun(spec, outputs, factors, ready.runtime, ready.provider)

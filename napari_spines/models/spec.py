@@ -78,12 +78,16 @@ class TilingSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One named group of output channels; affinities carry one (z, y, x) offset per channel."""
+    """One named group of output channels; affinities carry one (z, y, x) offset per channel.
+
+    A restoration output may be finer than the input (``voxel_size_um``, e.g. 4× in y and x).
+    """
 
     name: str
     channels: int
     description: str = ""
     offsets: tuple[tuple[int, int, int], ...] | None = None
+    voxel_size_um: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,19 @@ class ModelSpec:
     def n_output_channels(self) -> int:
         """Total output channels of the network (the outputs' channels added up)."""
         return sum(o.channels for o in self.outputs)
+
+    @property
+    def network_voxel_size_um(self) -> tuple[float, float, float]:
+        """The grid the network runs on: its outputs' voxel size (the input's unless finer)."""
+        return self.outputs[0].voxel_size_um or self.input.voxel_size_um
+
+    @property
+    def upscale(self) -> tuple[float, float, float]:
+        """Input voxels per output voxel along ``(z, y, x)``: 1 except for super-resolution."""
+        return tuple(  # type: ignore[return-value]
+            round(i / o, 6)
+            for i, o in zip(self.input.voxel_size_um, self.network_voxel_size_um, strict=True)
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "model.yaml") -> ModelSpec:
@@ -153,6 +170,8 @@ class ModelSpec:
             d: dict[str, Any] = {"name": o.name, "channels": o.channels}
             if o.offsets is not None:
                 d["offsets"] = [list(off) for off in o.offsets]
+            if o.voxel_size_um is not None:
+                d["voxel_size_um"] = list(o.voxel_size_um)
             d["description"] = o.description
             outputs.append(d)
         weights = {}
@@ -274,7 +293,11 @@ def _parse_output(data: Any, where: str) -> OutputSpec:
             raise ModelError(f"{where}.offsets: {len(offsets)} offsets for {channels} channels")
     elif name == "affinities":
         raise ModelError(f"{where}: an affinities output needs 'offsets', one per channel")
-    return OutputSpec(name, channels, str(_get(data, "description", where, "")), offsets)
+    voxel = _get(data, "voxel_size_um", where, None)
+    if voxel is not None:
+        voxel = _triple(voxel, f"{where}.voxel_size_um", float)
+    description = str(_get(data, "description", where, ""))
+    return OutputSpec(name, channels, description, offsets, voxel)
 
 
 def _parse_weights(data: Any, where: str) -> dict[str, WeightsSpec]:
@@ -322,6 +345,10 @@ def _parse(data: Any, src: str) -> ModelSpec:
         raise ModelError(f"{src}: output names must be unique")
     if task == "affinities" and not any(o.offsets for o in outputs):
         raise ModelError(f"{src}: an affinities model needs an output with 'offsets'")
+    if len({o.voxel_size_um for o in outputs}) > 1:
+        raise ModelError(f"{src}: all outputs must have the same voxel_size_um")
+    if outputs[0].voxel_size_um is not None and task != "restoration":
+        raise ModelError(f"{src}: only a restoration model's outputs may have their own voxel size")
     return ModelSpec(
         name=name,
         version=str(_get(data, "version", src)),

@@ -25,11 +25,16 @@ class TrainingNetwork:
         The torch module (its mode, train or eval, is the caller's choice).
     spec
         The spec the engine tiles by (`engine_spec`).
+    runtime
+        Shown as the runtime.
+    sigmoid
+        Apply a sigmoid to the outputs (probabilities); False for restoration (intensities).
     """
 
     net: Any
     spec: ModelSpec
     runtime: str = "torch"
+    sigmoid: bool = True
 
     @property
     def provider(self) -> str:
@@ -37,12 +42,13 @@ class TrainingNetwork:
         return str(next(self.net.parameters()).device)
 
     def __call__(self, batch: np.ndarray, /) -> np.ndarray:
-        """Sigmoid outputs of one float32 ``(B, C, z, y, x)`` batch."""
+        """Outputs of one float32 ``(B, C, z, y, x)`` batch (sigmoid unless ``sigmoid`` is off)."""
         import torch
 
         device = next(self.net.parameters()).device
         with torch.inference_mode():
-            return torch.sigmoid(self.net(torch.from_numpy(batch).to(device))).cpu().numpy()
+            out = self.net(torch.from_numpy(batch).to(device))
+            return (torch.sigmoid(out) if self.sigmoid else out).cpu().numpy()
 
 
 def engine_spec(spec: dict, normalised: bool = True) -> ModelSpec:
