@@ -66,3 +66,14 @@ def _model_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NAPARI_SPINES_MODELS", str(tmp_path / "user-models"))
     monkeypatch.setenv("NAPARI_SPINES_CACHE", str(tmp_path / "cache"))
     clear_cache()
+
+
+@pytest.fixture(scope="session")
+def identity_em_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``restore-em`` package whose network is the identity (do not modify it).
+
+    See `tests.restoration.packages`; shared by the restoration and widget tests.
+    """
+    from tests.restoration.packages import make_identity_em_package
+
+    return make_identity_em_package(tmp_path_factory.mktemp("restore-em") / "restore-em")

@@ -23,6 +23,7 @@ WIDGETS = (
     "Sessions",
     "Segmentation",
     "Run model",
+    "Restore",
     "Training data",
     "Train model",
     "Fine-tune",

@@ -69,12 +69,19 @@ class RunModelWidget(Container):
         self._default_model()
 
     def _model_choices(self) -> list[str]:
-        """Every model; those made for the chosen image's voxel size first (when it is known)."""
+        """Every model but restoration ones; those made for the image's voxel size first.
+
+        Restoration models are left to the Restore widget, which maps their outputs back to grey
+        levels and places an upscaled output over its input.
+        """
         layer = self._image.value
         voxel = layer_voxel_size(layer) if layer is not None else None
         if voxel is None or not voxel.known:
-            return model_names(first="spine-2p")
-        return model_names(voxel_size_um=voxel.um)
+            names = model_names(first="spine-2p")
+        else:
+            names = model_names(voxel_size_um=voxel.um)
+        restoration = set(model_names("restoration"))
+        return [name for name in names if name not in restoration]
 
     def _default_model(self, *_: object) -> None:
         """Choose the model that fits the chosen image (its voxel size) best, once per image."""

@@ -4,6 +4,7 @@
 - `napari_spines.cli.models`: ``predict``, ``models``, ``devices``
 - `napari_spines.cli.spines`: ``detect``, ``score``
 - `napari_spines.cli.segmentation`: ``segment``, ``affinities``
+- `napari_spines.cli.restoration`: ``crappify``, ``restore``, ``train restoration``
 - `napari_spines.cli.training`: ``train spines``, ``train affinities``
 - `napari_spines.cli.store`: ``training add``, ``training list``, ``finetune``
 - `napari_spines.cli.files`: ``synthetic``, ``info``
@@ -20,13 +21,23 @@ import sys
 from collections.abc import Sequence
 
 from napari_spines import __version__
-from napari_spines.cli import files, models, segmentation, sessions, spines, store, training, viewer
+from napari_spines.cli import (
+    files,
+    models,
+    restoration,
+    segmentation,
+    sessions,
+    spines,
+    store,
+    training,
+    viewer,
+)
 from napari_spines.cli._common import OneLineParser, fail, fail_with, one_line_warnings
 from napari_spines.errors import first_line
 from napari_spines.validation import BadValue
 
 #: The command groups, in the order ``--help`` lists them.
-GROUPS = (viewer, models, spines, sessions, segmentation, training, store, files)
+GROUPS = (viewer, models, spines, sessions, segmentation, restoration, training, store, files)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -252,3 +252,19 @@ unit_interval = _argument_type(validation.check_range, "number in [0, 1]", 0.0, 
 voxel_um = _argument_type(_voxel_um, "voxel size")
 positive_int = _argument_type(_whole, "whole number of 1 or more", 1)
 non_negative_int = _argument_type(_whole, "whole number of 0 or more", 0)
+
+
+def show_training_log() -> None:
+    """Print napari-spines' own INFO lines (validation scores) on stderr, not the libraries'.
+
+    The root logger stays as it was, so exporters (torch.onnx, onnxscript) print nothing.
+    """
+    import logging
+
+    logger = logging.getLogger("napari_spines")
+    if not any(getattr(h, "napari_spines_training", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        handler.napari_spines_training = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

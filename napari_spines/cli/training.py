@@ -1,4 +1,7 @@
-"""The training commands: ``train spines`` (spine-2p) and ``train affinities`` (em-affinity)."""
+"""The training commands: ``train spines``, ``train affinities`` and ``train restoration``.
+
+``train restoration`` lives in `napari_spines.cli.restoration`, beside ``restore``.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_spines.cli import restoration
 from napari_spines.cli._common import (
     DefaultsFormatter,
     fail_with,
     non_negative_int,
     positive_float,
     positive_int,
+    show_training_log,
 )
 
 if TYPE_CHECKING:
@@ -108,6 +113,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_training_options(affinities)
     affinities.set_defaults(handler=train_affinities)
+    restoration.add_train_parser(what)
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -163,8 +169,6 @@ def shared_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_training(train_and_export: Callable[..., TrainedModel], *args: Any, **options: Any) -> int:
     """Run a ``train_and_export`` for a ``train`` command; report its package and figures."""
-    import logging
-
     if options.get("start_from") is not None:  # checked before minutes of loading data
         from napari_spines.training.export import load_weights
 
@@ -172,7 +176,7 @@ def run_training(train_and_export: Callable[..., TrainedModel], *args: Any, **op
             load_weights(Path(options["start_from"]))
         except ValueError as exc:
             return fail_with(exc, "--start-from: ")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    show_training_log()
     try:
         trained = train_and_export(
             *args, command=" ".join(["napari-spines", *sys.argv[1:]]), **options

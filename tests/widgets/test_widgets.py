@@ -36,6 +36,7 @@ LAYER_CHOICE = {
     "Spine detection": "_image",
     "Segmentation": "_image",
     "Run model": "_image",
+    "Restore": "_image",
     "Voxel size": "_layer",
     "Train model": "_own_image",
     "Training data": "_image",

@@ -1,0 +1,1 @@
+"""Restoration of noisy or undersampled stacks: crappifiers, models, baselines (no Qt)."""
