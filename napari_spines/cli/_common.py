@@ -268,3 +268,4 @@ def show_training_log() -> None:
         handler.napari_spines_training = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # a library may have given the root logger a handler: once only
