@@ -257,15 +257,15 @@ non_negative_int = _argument_type(_whole, "whole number of 0 or more", 0)
 def show_training_log() -> None:
     """Print napari-spines' own INFO lines (validation scores) on stderr, not the libraries'.
 
-    The root logger stays as it was, so exporters (torch.onnx, onnxscript) print nothing.
+    The root logger's level is left as it is, so exporters (torch.onnx, onnxscript) print
+    nothing; a handler is added only when no logger on the way up has one (else lines would
+    print twice).
     """
     import logging
 
     logger = logging.getLogger("napari_spines")
-    if not any(getattr(h, "napari_spines_training", False) for h in logger.handlers):
+    logger.setLevel(logging.INFO)
+    if not logger.hasHandlers():
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        handler.napari_spines_training = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # a library may have given the root logger a handler: once only
