@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python scripts/sessions_rr30a.py RR30A_FOLDER [--cache DIR]
+    .venv/bin/python scripts/sessions_real_data.py RR30A_FOLDER [--cache DIR]
 
 RR30A_FOLDER is the real-data folder's ``two_photon/rr30a`` (see docs/sessions.md); nothing of
 it is kept in the repository.
