@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import napari
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
+from napari_spines._widgets._choices import (
+    DEVICES,
+    chosen_model,
+    fit_model_to_image,
+    follow_layers,
+    model_names,
+)
 from napari_spines._widgets._layers import (
     image_layers,
     layer_axes,
@@ -46,11 +51,7 @@ class RestorationWidget(Container):
         self._run.clicked.connect(self.run)
         self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
         follow_layers(viewer, self._image)
-        self._fitted_to: object = None
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            event.connect(self._default_model)
-        self._image.changed.connect(self._default_model)
-        self._default_model()
+        fit_model_to_image(viewer, self._image, self._model, self._model_choices)
 
     def _model_choices(self) -> list[str]:
         """The restoration models; those made for the image's voxel size first."""
@@ -60,22 +61,10 @@ class RestorationWidget(Container):
             return model_names(TASK, first=FALLBACK_MODEL)
         return model_names(TASK, voxel_size_um=voxel.um)
 
-    def _default_model(self, *_: object) -> None:
-        """Choose the model that fits the chosen image best, once per image."""
-        layer = self._image.value
-        if layer is self._fitted_to and self._model.choices:
-            return
-        self._fitted_to = layer
-        self._model.reset_choices()
-        fitting = self._model_choices()  # the combo keeps its old order, so not its first
-        if fitting:
-            self._model.value = fitting[0]
-
     def run(self) -> None:
         """Restore in a worker; the layer is added on the main thread when it returns."""
         layer = self._image.value
-        path = str(self._model_path.value or "")
-        model = path if path not in ("", ".") and Path(path).exists() else self._model.value
+        model = chosen_model(self._model_path, self._model)
         if layer is None or not model:
             show_error("Choose an image layer and a restoration model first.")
             return

@@ -269,3 +269,24 @@ def show_training_log() -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(handler)
+
+
+def report_trained(trained: Any) -> int:
+    """Print a trained model's figures and where its package is; return exit code 0.
+
+    Parameters
+    ----------
+    trained
+        The `~napari_spines.training.export.TrainedModel` a ``train`` command made.
+
+    Returns
+    -------
+    int
+        0.
+    """
+    print(trained.summary, file=sys.stderr)
+    print(
+        f"model package: {trained.package} (copy it into the user models folder to use it)",
+        file=sys.stderr,
+    )
+    return 0

@@ -21,6 +21,7 @@ from napari_spines.cli._common import (
     output_problem,
     positive_float,
     positive_int,
+    report_trained,
     show_training_log,
 )
 from napari_spines.io import VolumeReadError, read_volumes
@@ -243,12 +244,7 @@ def train_restoration(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return fail_with(exc)
-    print(trained.summary, file=sys.stderr)
-    print(
-        f"model package: {trained.package} (copy it into the user models folder to use it)",
-        file=sys.stderr,
-    )
-    return 0
+    return report_trained(trained)
 
 
 def _stack_part(path: Path, override: Any, z_range: Any) -> tuple[np.ndarray, tuple[float, ...]]:

@@ -20,6 +20,7 @@ from napari_spines.cli._common import (
     non_negative_int,
     positive_float,
     positive_int,
+    report_trained,
     show_training_log,
 )
 
@@ -183,9 +184,4 @@ def run_training(train_and_export: Callable[..., TrainedModel], *args: Any, **op
         )
     except ValueError as exc:
         return fail_with(exc)
-    print(trained.summary, file=sys.stderr)
-    print(
-        f"model package: {trained.package} (copy it into the user models folder to use it)",
-        file=sys.stderr,
-    )
-    return 0
+    return report_trained(trained)
