@@ -46,9 +46,7 @@ from napari_spines._widgets._session_layers import (
 )
 from napari_spines._widgets._task import TaskPanel
 from napari_spines.io.layers import spine_points_style
-from napari_spines.io.points_csv import write_table_csv
 from napari_spines.sessions.carry import CarriedSpines
-from napari_spines.sessions.dynamics import dynamics_table
 from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
 from napari_spines.sessions.track import (
     Tracked,
@@ -225,17 +223,13 @@ class SessionsWidget(Container):
         if self.tracked is None or self.voxel_um is None:
             show_error("Track sessions first.")
             return []
-        path = Path(str(self._export_path.value)).expanduser()
-        if path.suffix.lower() != ".csv":
-            path = path.with_name(path.name + ".csv")
-        dynamics = path.with_name(f"{path.stem}_dynamics.csv")
-        picture = path.with_name(f"{path.stem}_dynamics.png")
         try:
-            write_table_csv(path, self.tracked.table(self.voxel_um))
-            write_table_csv(dynamics, dynamics_table(self.tracked.dynamics))
+            path, dynamics = self.tracked.write_csv(str(self._export_path.value), self.voxel_um)
+            picture = dynamics.with_suffix(".png")
             self.plot.save_png(picture)
         except OSError as exc:
-            show_error(f"Cannot write the export beside {path}: {exc.strerror or exc}")
+            where = self._export_path.value
+            show_error(f"Cannot write the export beside {where}: {exc.strerror or exc}")
             return []
         show_info(f"written: {path.name}, {dynamics.name}, {picture.name} in {path.parent}")
         return [path, dynamics, picture]
@@ -286,33 +280,24 @@ class SessionsWidget(Container):
 
     def show_proposed(self, image: Image, found: CarriedSpines) -> Layer:
         """Add (or replace) the proposed spines of ``image``, most doubtful first."""
-        order = np.argsort(-np.asarray(found.doubt, float), kind="stable")
+        found = found.most_doubtful_first()
         voxel = np.asarray(layer_voxel_size(image).um)
         name = f"{image.name} proposed spines"
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
-        statuses = np.asarray(found.statuses, dtype=object)[order]
         style = spine_points_style(tuple(voxel))
-        if len(order):
-            style["border_color"] = [STATUS_COLOURS[s] for s in statuses]
+        if len(found):
+            style["border_color"] = [STATUS_COLOURS[s] for s in found.statuses]
+        features = {"status": found.statuses, "track_id": found.track_ids}
+        features.update(score=found.scores, doubt=found.doubt)
         layer = self._viewer.add_points(
-            np.asarray(found.coords_um, float).reshape(-1, 3)[order] / voxel,
-            name=name,
-            features={
-                "status": statuses,
-                "track_id": np.asarray(found.track_ids, int)[order],
-                "score": np.asarray(found.scores, float)[order],
-                "doubt": np.asarray(found.doubt, float)[order],
-            },
-            **placed_like(image),
-            **style,
+            found.coords_um / voxel, name=name, features=features, **placed_like(image), **style
         )
         layer.feature_defaults = {"status": "new", "track_id": 0, "score": np.nan, "doubt": np.nan}
-        carried = int((statuses == "carried").sum())
-        lost = len(found.lost)
+        carried, lost = found.n_carried, len(found.lost)
         show_info(
-            f"{len(order)} spines proposed for {image.name} ({carried} carried, "
-            f"{len(order) - carried} new; most doubtful first); {lost} previous "
+            f"{len(found)} spines proposed for {image.name} ({carried} carried, "
+            f"{len(found) - carried} new; most doubtful first); {lost} previous "
             f"spine{'s' * (lost != 1)} not found."
         )
         return layer

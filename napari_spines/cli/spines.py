@@ -174,19 +174,19 @@ def detect_from_previous(args: argparse.Namespace, volume: Any, voxel: Any) -> i
         )
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")
-    order = np.argsort(-found.doubt, kind="stable")  # the most doubtful first, as reviewed
+    found = found.most_doubtful_first()  # as reviewed
     write_points_csv(
         args.output,
-        found.coords_um[order] / np.asarray(spacing),
+        found.coords_um / np.asarray(spacing),
         spacing,
         {
             "id": range(1, len(found) + 1),
-            "score": found.scores[order],
-            "status": found.statuses[order],
-            "track_id": found.track_ids[order],
+            "score": found.scores,
+            "status": found.statuses,
+            "track_id": found.track_ids,
         },
     )
-    carried = int((found.statuses == "carried").sum())
+    carried = found.n_carried
     print(
         f"{carried} spines carried from {args.previous.name}, {len(found) - carried} new, "
         f"{len(found.lost)} of {len(previous_um)} not found (lost) in "

@@ -46,6 +46,29 @@ class CarriedSpines:
     def __len__(self) -> int:
         return len(self.coords_um)
 
+    @property
+    def n_carried(self) -> int:
+        """How many spines were carried from the previous session (the rest are new)."""
+        return int((np.asarray(self.statuses) == "carried").sum())
+
+    def most_doubtful_first(self) -> CarriedSpines:
+        """The same spines in review order: the most doubtful first (ties keep their order).
+
+        Returns
+        -------
+        CarriedSpines
+            ``lost`` unchanged.
+        """
+        order = np.argsort(-np.asarray(self.doubt, float), kind="stable")
+        return CarriedSpines(
+            np.asarray(self.coords_um, float).reshape(-1, 3)[order],
+            np.asarray(self.scores, float)[order],
+            np.asarray(self.statuses, dtype=object)[order],
+            np.asarray(self.track_ids, int)[order],
+            np.asarray(self.doubt, float)[order],
+            self.lost,
+        )
+
 
 def carry_spines(
     previous_um: np.ndarray,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from napari_spines.sessions.carry import CARRY_RATIO, NEW_RATIO, CarriedSpines, 
 from napari_spines.sessions.dynamics import (
     CLASSES,
     SessionDynamics,
+    dynamics_table,
     session_dynamics,
     track_classes,
 )
@@ -66,6 +68,31 @@ class Tracked:
         classes = list(self.classes.values())
         kinds = ", ".join(f"{classes.count(c)} {c}" for c in CLASSES)
         return " · ".join(parts) + f"\n{len(classes)} tracks: {kinds}"
+
+    def write_csv(self, path: str | Path, voxel_size_um: Sequence[float]) -> tuple[Path, Path]:
+        """Write the `table` at ``path`` (``.csv`` added) and the dynamics beside it, atomically.
+
+        Parameters
+        ----------
+        path
+            The tracks CSV; the dynamics go to ``<stem>_dynamics.csv`` in the same folder.
+        voxel_size_um
+            Voxel size of the stacks, for the µm columns.
+
+        Returns
+        -------
+        tuple of pathlib.Path
+            The tracks and the dynamics files.
+        """
+        from napari_spines.io.points_csv import write_table_csv
+
+        path = Path(path).expanduser()
+        if path.suffix.lower() != ".csv":
+            path = path.with_name(path.name + ".csv")
+        dynamics = path.with_name(f"{path.stem}_dynamics.csv")
+        write_table_csv(path, self.table(voxel_size_um))
+        write_table_csv(dynamics, dynamics_table(self.dynamics))
+        return path, dynamics
 
 
 def check_sessions(shapes: Sequence[Sequence[int]], voxel_sizes: Sequence[Sequence[float]]) -> None:
