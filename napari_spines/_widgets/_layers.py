@@ -74,10 +74,17 @@ def put_layer(viewer: napari.viewer.Viewer, kind: str, data: Any, meta: dict[str
     return viewer.add_layer(Layer.create(data, meta, kind))
 
 
-def focus(viewer: napari.viewer.Viewer, layer: Layer, voxel: Sequence[float]) -> None:
+def focus(
+    viewer: napari.viewer.Viewer,
+    layer: Layer,
+    voxel: Sequence[float],
+    field_um: float | None = None,
+) -> None:
     """Move the sliders to the plane of ``voxel`` and centre the camera on it.
 
-    ``voxel`` is in the data coordinates of ``layer``.
+    ``voxel`` is in the data coordinates of ``layer``. With ``field_um``, the camera also zooms
+    in until about ``field_um`` µm span the canvas' shorter side (it never zooms out, so a
+    reviewer who zoomed in further keeps that).
     """
     world = np.asarray(layer.data_to_world(voxel))
     first = viewer.dims.ndim - len(world)  # layer axes are the last ones of the viewer
@@ -86,6 +93,26 @@ def focus(viewer: napari.viewer.Viewer, layer: Layer, voxel: Sequence[float]) ->
             viewer.dims.set_point(axis, float(world[axis - first]))
     displayed = [axis - first for axis in viewer.dims.displayed if axis >= first]
     viewer.scene.camera.center = tuple(world[displayed])
+    if field_um is not None and viewer.dims.ndisplay == 2:
+        # world units per µm: the layer's scale over its voxel size (1 when the scale is in µm)
+        world_per_um = abs(float(layer.scale[-1])) / layer_voxel_size(layer).um[-1]
+        zoom = min(viewer.canvas.size) / (field_um * world_per_um)
+        if viewer.scene.camera.zoom < zoom:
+            viewer.scene.camera.zoom = zoom
+
+
+def highlight_point(layer: napari.layers.Points, index: int | None, size: float) -> None:
+    """Draw point ``index`` of ``layer`` twice as large, with a thick ring; the rest at ``size``.
+
+    ``size`` is the layer's normal point size (in data units); None highlights nothing.
+    """
+    sizes = np.full(len(layer.data), float(size))
+    widths = np.full(len(layer.data), 0.15)
+    if index is not None and 0 <= index < len(sizes):
+        sizes[index] *= 2.0
+        widths[index] = 0.3
+    layer.size = sizes
+    layer.border_width = widths
 
 
 def show_plane_of_points(viewer: napari.viewer.Viewer, layer: napari.layers.Points) -> None:

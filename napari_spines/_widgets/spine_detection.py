@@ -21,6 +21,7 @@ from napari_spines._widgets import _journal
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
 from napari_spines._widgets._layers import (
     focus,
+    highlight_point,
     image_layers,
     layer_axes,
     layer_voxel_size,
@@ -41,6 +42,8 @@ from napari_spines.training.store import model_record
 SEARCH_FRACTION = 0.5
 REVIEW_BUTTONS = ("◀ Back (B)", "Next (N) ▶", "Accept (A)", "Reject (R)", "Undo (U)")
 KEYS = {"n": "next", "b": "previous", "a": "accept", "r": "reject", "u": "undo"}
+#: The camera zooms in until about this many µm around the spine under review fill the view.
+REVIEW_FIELD_UM = 12.0
 
 
 class SpineDetectionWidget(Container):
@@ -154,7 +157,7 @@ class SpineDetectionWidget(Container):
         self.journal = Journal(_journal.journal_of(image, "spines"), snapshots=True)
         self.restore_button.offer(self.journal.unsaved)
         waiting = " Unsaved edits wait: Restore unsaved edits." if self.journal.unsaved else ""
-        show_info(f"{len(found)} spines; review them with N / B, A / R, U.{waiting}")
+        show_info(f"{self._counts.value}; review them with N / B, A / R, U.{waiting}")
 
     def _start_review(self) -> None:
         """Review the spines of the layer from its statuses, in order of uncertainty."""
@@ -215,7 +218,9 @@ class SpineDetectionWidget(Container):
         """Show spine ``index``: its plane, the camera on it, selected."""
         if index is None or self.layer is None:
             return
-        focus(self._viewer, self.layer, self.layer.data[index])
+        focus(self._viewer, self.layer, self.layer.data[index], field_um=REVIEW_FIELD_UM)
+        size = spine_points_style(layer_voxel_size(self.layer).um)["size"]
+        highlight_point(self.layer, index, size)
         self.layer.selected_data = {index}
 
     def _on_data_changed(self, event: Any) -> None:
@@ -267,7 +272,7 @@ class SpineDetectionWidget(Container):
         self.layer.border_color = status_colours(statuses)
         scores = self.layer.features["score"].to_numpy(dtype=float)
         self.layer.shown = np.isnan(scores) | (scores >= self._threshold.value)
-        self._counts.value = self.queue.summary(int(self.layer.shown.sum()))
+        self._counts.value = self.queue.summary(self.layer.shown)
 
     # -- export and scoring ----------------------------------------------------------------
     def export(self) -> None:

@@ -149,20 +149,24 @@ class ReviewQueue:
             self.cursor = int(np.flatnonzero(self.order == index)[0])
         return index
 
-    def summary(self, in_view: int) -> str:
-        """The counts line of the review: reviewed of shown, and spines in the layer view.
+    def summary(self, shown: np.ndarray) -> str:
+        """The one count of the review: spines shown, how many are reviewed, how many remain.
 
         Parameters
         ----------
-        in_view
-            How many spines the layer shows.
+        shown
+            Which spines the layer shows (bool per spine): the threshold's detections and the
+            spines placed by hand. Spines with any status but ``auto`` count as reviewed.
 
         Returns
         -------
         str
+            For example ``"271 spines: 12 reviewed, 259 to review"``.
         """
-        reviewed, total = self.counts()
-        return f"reviewed {reviewed} / {total} shown ({in_view} spines in the layer view)"
+        shown = np.asarray(shown, dtype=bool)
+        total = int(shown.sum())
+        reviewed = int((np.asarray(self.statuses, dtype=object)[shown] != "auto").sum())
+        return f"{total} spines: {reviewed} reviewed, {total - reviewed} to review"
 
     def counts(self) -> tuple[int, int]:
         """(reviewed, total) among the spines in the queue."""

@@ -68,9 +68,40 @@ def test_review_keys_move_to_the_spine_slice_and_set_statuses(detected):
     press(layer, "r")
     assert layer.features["status"][second] == "rejected"
     assert widget.layer.border_color[second][3] < 0.5  # rejected: kept, dimmed
-    assert "reviewed 2 /" in widget._counts.value
+    assert ": 2 reviewed" in widget._counts.value
     press(layer, "u")
     assert layer.features["status"][second] == "auto"
+
+
+def test_spine_under_review_is_drawn_larger_and_the_camera_zooms_to_it(detected):
+    viewer, widget = detected
+    layer = widget.layer
+    viewer.reset_view()
+    zoom_before = viewer.camera.zoom
+    press(layer, "n")
+    current = widget.queue.current
+    sizes = np.asarray(layer.size)
+    others = np.delete(sizes, current)
+    assert sizes[current] == pytest.approx(2 * others.max())  # the one under review stands out
+    assert np.allclose(others, others[0])
+    # about REVIEW_FIELD_UM µm across the shorter side of the canvas (the scale is in µm)
+    field = min(viewer.canvas.size) / viewer.camera.zoom
+    assert field == pytest.approx(spine_detection.REVIEW_FIELD_UM, rel=0.01)
+    assert viewer.camera.zoom > zoom_before
+    centre = np.asarray(layer.data_to_world(layer.data[current]))[1:]
+    assert np.allclose(viewer.camera.center[-2:], centre, atol=1e-6)
+    press(layer, "a")  # the next one is highlighted instead
+    sizes = np.asarray(layer.size)
+    assert sizes[current] == pytest.approx(others[0])
+    assert sizes[widget.queue.current] == pytest.approx(2 * others[0])
+
+
+def test_one_count_of_spines_in_the_counter(detected):
+    _, widget = detected
+    shown = int(widget.layer.shown.sum())
+    assert widget._counts.value == f"{shown} spines: 0 reviewed, {shown} to review"
+    press(widget.layer, "r")
+    assert widget._counts.value == f"{shown} spines: 1 reviewed, {shown - 1} to review"
 
 
 def test_keys_are_bound_on_the_spines_layer(detected):
