@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import napari
-from qtpy.QtWidgets import QApplication
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication, QTabBar
 
 from napari_spines._widgets._layers import show_plane_of_points
 from napari_spines.io.layers import LayerData
@@ -30,6 +31,21 @@ WIDGETS = (
     "Voxel size",
     "Synthetic data",
 )
+
+
+#: Tab titles: short, so that ten tabs read in full in a dock of a laptop's width.
+TAB_TITLES = {
+    "Spine detection": "Spines",
+    "Sessions": "Sessions",
+    "Segmentation": "Segment",
+    "Run model": "Run",
+    "Restore": "Restore",
+    "Training data": "Data",
+    "Train model": "Train",
+    "Fine-tune": "Fine-tune",
+    "Voxel size": "Voxels",
+    "Synthetic data": "Synthetic",
+}
 
 
 #: The widget shown first when a sample is opened: the one that works on it.
@@ -75,10 +91,22 @@ def dock_widgets(viewer: napari.viewer.Viewer, shown: str = WIDGETS[0]) -> list:
     ``shown`` (one of `WIDGETS`) is the tab in front.
     """
     docked = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True) for name in WIDGETS]
+    for (dock, _widget), name in zip(docked, WIDGETS, strict=True):
+        dock.setWindowTitle(TAB_TITLES[name])  # napari's "<name> (napari-spines)" is cut off
     QApplication.processEvents()  # the tabs exist only once Qt has laid them out
+    for bar in tab_bars(viewer):
+        bar.setElideMode(Qt.TextElideMode.ElideNone)  # whole titles, scroll arrows if need be
+        bar.setUsesScrollButtons(True)
     docked[WIDGETS.index(shown)][0].raise_()
     QApplication.processEvents()
     return [widget for _dock, widget in docked]
+
+
+def tab_bars(viewer: napari.viewer.Viewer) -> list[QTabBar]:
+    """The tab bars of the main window's docks (Qt makes one per group of tabified docks)."""
+    return viewer.window._qt_window.findChildren(
+        QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly
+    )
 
 
 def wait_while(busy: Callable[[], bool], timeout_s: float) -> None:

@@ -11,12 +11,12 @@ from functools import partial
 
 import napari
 import numpy as np
-from magicgui.widgets import Container, Label
+from magicgui.widgets import Container
 from napari.layers import Labels
 
 from napari_spines._widgets._choices import OptionalChoice
 from napari_spines._widgets._layers import in_viewer, same_layer
-from napari_spines._widgets._task import LatestWorker
+from napari_spines._widgets._task import LatestWorker, status_label
 from napari_spines.segmentation.metrics import format_score, score_or_message
 
 NO_TRUTH = "no ground truth chosen"
@@ -43,7 +43,7 @@ class GroundTruthPanel(Container):
     ) -> None:
         self._viewer, self._image_of, self._labels_layer = viewer, image, labels
         self._truth = OptionalChoice(label="ground truth", choices=self._choices, nullable=True)
-        self._metrics = Label(value=NO_TRUTH)
+        self._metrics = status_label(NO_TRUTH)
         self._scorer = LatestWorker(self._score_job, self._show)
         super().__init__(widgets=[self._truth, self._metrics])
         self.margins = (0, 0, 0, 0)

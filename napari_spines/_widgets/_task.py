@@ -7,15 +7,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from magicgui.widgets import Label
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QSizePolicy, QWidget
 
 from napari_spines.errors import DataWarning, first_line
 from napari_spines.progress import CancellableProgress, Cancelled
 
 logger = logging.getLogger(__name__)
+
+
+def status_label(value: str = "") -> Label:
+    """A label for counts, scores and messages: it wraps long text instead of widening the dock."""
+    label = Label(value=value)
+    label.native.setWordWrap(True)
+    policy = label.native.sizePolicy()
+    policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+    label.native.setSizePolicy(policy)
+    return label
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import napari
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from napari_spines._widgets._plot import MetricPlot
-from napari_spines._widgets._task import LatestWorker, TaskPanel
+from napari_spines._widgets._task import LatestWorker, TaskPanel, status_label
 from napari_spines.errors import first_line
 from napari_spines.models import find_model
 from napari_spines.progress import raise_if_cancelled
@@ -91,7 +91,7 @@ class FineTuneWidget(Container):
         self._viewer = viewer
         self._names: dict[str, str] = {}
         self._store = FileEdit(label="store", mode="d", value=str(training_store()))
-        self._contents = Label(value="")
+        self._contents = status_label("")
         self._model = ComboBox(label="model", choices=self._model_choices)
         self._out = FileEdit(
             label="output", mode="d", value="", tooltip="the new model package's folder"
@@ -99,7 +99,7 @@ class FineTuneWidget(Container):
         self._minutes = FloatSpinBox(label="minutes", value=10.0, min=0.5, max=600.0, step=1.0)
         self._device = ComboBox(label="device", choices=DEVICES)
         self._run = PushButton(text="Fine-tune")
-        self._status = Label(value="")
+        self._status = status_label("")
         super().__init__(
             widgets=[
                 *(self._store, self._contents, self._model, self._out, self._minutes),

@@ -19,7 +19,7 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, PushButton
 from napari.layers import Image, Labels, Points
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
@@ -35,7 +35,7 @@ from napari_spines._widgets._layers import (
     put_layer,
 )
 from napari_spines._widgets._proofreading import ProofreadingPanel
-from napari_spines._widgets._task import LatestWorker, TaskPanel
+from napari_spines._widgets._task import LatestWorker, TaskPanel, status_label
 from napari_spines.errors import first_line
 from napari_spines.io.layers import prediction_layer_data
 from napari_spines.models import find_model
@@ -82,7 +82,7 @@ class SegmentationWidget(Container):
         self._device = ComboBox(label="device", choices=DEVICES)
         self._mode = ComboBox(label="mode", choices=tuple(MODES), tooltip=MODE_TIP)
         self._run = PushButton(text="Segment")
-        self._status = Label(value="")
+        self._status = status_label("")
         self._threshold = FloatSlider(
             label="threshold", min=0.0, max=1.0, step=0.01, value=0.5, tooltip=THRESHOLD_TIP
         )

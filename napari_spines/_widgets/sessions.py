@@ -44,7 +44,7 @@ from napari_spines._widgets._session_layers import (
     track_ids_of,
     world_um,
 )
-from napari_spines._widgets._task import TaskPanel
+from napari_spines._widgets._task import TaskPanel, status_label
 from napari_spines.io.layers import spine_points_style
 from napari_spines.sessions.carry import CarriedSpines
 from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
@@ -102,7 +102,7 @@ class SessionsWidget(Container):
         )
         self._deformable = CheckBox(text="deformable registration", value=True)
         self._track = PushButton(text="Track sessions")
-        self._counts = Label(value="no tracks yet")
+        self._counts = status_label("no tracks yet")
         self._export_path = FileEdit(
             label="tracks CSV",
             mode="w",

@@ -14,7 +14,7 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, PushButton
 from napari.utils.notifications import show_error, show_info
 
 from napari_spines._widgets import _journal
@@ -27,7 +27,7 @@ from napari_spines._widgets._layers import (
     layer_voxel_size,
     placed_like,
 )
-from napari_spines._widgets._task import TaskPanel
+from napari_spines._widgets._task import TaskPanel, status_label
 from napari_spines.io.layers import spine_points_style
 from napari_spines.io.points_csv import write_points_csv
 from napari_spines.models import find_model
@@ -58,7 +58,7 @@ class SpineDetectionWidget(Container):
         self._device = ComboBox(label="device", choices=DEVICES)
         self._run = PushButton(text="Detect spines")
         self._threshold = FloatSlider(label="threshold", min=0.0, max=1.0, step=0.01, value=0.5)
-        self._counts = Label(value="no spines yet")
+        self._counts = status_label("no spines yet")
         self._buttons = Container(
             layout="horizontal",
             labels=False,
@@ -75,7 +75,7 @@ class SpineDetectionWidget(Container):
             tooltip="STACK.tif with STACK_spines.csv and STACK_dendrites.csv beside it",
         )
         self._score = PushButton(text="Score against annotated stack")
-        self._score_result = Label(value="")
+        self._score_result = status_label("")
         super().__init__(
             widgets=[
                 *(self._image, self._model, self._device, self._run, self._threshold),

@@ -20,7 +20,6 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     LineEdit,
     PushButton,
 )
@@ -28,7 +27,7 @@ from napari.layers import Image, Labels
 
 from napari_spines._widgets._choices import OptionalChoice, follow_layers
 from napari_spines._widgets._layers import image_layers
-from napari_spines._widgets._task import TaskPanel
+from napari_spines._widgets._task import TaskPanel, status_label
 from napari_spines.errors import first_line
 from napari_spines.training.export import TrainedModel
 
@@ -115,7 +114,7 @@ class TrainingWidget(Container):
             "training crops then come from this stack",
         )
         self._run = PushButton(text="Train")
-        self._status = Label(value="")
+        self._status = status_label("")
         super().__init__(
             widgets=[
                 self._model,

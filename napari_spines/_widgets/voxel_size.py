@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import napari
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton
 
 from napari_spines._widgets._choices import follow_layers
 from napari_spines._widgets._layers import layer_voxel_size
+from napari_spines._widgets._task import status_label
 
 
 class VoxelSizeWidget(Container):
@@ -15,7 +16,7 @@ class VoxelSizeWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
         self._layer = ComboBox(label="layer", choices=self._layer_choices)
-        self._summary = Label(value="")
+        self._summary = status_label("")
         self._sizes = [
             FloatSpinBox(label=f"{axis} (µm)", min=1e-4, max=1e4, step=0.0001, value=1.0)
             for axis in "zyx"

@@ -95,6 +95,33 @@ def test_the_tab_in_front_is_the_one_asked_for(make_napari_viewer, shown, hidden
     assert widgets[hidden].native.visibleRegion().isEmpty()
 
 
+def test_tab_titles_are_short_and_read_in_full(make_napari_viewer):
+    from napari_spines._widgets._app import TAB_TITLES, WIDGETS, tab_bars
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 850)  # a laptop-sized window
+    dock_widgets(viewer)
+    (bar,) = [bar for bar in tab_bars(viewer) if bar.count() == len(WIDGETS)]
+    titles = [bar.tabText(i) for i in range(bar.count())]
+    assert sorted(titles) == sorted(TAB_TITLES[name] for name in WIDGETS)
+    assert max(len(title) for title in titles) <= 9
+    for i in range(bar.count()):  # no title is elided: its tab is as wide as its text needs
+        needed = bar.fontMetrics().horizontalAdvance(bar.tabText(i))
+        assert bar.tabRect(i).width() >= needed, bar.tabText(i)
+
+
+def test_a_long_result_wraps_instead_of_widening_the_dock(make_napari_viewer):
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spine detection")
+    QApplication.processEvents()
+    before = widget.native.minimumSizeHint().width()
+    widget._score_result.value = "F1 0.512, precision 0.601, recall 0.446 " * 10
+    QApplication.processEvents()
+    assert widget.native.minimumSizeHint().width() <= before
+
+
 def _read_png(path):
     from skimage.io import imread
 
