@@ -69,6 +69,7 @@ def put_layer(viewer: napari.viewer.Viewer, kind: str, data: Any, meta: dict[str
             for key in PLACEMENT:
                 if key in meta:
                     setattr(layer, key, meta[key])
+            layer.metadata.update(meta.get("metadata", {}))
             return layer
         viewer.layers.remove(layer)
     return viewer.add_layer(Layer.create(data, meta, kind))

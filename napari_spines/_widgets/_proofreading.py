@@ -326,5 +326,7 @@ class ProofreadingPanel(Container):
             self._say(first_line(exc), error=True)
             return None
         edits = session.proofreader.edits if session.proofreader is not None else []
-        self._say(f"saved {tiff.name} and {log.name} ({len(edits)} edits)")
+        voxel = layer_voxel_size(placed)
+        assumed = "" if voxel.known else f"; voxel size {voxel}: set it (Voxel size), save again"
+        self._say(f"saved {tiff.name} and {log.name} ({len(edits)} edits){assumed}")
         return tiff, log

@@ -214,7 +214,9 @@ class SegmentationWidget(Container):
         self._relabel_timer.stop()
         self._relabeller.discard()  # a relabel of the previous run still on its way is void
         self._set_slider(relabelled.threshold)
-        meta = {"name": f"{image.name} segmentation", "metadata": {"axes": "ZYX"}, **placed}
+        known = layer_voxel_size(image).known  # the writer warns when it writes an assumed size
+        metadata = {"axes": "ZYX", "voxel_size_known": known}
+        meta = {"name": f"{image.name} segmentation", "metadata": metadata, **placed}
         self.labels_layer = put_layer(self._viewer, "labels", relabelled.proofreader.labels, meta)
         self.labels_layer.metadata["model"] = dict(model or {})
         name = f"{image.name} proofreading points"

@@ -93,3 +93,19 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_writers_warn_when_the_voxel_size_was_assumed(tmp_path):
+    import warnings
+
+    from napari_spines.errors import DataWarning
+
+    labels = np.ones((2, 4, 4), np.uint8)
+    assumed = {"scale": (1.0, 1.0, 1.0), "metadata": {"voxel_size_known": False}}
+    with pytest.warns(DataWarning, match="assumed voxel size 1 × 1 × 1 µm"):
+        write_labels(str(tmp_path / "a.tif"), labels, assumed)
+    with pytest.warns(DataWarning, match="assumed"):
+        write_points(str(tmp_path / "a.csv"), np.zeros((1, 3)), assumed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a known size writes without a word
+        write_labels(str(tmp_path / "b.tif"), labels, {"scale": (0.05, 0.004, 0.004)})

@@ -466,3 +466,17 @@ def test_save_writes_the_tiff_and_the_edit_log(segmented, tmp_path):
     assert volume.voxel_size_um == pytest.approx(VOXEL, rel=1e-3)
     (edit,) = load_log(log)
     assert edit["operation"] == "merge" and sorted(edit["ids"]) == sorted([int(a), int(b)])
+
+
+def test_labels_of_a_stack_without_a_voxel_size_warn_when_saved(segmented, tmp_path):
+    from napari_spines.errors import DataWarning
+
+    viewer, widget, _ = segmented
+    image = viewer.layers["cells"]
+    image.metadata["voxel_size_known"] = False  # as our reader marks a file without one
+    widget.show_segmentation(image, (widget.session, widget.session.relabel(0.5)))
+    assert widget.labels_layer.metadata["voxel_size_known"] is False
+    _, message = widget.proofreading.save(tmp_path / "cells.tif"), widget._status.value
+    assert "assumed" in message and "Voxel size" in message
+    with pytest.warns(DataWarning, match="assumed voxel size"):
+        widget.labels_layer.save(str(tmp_path / "via-napari.tif"), plugin="napari-spines")
