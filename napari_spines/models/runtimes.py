@@ -177,6 +177,11 @@ def _load_onnx(package: ModelPackage, device: str, explicit: bool) -> LoadedMode
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The CPU arena and memory pattern keep the largest tile's activations twice over: off,
+    # spine-2p's detect on a 70 x 1024 x 1024 stack peaks at 2.6 GB instead of 5.2 GB, 3% slower
+    # (docs/performance.md).
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
         providers.insert(0, "CUDAExecutionProvider")

@@ -6,6 +6,7 @@ output channels) and raises `ModelError` with a one-line message naming the file
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -387,12 +388,19 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if key not in _PARSED:  # widgets list the models at every layer change: parse once
+            _PARSED[key] = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except yaml.YAMLError as exc:
         raise ModelError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    return ModelSpec.from_dict(data, str(path))
+    return ModelSpec.from_dict(copy.deepcopy(_PARSED[key]), str(path))
+
+
+#: Parsed ``model.yaml`` content by (path, inode, mtime, size): a changed file is read again.
+_PARSED: dict[tuple[str, int, int, int], Any] = {}
 
 
 def write_spec(path: str | os.PathLike, spec: ModelSpec) -> None:

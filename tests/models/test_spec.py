@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import yaml
@@ -208,3 +209,17 @@ def test_not_a_package(tmp_path) -> None:
         open_package(tmp_path)
     with pytest.raises(ModelError, match="no such file"):
         open_package(tmp_path / "absent")
+
+
+def test_a_changed_spec_file_is_read_again(tmp_path):
+    from napari_spines.models import find_model
+
+    first = find_model("spine-2p").spec
+    path = tmp_path / "model.yaml"
+    write_spec(path, first)
+    assert read_spec(path).postprocessing == first.postprocessing
+    read_spec(path).postprocessing["threshold"] = -1.0  # a caller's change stays its own
+    assert read_spec(path).postprocessing == first.postprocessing
+    changed = dataclasses.replace(first, postprocessing={**first.postprocessing, "threshold": 0.9})
+    write_spec(path, changed)
+    assert read_spec(path).postprocessing["threshold"] == 0.9
