@@ -10,9 +10,10 @@ its result is in the viewer. Every gap between ticks longer than 10 ms is time t
 not answer a mouse or key press. Reported per widget: the work's wall time, the longest gap, and
 how many gaps were over 50 and over 100 ms (targets: longest <= 50 ms, none over 100 ms).
 
-With ``--trace``, a watchdog thread samples the main thread's Python stack whenever it has not
-ticked for 50 ms, and prints the functions seen most often in stalls: what holds the thread.
-When the sample is taken only after the stall, the worker held the GIL (no Python ran at all).
+With ``--trace``, a watchdog thread samples every thread's Python stack whenever the main thread
+has not ticked for 50 ms, and prints the places seen most often in stalls: what the main thread
+was doing, and what the worker was doing meanwhile (when the main thread shows only the event
+loop, the worker held the GIL).
 
 Work measured (real data from ``../shared/data`` by default):
 
@@ -78,7 +79,7 @@ class Ticker:
 
 
 class Watchdog(threading.Thread):
-    """Sample the main thread's stack whenever it has not ticked for 50 ms."""
+    """Sample every thread's stack whenever the main thread has not ticked for 50 ms."""
 
     def __init__(self, ticker: Ticker) -> None:
         super().__init__(daemon=True)
@@ -86,15 +87,19 @@ class Watchdog(threading.Thread):
         self.main = threading.main_thread().ident
         self.seen: collections.Counter[str] = collections.Counter()
         self.running = True
+        self.own: int | None = None
 
     def run(self) -> None:
+        self.own = threading.get_ident()
         while self.running:
             time.sleep(0.02)
             if time.perf_counter() - self.ticker.last > 0.05:
-                frame = sys._current_frames().get(self.main)
-                if frame is not None:
+                for ident, frame in sys._current_frames().items():
+                    if ident == self.own:
+                        continue
                     stack = traceback.extract_stack(frame)[-6:][::-1]
-                    self.seen[" <- ".join(f"{f.name}:{Path(f.filename).name}" for f in stack)] += 1
+                    where = " <- ".join(f"{f.name}:{Path(f.filename).name}" for f in stack)
+                    self.seen[("main: " if ident == self.main else "worker: ") + where] += 1
 
 
 @dataclass
@@ -200,8 +205,13 @@ def measure(name: str, case: Case, trace: bool) -> dict:
             seconds = time.perf_counter() - started
             gaps = ticker.stop()
             if watchdog:
+                ends = np.cumsum(gaps) / 1000
+                late = [f"{end:.1f}" for end, gap in zip(ends, gaps, strict=True) if gap > 100]
+                print(
+                    f"  [{name}] gaps over 100 ms ended at (s after the click): {', '.join(late)}"
+                )
                 watchdog.running = False
-                for where, count in watchdog.seen.most_common(6):
+                for where, count in watchdog.seen.most_common(10):
                     print(f"  [{name}] {count} x {where}")
     finally:
         viewer.close()
