@@ -120,12 +120,8 @@ def open_stack(viewer: napari.Viewer, path: Path, voxel_um: tuple | None = None)
     return layer
 
 
-def setup_detect(viewer, widget, _tmp):
-    widget._image.value = open_stack(viewer, ARGS.two_photon)
-    widget._model.value = "spine-2p"
-
-
-def setup_run_model(viewer, widget, _tmp):
+def setup_spine_model(viewer, widget, _tmp):
+    """Spine detection and Run model: spine-2p on the two-photon stack."""
     widget._image.value = open_stack(viewer, ARGS.two_photon)
     widget._model.value = "spine-2p"
 
@@ -170,8 +166,8 @@ def setup_track(viewer, widget, _tmp):
 
 
 CASES = {
-    "detect": Case("Spine detection", setup_detect),
-    "run-model": Case("Run model", setup_run_model),
+    "detect": Case("Spine detection", setup_spine_model),
+    "run-model": Case("Run model", setup_spine_model),
     "segment": Case("Segmentation", setup_segment),
     "restore": Case("Restore", setup_restore),
     "train": Case("Train model", setup_train),

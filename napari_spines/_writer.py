@@ -10,6 +10,7 @@ import numpy as np
 from napari_spines.errors import DataWarning
 from napari_spines.io.labels_tiff import write_labels_tiff
 from napari_spines.io.points_csv import write_points_csv
+from napari_spines.voxel_size import assumed_size_warning
 
 
 def write_labels(path: str, data: Any, meta: dict) -> list[str]:
@@ -45,10 +46,4 @@ def _spatial_scale(meta: dict, ndim: int, n_spatial: int) -> tuple[float, ...]:
 def _warn_if_assumed(meta: dict, path: str, voxel: tuple[float, ...]) -> None:
     """Warn (a napari notification) when the layer's voxel size was assumed, not read."""
     if (meta.get("metadata") or {}).get("voxel_size_known", True) is False:
-        sizes = " × ".join(f"{v:g}" for v in voxel)
-        warnings.warn(
-            f"{path}: written with the assumed voxel size {sizes} µm: the stack's file gave "
-            "none. Set the true size with the Voxel size widget and save again.",
-            DataWarning,
-            stacklevel=3,
-        )
+        warnings.warn(f"{path}: {assumed_size_warning(voxel)}", DataWarning, stacklevel=3)

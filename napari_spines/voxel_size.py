@@ -93,3 +93,22 @@ class VoxelSize:
         axes = "zyx"[-len(self.um) :]
         text = " × ".join(f"{v:g}" for v in self.um) + f" µm ({', '.join(axes)})"
         return text if self.known else f"{text}, assumed (not in the file)"
+
+
+def assumed_size_warning(voxel_size_um: Sequence[float]) -> str:
+    """What to say when something is written with a voxel size no file or person gave.
+
+    Parameters
+    ----------
+    voxel_size_um
+        The assumed size in µm, one value per spatial axis.
+
+    Returns
+    -------
+    str
+    """
+    sizes = " × ".join(f"{v:g}" for v in voxel_size_um)
+    return (
+        f"written with the assumed voxel size {sizes} µm: the stack's file gave none. "
+        "Set the true size with the Voxel size widget and save again."
+    )

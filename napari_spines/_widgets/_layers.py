@@ -16,6 +16,8 @@ from napari.layers import Image, Labels, Layer
 
 from napari_spines.voxel_size import VoxelSize
 
+#: Border width of spine rings, relative to their size (the ring under review: twice this).
+RING_WIDTH = 0.15
 #: The layer attributes that place a layer in the world (copied from an image to its results).
 PLACEMENT = ("scale", "translate", "units", "axis_labels")
 
@@ -108,10 +110,10 @@ def highlight_point(layer: napari.layers.Points, index: int | None, size: float)
     ``size`` is the layer's normal point size (in data units); None highlights nothing.
     """
     sizes = np.full(len(layer.data), float(size))
-    widths = np.full(len(layer.data), 0.15)
+    widths = np.full(len(layer.data), RING_WIDTH)
     if index is not None and 0 <= index < len(sizes):
         sizes[index] *= 2.0
-        widths[index] = 0.3
+        widths[index] = 2 * RING_WIDTH
     layer.size = sizes
     layer.border_width = widths
 

@@ -31,6 +31,8 @@ from napari_spines._widgets._task import LatestWorker
 from napari_spines.errors import first_line
 from napari_spines.segmentation.edit_log import Edit
 from napari_spines.segmentation.session import ORDERS, SegmentationSession, describe_edit
+from napari_spines.training.journal import waiting_edits_note
+from napari_spines.voxel_size import assumed_size_warning
 
 #: Key → panel method, bound on the segmentation and the proofreading-points layers.
 KEYS = {
@@ -139,13 +141,8 @@ class ProofreadingPanel(Container):
         labels.metadata.update(edits=[], painted=0)
         self.restore_button.offer(n)
         found = self.journal.journal.unsaved if self.journal.journal is not None else 0
-        if n:
-            show_info(f"{n} unsaved edits of an earlier session wait: Restore unsaved edits")
-        elif found and self.journal.found_threshold is not None:
-            show_info(
-                f"{found} unsaved edits of an earlier session were made on the labels at "
-                f"threshold {self.journal.found_threshold:.2f}: set it to restore them"
-            )
+        if note := waiting_edits_note(n, found, self.journal.found_threshold):
+            show_info(note)
 
     def _journal_edit(self, edit: Edit, how: str) -> None:
         assert self.session is not None and self.labels_layer is not None
@@ -320,13 +317,13 @@ class ProofreadingPanel(Container):
         if session is None or self.labels_layer is None:
             return None
         placed = self.source if in_viewer(self._viewer, self.source) else self.labels_layer
+        voxel = layer_voxel_size(placed)
         try:
-            tiff, log = session.save(path, layer_voxel_size(placed).um)
+            tiff, log = session.save(path, voxel.um)
         except ValueError as exc:
             self._say(first_line(exc), error=True)
             return None
         edits = session.proofreader.edits if session.proofreader is not None else []
-        voxel = layer_voxel_size(placed)
-        assumed = "" if voxel.known else f"; voxel size {voxel}: set it (Voxel size), save again"
+        assumed = "" if voxel.known else f"; {assumed_size_warning(voxel.um)}"
         self._say(f"saved {tiff.name} and {log.name} ({len(edits)} edits){assumed}")
         return tiff, log

@@ -183,15 +183,8 @@ class SessionsWidget(Container):
     def show_tracks(self, sessions: Sessions, tracked: Tracked) -> None:
         """Add (or replace) the tracked spines and tracks layers; plot the dynamics."""
         self.tracked, self.voxel_um = tracked, sessions.voxel_um
-        voxel, n_sessions = np.asarray(sessions.voxel_um), len(tracked.points_um)
-        data = np.concatenate(
-            [
-                np.column_stack([np.full(len(p), t), p / voxel])
-                for t, p in enumerate(tracked.points_um)
-            ]
-        )
-        ids = np.concatenate(tracked.track_ids).astype(int)
-        dynamics = np.array([tracked.classes[int(i)] for i in ids], dtype=object)
+        n_sessions = len(tracked.points_um)
+        data, ids, dynamics = tracked.points_tzyx(sessions.voxel_um)
         for name in (TRACKED_NAME, TRACKS_NAME):
             if name in self._viewer.layers:
                 self._viewer.layers.remove(name)
@@ -294,10 +287,5 @@ class SessionsWidget(Container):
             found.coords_um / voxel, name=name, features=features, **placed_like(image), **style
         )
         layer.feature_defaults = {"status": "new", "track_id": 0, "score": np.nan, "doubt": np.nan}
-        carried, lost = found.n_carried, len(found.lost)
-        show_info(
-            f"{len(found)} spines proposed for {image.name} ({carried} carried, "
-            f"{len(found) - carried} new; most doubtful first); {lost} previous "
-            f"spine{'s' * (lost != 1)} not found."
-        )
+        show_info(found.summary(image.name))
         return layer

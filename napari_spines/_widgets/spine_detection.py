@@ -20,6 +20,7 @@ from napari.utils.notifications import show_error, show_info
 from napari_spines._widgets import _journal
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
 from napari_spines._widgets._layers import (
+    RING_WIDTH,
     focus,
     highlight_point,
     image_layers,
@@ -141,7 +142,7 @@ class SpineDetectionWidget(Container):
             features=detections_table(found),
             **placed_like(image),
             **spine_points_style(layer_voxel_size(image).um),
-            border_width=0.15,
+            border_width=RING_WIDTH,
             border_width_is_relative=True,
         )
         self.layer.feature_defaults = {"id": 0, "score": np.nan, "status": "added"}
@@ -270,34 +271,30 @@ class SpineDetectionWidget(Container):
         statuses = self.queue.statuses
         self.layer.features["status"] = statuses
         self.layer.border_color = status_colours(statuses)
-        scores = self.layer.features["score"].to_numpy(dtype=float)
-        self.layer.shown = np.isnan(scores) | (scores >= self._threshold.value)
-        self._counts.value = self.queue.summary(self.layer.shown)
+        self.layer.shown = self.queue.shown
+        self._counts.value = self.queue.summary()
 
     # -- export and scoring ----------------------------------------------------------------
     def export(self) -> None:
         """Write the shown and reviewed spines to CSV: voxels, µm, id, score, status."""
-        if self.layer is None:
+        if self.layer is None or self.queue is None:
             show_error("Detect spines first.")
             return
-        path = Path(str(self._export_path.value))
-        keep = self.layer.shown | (self.layer.features["status"].to_numpy() != "auto")
+        path, keep = Path(str(self._export_path.value)), self.queue.kept
         features = {k: self.layer.features[k].to_numpy()[keep] for k in self.layer.features}
-        voxel = layer_voxel_size(self.layer).um
-        write_points_csv(path, self.layer.data[keep], voxel, features)
+        write_points_csv(path, self.layer.data[keep], layer_voxel_size(self.layer).um, features)
         show_info(f"{int(keep.sum())} spines written to {path}")
 
     def score(self) -> None:
         """Score the spines that count (shown, not rejected) against an annotated stack."""
-        if self.layer is None:
+        if self.layer is None or self.queue is None:
             show_error("Detect spines first.")
             return
-        path = Path(str(self._session.value))
-        shown = self.layer.shown  # the threshold slider's choice
+        path, shown = Path(str(self._session.value)), self.queue.shown  # the slider's choice
         try:
             n, result = score_reviewed(
                 self.layer.data[shown],
-                self.layer.features["status"].to_numpy()[shown],
+                self.queue.statuses[shown],
                 layer_voxel_size(self.layer).um,
                 path,
             )

@@ -51,6 +51,25 @@ class CarriedSpines:
         """How many spines were carried from the previous session (the rest are new)."""
         return int((np.asarray(self.statuses) == "carried").sum())
 
+    def summary(self, session: str) -> str:
+        """One line for the reviewer: spines proposed, carried and new, previous ones not found.
+
+        Parameters
+        ----------
+        session
+            The new session's name.
+
+        Returns
+        -------
+        str
+        """
+        carried, lost = self.n_carried, len(self.lost)
+        return (
+            f"{len(self)} spines proposed for {session} ({carried} carried, "
+            f"{len(self) - carried} new; most doubtful first); {lost} previous "
+            f"spine{'s' * (lost != 1)} not found."
+        )
+
     def most_doubtful_first(self) -> CarriedSpines:
         """The same spines in review order: the most doubtful first (ties keep their order).
 

@@ -59,6 +59,28 @@ class Tracked:
             columns[f"{axis}_um"] = np.round(um[:, k], 4)
         return columns
 
+    def points_tzyx(
+        self, voxel_size_um: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every session's spines in voxels with their session, track id and dynamics class.
+
+        Parameters
+        ----------
+        voxel_size_um
+            Voxel size (z, y, x) in µm of the sessions.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(N, 4)`` float ``t, z, y, x`` (voxels), ``(N,)`` int track ids, ``(N,)`` classes.
+        """
+        voxel = np.asarray(voxel_size_um, dtype=float)
+        data = np.concatenate(
+            [np.column_stack([np.full(len(p), t), p / voxel]) for t, p in enumerate(self.points_um)]
+        )
+        ids = np.concatenate(self.track_ids).astype(int)
+        return data, ids, np.array([self.classes[int(i)] for i in ids], dtype=object)
+
     def summary(self) -> str:
         """Per session count, gains and losses, then the tracks by class, as two lines."""
         parts = []

@@ -149,21 +149,27 @@ class ReviewQueue:
             self.cursor = int(np.flatnonzero(self.order == index)[0])
         return index
 
-    def summary(self, shown: np.ndarray) -> str:
+    @property
+    def shown(self) -> np.ndarray:
+        """Which spines the layer shows (bool per spine): at or above the threshold, or by hand."""
+        return np.isnan(self.scores) | (self.scores >= self.threshold)
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Which spines an export keeps (bool per spine): the shown ones and every reviewed one."""
+        return self.shown | (np.asarray(self.statuses, dtype=object) != "auto")
+
+    def summary(self) -> str:
         """The one count of the review: spines shown, how many are reviewed, how many remain.
 
-        Parameters
-        ----------
-        shown
-            Which spines the layer shows (bool per spine): the threshold's detections and the
-            spines placed by hand. Spines with any status but ``auto`` count as reviewed.
+        Spines with any status but ``auto`` (spines placed by hand too) count as reviewed.
 
         Returns
         -------
         str
             For example ``"271 spines: 12 reviewed, 259 to review"``.
         """
-        shown = np.asarray(shown, dtype=bool)
+        shown = self.shown
         total = int(shown.sum())
         reviewed = int((np.asarray(self.statuses, dtype=object)[shown] != "auto").sum())
         return f"{total} spines: {reviewed} reviewed, {total - reviewed} to review"

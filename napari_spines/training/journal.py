@@ -199,6 +199,32 @@ def clear(path: str | os.PathLike) -> Path | None:
     return done
 
 
+def waiting_edits_note(fitting: int, found: int, found_threshold: float | None) -> str | None:
+    """What to tell a user about an earlier session's unsaved label edits, or None.
+
+    Parameters
+    ----------
+    fitting
+        Unsaved edits that fit the labels just made (they can be restored now).
+    found
+        Unsaved edits found for this stack and model.
+    found_threshold
+        The threshold of the labels they were made on (None: not known).
+
+    Returns
+    -------
+    str or None
+    """
+    if fitting:
+        return f"{fitting} unsaved edits of an earlier session wait: Restore unsaved edits"
+    if found and found_threshold is not None:
+        return (
+            f"{found} unsaved edits of an earlier session were made on the labels at "
+            f"threshold {found_threshold:.2f}: set it to restore them"
+        )
+    return None
+
+
 def unsaved_edits(states: Sequence[Mapping[str, Any]]) -> int:
     """How many edits a journal holds: its lines after the last ``base`` (a base is none).
 

@@ -60,7 +60,9 @@ def test_grow_keeps_place_when_spines_are_added():
 def test_summary_is_one_count_of_the_shown_spines_with_hand_placed_ones_reviewed():
     queue, statuses = make(scores=(0.9, 0.52, 0.3, np.nan))
     statuses[3] = "added"
-    shown = np.array([True, True, False, True])  # the threshold's detections and the added one
-    assert queue.summary(shown) == "3 spines: 1 reviewed, 2 to review"
+    # the threshold's detections and the added one
+    assert queue.shown.tolist() == [True, True, False, True]
+    assert queue.summary() == "3 spines: 1 reviewed, 2 to review"
     queue.decide("rejected")
-    assert queue.summary(shown) == "3 spines: 2 reviewed, 1 to review"
+    assert queue.summary() == "3 spines: 2 reviewed, 1 to review"
+    assert queue.kept.tolist() == [True, True, False, True]
