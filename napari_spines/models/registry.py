@@ -137,7 +137,7 @@ def find_model(name_or_path: str, task: str | None = None) -> ModelPackage:
     ----------
     name_or_path
         An existing path (package folder, spec file or ``.zip``), else a model name such as
-        ``"spine-2p"`` or ``"spine-2p@0.1.1"``, looked up in `list_models`.
+        ``"spine-2p"`` or ``"spine-2p@0.1.2"``, looked up in `list_models`.
     task
         The task the model must have been made for, e.g. ``"spine-detection"``; None: any.
 

@@ -40,6 +40,7 @@ _KEYS = (
     "postprocessing",
     "metrics",
     "weights",
+    "test_time_flips",
 )
 
 
@@ -117,6 +118,10 @@ class ModelSpec:
     postprocessing: dict[str, Any]
     metrics: dict[str, Any]
     weights: dict[str, WeightsSpec]
+    #: Extra predictions of flipped inputs that the engine averages with the plain one: each
+    #: entry names the axes flipped together, e.g. ``("x", "yx")``; empty for none
+    #: (`napari_spines.models.test_time`).
+    test_time_flips: tuple[str, ...] = ()
 
     @property
     def n_output_channels(self) -> int:
@@ -200,6 +205,7 @@ class ModelSpec:
             "postprocessing": dict(self.postprocessing),
             "metrics": dict(self.metrics),
             "weights": weights,
+            **({"test_time_flips": list(self.test_time_flips)} if self.test_time_flips else {}),
         }
 
 
@@ -364,7 +370,19 @@ def _parse(data: Any, src: str) -> ModelSpec:
         postprocessing=_mapping(data.get("postprocessing"), f"{src}: postprocessing"),
         metrics=_mapping(data.get("metrics"), f"{src}: metrics"),
         weights=_parse_weights(_get(data, "weights", src), f"{src}: weights"),
+        test_time_flips=_parse_flips(data.get("test_time_flips"), f"{src}: test_time_flips"),
     )
+
+
+def _parse_flips(data: Any, where: str) -> tuple[str, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list | tuple) or not all(isinstance(f, str) for f in data):
+        raise ModelError(f"{where}: expected a list of flipped axes, such as [x, y, yx]")
+    for flip in data:
+        if not flip or set(flip) - set("zyx") or len(set(flip)) != len(flip):
+            raise ModelError(f"{where}: {flip!r} is not a set of axes among z, y and x")
+    return tuple(data)
 
 
 def read_spec(path: str | os.PathLike) -> ModelSpec:

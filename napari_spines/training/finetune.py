@@ -200,7 +200,7 @@ def finetune(
 
 
 def _version(base: str) -> str:
-    """The fine-tuned model's version: the base's with a timestamp, e.g. ``0.1.1+ft.2026…``."""
+    """The fine-tuned model's version: the base's with a timestamp, e.g. ``0.1.2+ft.2026…``."""
     return f"{base}+ft.{datetime.datetime.now():%Y%m%d%H%M%S}"
 
 
@@ -303,7 +303,7 @@ class _SpineRun:
     def export(
         self, state: dict, out: Path, name: str, lineage: dict, before: dict, after: dict
     ) -> None:
-        """Write the package: the kept weights, averaged over the base model's flips."""
+        """Write the package: the kept weights, with the base model's test-time flips."""
         from napari_spines.training.export import export_package, flip_averaged
         from napari_spines.training.spines import POOLS, TTA_FLIPS, unet_layout
         from napari_spines.training.unet import build_unet
@@ -319,7 +319,9 @@ class _SpineRun:
                 "after": after,
             }
         }
-        export_package(flip_averaged(net, TTA_FLIPS).eval(), out, spec, (1, 1, 16, 64, 64))
+        # the engine runs the flips (an older base had them inside its graph)
+        spec["test_time_flips"] = spec.get("test_time_flips") or list(TTA_FLIPS)
+        export_package(flip_averaged(net, ()).eval(), out, spec, (1, 1, 16, 64, 64))
 
     def choose_threshold(self, out: Path) -> dict:
         """Score the package through detect's pipeline on the held-out parts; keep the best."""

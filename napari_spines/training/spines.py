@@ -56,10 +56,11 @@ POOLS = ((1, 2, 2), (1, 2, 2), (2, 2, 2))
 CROP = (16, 96, 96)
 #: Range of the random in-plane magnification of training crops.
 SCALE_RANGE = (0.8, 1.25)
-#: Besides the stack itself, the exported model also sees it flipped along these (batch, channel,
-#: z, y, x) axes and averages. One flip (x) took 36.9 s for detect on a 70 x 1024 x 1024 stack
-#: on 2 cores with the old, smaller halo; three (y, x, both) took 68.7 s (docs/performance.md).
-TTA_FLIPS = ((4,),)
+#: Besides the stack itself, the engine also runs the exported model on it flipped along these
+#: axes and averages (the package's ``test_time_flips``). One flip (x) took 36.9 s for detect on
+#: a 70 x 1024 x 1024 stack on 2 cores with the old, smaller halo; three (y, x, both) took 68.7 s
+#: (docs/performance.md).
+TTA_FLIPS = ("x",)
 
 
 @dataclass
@@ -456,7 +457,7 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
     return {
         "format_version": 1,
         "name": "spine-2p",
-        "version": "0.1.1",
+        "version": "0.1.2",
         "task": "spine-detection",
         "description": "Spine heads in two-photon stacks of dendrites: 3D U-Net with a spine "
         "head and a dendrite shaft channel, averaged over a flip of x.",
@@ -735,9 +736,9 @@ def unet_layout(state: dict) -> tuple[int, list[list[int]]]:
 
 
 def export(
-    checkpoint: Path, folder: Path, command: str = "", flips: Sequence[tuple[int, ...]] = TTA_FLIPS
+    checkpoint: Path, folder: Path, command: str = "", flips: Sequence[str] = TTA_FLIPS
 ) -> Path:
-    """Export a checkpoint as the spine-2p package: sigmoid outputs averaged over ``flips``.
+    """Export a checkpoint as the spine-2p package: sigmoid outputs, averaged over ``flips``.
 
     The checkpoint's validation scores and base model go into the model.yaml.
 
@@ -750,7 +751,8 @@ def export(
     command
         The training command line, recorded in model.yaml.
     flips
-        Test-time flips, dims of (batch, channel, z, y, x) (`flip_averaged`).
+        Test-time flips, axes flipped together (the package's ``test_time_flips``): the engine
+        runs them one after another, so a tile's activations are held once.
 
     Returns
     -------
@@ -781,7 +783,8 @@ def export(
     }
     spec = model_spec(metrics, command, validation["threshold"])
     spec["training"]["base_model"] = state.get("base_model")
-    return export_package(flip_averaged(net, flips).eval(), folder, spec, (1, 1, 16, 64, 64))
+    spec["test_time_flips"] = list(flips)
+    return export_package(flip_averaged(net, ()).eval(), folder, spec, (1, 1, 16, 64, 64))
 
 
 def calibrate(

@@ -102,8 +102,9 @@ def test_finetuning_writes_a_package_with_its_lineage_that_the_registry_lists(tu
     result, folder = tuned
     spec = yaml.safe_load((result.package / "model.yaml").read_text())
     entry = load_store(folder / "store").entries[0]
-    assert spec["name"] == "spine-2p-finetuned" and spec["version"].startswith("0.1.1+ft.")
+    assert spec["name"] == "spine-2p-finetuned" and spec["version"].startswith("0.1.2+ft.")
     assert spec["training"]["base_model"]["name"] == "spine-2p"
+    assert spec["test_time_flips"] == ["x"]  # the base's flip, run by the engine
     assert len(spec["training"]["base_model"]["weights_sha256"]) == 64
     assert spec["training"]["fine_tune_data"] == [
         {"id": entry.id, "sha256": entry.digest, "source": None}
