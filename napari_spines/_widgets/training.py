@@ -2,9 +2,11 @@
 
 The widget gathers what ``napari-spines train spines|affinities`` takes and runs the same core
 function, ``train_and_export`` of `napari_spines.training.spines` or
-`napari_spines.training.affinity`, in a worker: the bar follows the time budget and Cancel stops
-at the next step (the checkpoints saved so far stay in the run folder). For em-affinity, a stack
-and its proofread labels open in the viewer can join the training data (``--add``).
+`napari_spines.training.affinity`, in a child process (`napari_spines.child_process`), watched
+by a worker: importing torch and exporting to ONNX hold the GIL for seconds, which from a thread
+would freeze the window. The bar follows the time budget and Cancel stops at the next step (the
+checkpoints saved so far stay in the run folder). For em-affinity, a stack and its proofread
+labels open in the viewer can join the training data (``--add``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from napari.layers import Image, Labels
 from napari_spines._widgets._choices import OptionalChoice, follow_layers
 from napari_spines._widgets._layers import image_layers
 from napari_spines._widgets._task import TaskPanel, status_label
+from napari_spines.child_process import run_in_child
 from napari_spines.errors import first_line
 from napari_spines.training.export import TrainedModel
+from napari_spines.training.job import training_job
 
 #: Recorded as the training command in the model card of a package made here.
 WIDGET_COMMAND = "napari-spines Train model widget"
@@ -42,48 +46,15 @@ def sessions(text: str) -> list[str]:
     return [name for name in text.replace(",", " ").split() if name]
 
 
-def training_job(
-    model: str,
-    data: Path,
-    out: Path,
-    train_names: list[str],
-    validate_name: str,
-    minutes: float,
-    device: str,
-    own: tuple[Any, np.ndarray, str] | None = None,
-    progress: Any = None,
-) -> TrainedModel:
-    """Train, export and score one model (runs in the worker thread, touches no layer).
+def training_in_child(*args: Any, progress: Any = None) -> TrainedModel:
+    """`training_job` in a child process (runs in the worker thread, touches no layer).
 
-    ``own``: a stack (any array-like), its labels and their name, added to em-affinity's
-    training data.
+    A stack of the user's is read here first, as a lazy one may not pickle.
     """
-    if model == "spines":
-        from napari_spines.training.spines import train_and_export
-
-        return train_and_export(
-            data,
-            train_names,
-            validate_name,
-            out,
-            progress=progress,
-            minutes=minutes,
-            device=device,
-            command=WIDGET_COMMAND,
-        )
-    from napari_spines.training.affinity import train_and_export as train_affinities
-    from napari_spines.training.affinity import user_volume
-
-    extra = [] if own is None else [user_volume(*own)]
-    return train_affinities(
-        data,
-        out,
-        progress=progress,
-        minutes=minutes,
-        device=device,
-        command=WIDGET_COMMAND,
-        extra=extra,
-    )
+    *first, own = args
+    if own is not None:
+        own = (np.asarray(own[0]), own[1], own[2])
+    return run_in_child(training_job, *first, own, WIDGET_COMMAND, progress=progress)
 
 
 class TrainingWidget(Container):
@@ -197,7 +168,7 @@ class TrainingWidget(Container):
             stack = image.data[0] if image.multiscale else image.data
             own = (stack, np.array(labels.data), labels.name)
         job = partial(
-            training_job,
+            training_in_child,
             model,
             data,
             Path(str(self._out.value)),

@@ -111,7 +111,7 @@ def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
     widget, qtbot, tmp_path, monkeypatch
 ):
     from napari_spines.synthetic import synthetic_em
-    from tests.training.test_affinity_training import record_crops, write_em_folder
+    from tests.training.test_affinity_training import write_em_folder
 
     write_em_folder(tmp_path / "em")
     mine = synthetic_em(shape=(6, 40, 40), n_cells=4, seed=3)
@@ -127,9 +127,29 @@ def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
     widget.run()  # a stack without its labels
     assert not widget.task.busy and "both" in widget._status.value
     widget._own_labels.value = viewer.layers["mine proofread"]
-    sampled = record_crops(monkeypatch, mine.image.shape)
+    sent = record_child_jobs(monkeypatch)
     widget._minutes.value = 0.2
+    widget._out.value = tmp_path / "run"
     widget.run()
     qtbot.waitUntil(lambda: not widget.task.busy, timeout=300_000)
     assert widget.result is not None, widget._status.value
-    assert any(sampled) and not all(sampled)
+    # the training process got this stack and its labels (the core test checks they are used)
+    stack, labels, name = sent[0][-2]
+    np.testing.assert_array_equal(stack, mine.image)
+    np.testing.assert_array_equal(labels, mine.labels)
+    assert name == "mine proofread"
+
+
+def record_child_jobs(monkeypatch) -> list[tuple]:
+    """Spy on what the Train widget hands to its child process."""
+    from napari_spines._widgets import training
+
+    sent: list[tuple] = []
+    real = training.run_in_child
+
+    def recording(func, *args, **kwargs):
+        sent.append(args)
+        return real(func, *args, **kwargs)
+
+    monkeypatch.setattr(training, "run_in_child", recording)
+    return sent

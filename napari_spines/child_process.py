@@ -1,0 +1,160 @@
+"""Run a long core function in a child process, with its progress, warnings and Cancel relayed.
+
+Work that holds Python's GIL for seconds at a time (importing torch, exporting to ONNX) freezes
+napari's window even from a worker thread. In a child process it holds only the child's GIL:
+the worker thread in napari just waits for messages (docs/performance.md, "The GUI while work
+runs"). The child is started with ``spawn``, never ``fork``, which is unsafe in a process that
+runs Qt and threads.
+"""
+
+from __future__ import annotations
+
+import queue
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from napari_spines.progress import Cancelled, ProgressCallback
+
+#: Seconds a cancelled child may take to stop at its next step before it is terminated.
+CANCEL_GRACE_S = 60.0
+#: Seconds between looks at a child that sends nothing.
+POLL_S = 0.1
+
+
+class ChildProcessError(RuntimeError):
+    """The child process ended without an answer (killed, or out of memory)."""
+
+
+def run_in_child(
+    func: Callable[..., Any], *args: Any, progress: ProgressCallback | None = None, **kwargs: Any
+) -> Any:
+    """Call ``func(*args, progress=..., **kwargs)`` in a spawned process and return its result.
+
+    Parameters
+    ----------
+    func
+        A module-level function (it is pickled by name) that takes ``progress=``.
+    *args, **kwargs
+        Its arguments; they must pickle.
+    progress
+        Gets the child's ``(done, total)`` reports here; when it raises `Cancelled`, the child
+        is asked to stop at its next step, and terminated after `CANCEL_GRACE_S`.
+
+    Returns
+    -------
+    Any
+        What ``func`` returned.
+
+    Raises
+    ------
+    Cancelled
+        ``progress`` asked to stop, or the child was cancelled.
+    Exception
+        What ``func`` raised (as a `RuntimeError` with its message if it does not pickle).
+    ChildProcessError
+        The child died without an answer.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    stop = context.Event()
+    child = context.Process(
+        target=_child_main, args=(messages, stop, func, args, kwargs), daemon=True
+    )
+    child.start()
+    cancelled_at: float | None = None
+    try:
+        while True:
+            try:
+                kind, *payload = messages.get(timeout=POLL_S)
+            except queue.Empty:
+                if not child.is_alive():
+                    return _answer_after_exit(messages, child)
+                cancelled_at = _check_cancel(progress, stop, child, cancelled_at)
+                continue
+            if kind == "progress":
+                try:
+                    if progress is not None and cancelled_at is None:
+                        progress(*payload)
+                except Cancelled:
+                    cancelled_at = _check_cancel(None, stop, child, None, asked=True)
+            elif kind == "warning":
+                category, message = payload
+                warnings.warn(category(message), stacklevel=2)
+            else:
+                return _finish(kind, payload)
+    finally:
+        child.join(timeout=5)
+        if child.is_alive():
+            child.terminate()
+            child.join()
+
+
+def _check_cancel(
+    progress: ProgressCallback | None,
+    stop: Any,
+    child: Any,
+    cancelled_at: float | None,
+    asked: bool = False,
+) -> float | None:
+    """Pass a Cancel on to the child; terminate it once it had its grace period."""
+    import time
+
+    if cancelled_at is None and not asked and getattr(progress, "cancelled", False):
+        asked = True
+    if asked and cancelled_at is None:
+        stop.set()
+        return time.monotonic()
+    if cancelled_at is not None and time.monotonic() - cancelled_at > CANCEL_GRACE_S:
+        child.terminate()
+        raise Cancelled("cancelled")
+    return cancelled_at
+
+
+def _answer_after_exit(messages: Any, child: Any) -> Any:
+    """The answer a child sent just before it exited, or `ChildProcessError`."""
+    try:
+        kind, *payload = messages.get(timeout=1.0)
+    except queue.Empty:
+        raise ChildProcessError(
+            f"the work's process ended without an answer (exit code {child.exitcode}); "
+            "it may have run out of memory"
+        ) from None
+    return _finish(kind, payload)
+
+
+def _finish(kind: str, payload: list) -> Any:
+    if kind == "result":
+        return payload[0]
+    if kind == "cancelled":
+        raise Cancelled("cancelled")
+    raise payload[0]
+
+
+def _child_main(messages: Any, stop: Any, func: Callable, args: tuple, kwargs: dict) -> None:
+    """The child's side: run ``func``, send progress, warnings and the answer."""
+    import pickle
+
+    def progress(done: int, total: int) -> None:
+        if stop.is_set():
+            raise Cancelled("cancelled")
+        messages.put(("progress", int(done), int(total)))
+
+    def relay(message: Any, category: type, *_args: Any, **_kwargs: Any) -> None:
+        messages.put(("warning", category, str(message)))
+
+    warnings.showwarning = relay
+    try:
+        result = func(*args, progress=progress, **kwargs)
+    except Cancelled:
+        messages.put(("cancelled",))
+    except Exception as exc:  # sent to the parent, which raises it there
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(str(exc))
+        messages.put(("error", exc))
+    else:
+        messages.put(("result", result))

@@ -1,0 +1,68 @@
+"""Work in a child process: its answer, its errors, its progress, its warnings and Cancel."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import pytest
+
+from napari_spines.child_process import ChildProcessError, run_in_child
+from napari_spines.errors import DataWarning
+from napari_spines.progress import CancellableProgress, Cancelled
+
+
+def counting(n: int, progress=None) -> int:
+    for i in range(n):
+        progress(i + 1, n)
+    return os.getpid()
+
+
+def failing(progress=None) -> None:
+    raise ValueError("no such session: tp9")
+
+
+def warning(progress=None) -> str:
+    warnings.warn(DataWarning("the voxel size was assumed"), stacklevel=1)
+    return "done"
+
+
+def endless(progress=None) -> None:
+    while True:
+        progress(0, 0)
+        time.sleep(0.05)
+
+
+def dying(progress=None) -> None:
+    os._exit(3)
+
+
+def test_the_answer_and_the_progress_come_back_from_another_process():
+    reports = []
+    assert run_in_child(counting, 3, progress=lambda d, t: reports.append((d, t))) != os.getpid()
+    assert reports == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_an_error_in_the_child_is_raised_here_with_its_message():
+    with pytest.raises(ValueError, match="no such session: tp9"):
+        run_in_child(failing)
+
+
+def test_a_warning_in_the_child_is_warned_here():
+    with pytest.warns(DataWarning, match="assumed"):
+        assert run_in_child(warning) == "done"
+
+
+def test_cancel_stops_the_child_at_its_next_step():
+    progress = CancellableProgress()
+    progress.cancel()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_in_child(endless, progress=progress)
+    assert time.monotonic() - started < 30
+
+
+def test_a_child_that_dies_is_a_clear_error_not_a_hang():
+    with pytest.raises(ChildProcessError, match="exit code 3"):
+        run_in_child(dying)
