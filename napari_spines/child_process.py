@@ -27,7 +27,11 @@ class ChildProcessError(RuntimeError):
 
 
 def run_in_child(
-    func: Callable[..., Any], *args: Any, progress: ProgressCallback | None = None, **kwargs: Any
+    func: Callable[..., Any],
+    *args: Any,
+    progress: ProgressCallback | None = None,
+    relay: dict[str, Callable[[Any], None]] | None = None,
+    **kwargs: Any,
 ) -> Any:
     """Call ``func(*args, progress=..., **kwargs)`` in a spawned process and return its result.
 
@@ -39,7 +43,11 @@ def run_in_child(
         Its arguments; they must pickle.
     progress
         Gets the child's ``(done, total)`` reports here; when it raises `Cancelled`, the child
-        is asked to stop at its next step, and terminated after `CANCEL_GRACE_S`.
+        is asked to stop at its next step, and terminated after `CANCEL_GRACE_S`. In the child,
+        ``progress.cancelled`` says whether a stop was asked (`raise_if_cancelled` works).
+    relay
+        ``{keyword: callback}``: ``func`` gets a callable for each keyword, and what it is
+        called with in the child (a picklable value) reaches the callback here, in order.
 
     Returns
     -------
@@ -61,7 +69,9 @@ def run_in_child(
     messages = context.Queue()
     stop = context.Event()
     child = context.Process(
-        target=_child_main, args=(messages, stop, func, args, kwargs), daemon=True
+        target=_child_main,
+        args=(messages, stop, func, args, kwargs, tuple(relay or ())),
+        daemon=True,
     )
     child.start()
     cancelled_at: float | None = None
@@ -83,6 +93,9 @@ def run_in_child(
             elif kind == "warning":
                 category, message = payload
                 warnings.warn(category(message), stacklevel=2)
+            elif kind == "relay":
+                name, value = payload
+                (relay or {})[name](value)
             else:
                 return _finish(kind, payload)
     finally:
@@ -133,14 +146,33 @@ def _finish(kind: str, payload: list) -> Any:
     raise payload[0]
 
 
-def _child_main(messages: Any, stop: Any, func: Callable, args: tuple, kwargs: dict) -> None:
-    """The child's side: run ``func``, send progress, warnings and the answer."""
+class _ChildProgress:
+    """The child's progress callback: sends reports, raises `Cancelled` once a stop is asked."""
+
+    def __init__(self, messages: Any, stop: Any) -> None:
+        self._messages, self._stop = messages, stop
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the parent asked the work to stop."""
+        return self._stop.is_set()
+
+    def __call__(self, done: int, total: int) -> None:
+        """Send ``(done, total)``; raise `Cancelled` if a stop was asked."""
+        if self._stop.is_set():
+            raise Cancelled("cancelled")
+        self._messages.put(("progress", int(done), int(total)))
+
+
+def _child_main(
+    messages: Any, stop: Any, func: Callable, args: tuple, kwargs: dict, relayed: tuple
+) -> None:
+    """The child's side: run ``func``, send progress, warnings, relayed values and the answer."""
     import pickle
 
-    def progress(done: int, total: int) -> None:
-        if stop.is_set():
-            raise Cancelled("cancelled")
-        messages.put(("progress", int(done), int(total)))
+    progress = _ChildProgress(messages, stop)
+    for name in relayed:
+        kwargs[name] = lambda value, name=name: messages.put(("relay", name, value))
 
     def relay(message: Any, category: type, *_args: Any, **_kwargs: Any) -> None:
         messages.put(("warning", category, str(message)))

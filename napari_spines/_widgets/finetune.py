@@ -10,7 +10,6 @@ What the choices are, and the quick checks, are in `napari_spines.training.choic
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from napari_spines._widgets._plot import MetricPlot
 from napari_spines._widgets._task import LatestWorker, TaskPanel, status_label
+from napari_spines.child_process import run_in_child
 from napari_spines.errors import first_line
 from napari_spines.models import find_model
-from napari_spines.progress import raise_if_cancelled
 from napari_spines.settings import training_store
 from napari_spines.training.choices import (
     METRIC_OF_TASK,
@@ -33,45 +32,13 @@ from napari_spines.training.choices import (
     store_summary,
 )
 from napari_spines.training.finetune import FineTuned
+from napari_spines.training.job import finetune_job
 from napari_spines.training.store import StoreContents, load_store
 
 #: Recorded as the command in the model card of a package made here.
 WIDGET_COMMAND = "napari-spines Fine-tune widget"
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_MODEL = "spine-2p"
-
-
-def finetune_job(
-    store: str,
-    model: str,
-    out: str,
-    minutes: float,
-    device: str,
-    on_record: Callable[[dict], None],
-    progress: Any = None,
-) -> FineTuned:
-    """Fine-tune in the worker thread; each validation record goes to ``on_record``.
-
-    ``on_record`` must be safe to call from the worker (a Qt signal's ``emit``). A Cancel also
-    takes effect right after a validation, e.g. the one of the model as it is.
-    """
-    from napari_spines.training.finetune import finetune
-
-    def on_validation(record: dict) -> None:
-        on_record(dict(record))
-        raise_if_cancelled(progress)
-
-    return finetune(
-        store,
-        model,
-        out,
-        minutes=minutes,
-        device=device,
-        name=Path(out).name,
-        command=WIDGET_COMMAND,
-        progress=progress,
-        on_validation=on_validation,
-    )
 
 
 def refresh_model_choices(viewer: napari.viewer.Viewer) -> None:
@@ -186,14 +153,17 @@ class FineTuneWidget(Container):
         except (OSError, ValueError) as exc:
             return self._say(first_line(exc), error=True)
         self.plot.start(*METRIC_OF_TASK[task])
+        # in a child process: importing torch and the ONNX export hold the GIL for seconds
         job = partial(
+            run_in_child,
             finetune_job,
             str(self.store),
             path,
             str(out),
             float(self._minutes.value),
             self._device.value,
-            self.plot.recorded.emit,
+            WIDGET_COMMAND,
+            relay={"on_record": self.plot.recorded.emit},
         )
         worker = self.task.run(job, on_result=self._done)
         if worker is not None:

@@ -8,7 +8,9 @@ package goes by default, and the checks of a request that are cheap enough for n
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from napari_spines.models.package import ModelPackage
@@ -114,6 +116,24 @@ def store_summary(contents: StoreContents) -> str:
     return f"{', '.join(parts)} (newest versions)"
 
 
+#: What fine-tuning says when torch is not installed.
+NEEDS_TORCH = (
+    "fine-tuning needs PyTorch: pip install 'napari-spines[torch]' (or see docs/getting-started.md)"
+)
+
+
+def torch_installed() -> bool:
+    """Whether ``import torch`` would work, found without importing it (which takes seconds).
+
+    Returns
+    -------
+    bool
+    """
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
+    return importlib.util.find_spec("torch") is not None
+
+
 def check_request(store: str | os.PathLike, package: ModelPackage, out: str | os.PathLike) -> str:
     """Check a fine-tuning request quickly (the manifest only); return the store task.
 
@@ -135,9 +155,11 @@ def check_request(store: str | os.PathLike, package: ModelPackage, out: str | os
     ------
     ValueError
         A store that is missing or holds no entry of the model's task, a model of another task,
-        or an output folder that holds something other than a model package.
+        an output folder that holds something other than a model package, or no torch.
     """
     store, out = Path(store).expanduser(), Path(out).expanduser()
+    if not torch_installed():
+        raise ValueError(NEEDS_TORCH)
     if str(store) in ("", "."):
         raise ValueError("Choose the training store folder first.")
     if not store.is_dir():

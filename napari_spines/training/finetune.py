@@ -113,14 +113,12 @@ def finetune(
         not installed, or a budget too short for one step.
     """
     from napari_spines.models import find_model
+    from napari_spines.training.choices import NEEDS_TORCH
 
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise ValueError(
-            "fine-tuning needs PyTorch: pip install 'napari-spines[torch]' (or see "
-            "docs/getting-started.md)"
-        ) from None
+        raise ValueError(NEEDS_TORCH) from None
     package = find_model(str(model))
     task = TASK_OF_MODEL.get(package.spec.task)
     if task is None:

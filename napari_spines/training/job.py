@@ -1,14 +1,16 @@
-"""One training run, as the Train widget starts it: the data, the budget, the model to make."""
+"""One training or fine-tuning run, as the Train and Fine-tune widgets start them (in a child)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_spines.progress import ProgressCallback
+from napari_spines.progress import ProgressCallback, raise_if_cancelled
 from napari_spines.training.export import TrainedModel
+from napari_spines.training.finetune import FineTuned
 
 
 def training_job(
@@ -76,4 +78,54 @@ def training_job(
         device=device,
         command=command,
         extra=extra,
+    )
+
+
+def finetune_job(
+    store: str,
+    model: str,
+    out: str,
+    minutes: float,
+    device: str,
+    command: str = "",
+    on_record: Callable[[dict], None] | None = None,
+    progress: ProgressCallback | None = None,
+) -> FineTuned:
+    """Fine-tune as ``napari-spines finetune`` does, passing each validation record on.
+
+    Parameters
+    ----------
+    store, model, out
+        The training store, the model to start from (name or package), the new package.
+    minutes, device
+        Time budget; "auto", "cpu" or "cuda".
+    command
+        Recorded as the fine-tuning command in the model card.
+    on_record
+        Gets each validation record (the Fine-tune widget's plot); None: none.
+    progress
+        ``(done, total)`` callback; may raise `Cancelled`. A Cancel also takes effect right
+        after a validation, e.g. the one of the model as it is.
+
+    Returns
+    -------
+    FineTuned
+    """
+    from napari_spines.training.finetune import finetune
+
+    def on_validation(record: dict) -> None:
+        if on_record is not None:
+            on_record(dict(record))
+        raise_if_cancelled(progress)
+
+    return finetune(
+        store,
+        model,
+        out,
+        minutes=minutes,
+        device=device,
+        name=Path(out).name,
+        command=command,
+        progress=progress,
+        on_validation=on_validation,
     )
