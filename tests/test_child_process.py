@@ -66,3 +66,14 @@ def test_cancel_stops_the_child_at_its_next_step():
 def test_a_child_that_dies_is_a_clear_error_not_a_hang():
     with pytest.raises(ChildProcessError, match="exit code 3"):
         run_in_child(dying)
+
+
+def recording(n: int, on_record=None, progress=None) -> None:
+    for i in range(n):
+        on_record({"step": i})
+
+
+def test_relayed_values_reach_their_callback_in_order():
+    got = []
+    run_in_child(recording, 3, relay={"on_record": got.append})
+    assert got == [{"step": 0}, {"step": 1}, {"step": 2}]
