@@ -22,6 +22,7 @@ Work measured (real data from ``../shared/data`` by default):
 - ``segment``: Segmentation, em-affinity on the ISBI stack (4 x 4 nm, 50 nm sections);
 - ``restore``: Restore, restore-em on ISBI sections made 4x coarser (em-4x preset);
 - ``train``: Train model, spine-2p for 0.5 min on two synthetic sessions;
+- ``finetune``: Fine-tune, spine-2p for 0.5 min on a store of one synthetic stack's spines;
 - ``track``: Sessions, tracking the synthetic sessions sample.
 """
 
@@ -157,6 +158,22 @@ def setup_train(viewer, widget, tmp):
     widget._minutes.value = 0.5
 
 
+def setup_finetune(viewer, widget, tmp):
+    """Fine-tune: spine-2p for 0.5 min on a store of one synthetic stack's reviewed spines."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from napari_spines.synthetic import synthetic_two_photon
+    from tests.widgets.test_finetune_widget import VOXEL, spine_store
+
+    sample = synthetic_two_photon(shape=(12, 160, 160), voxel_size_um=VOXEL, seed=4, n_dendrites=3)
+    widget._store.value = str(spine_store(tmp / "store", sample))
+    while widget.busy:  # the store's contents are listed in a worker
+        QApplication.processEvents()
+        time.sleep(0.01)
+    widget._out.value = tmp / "tuned"
+    widget._minutes.value = 0.5
+    widget._device.value = "cpu"
+
+
 def setup_track(viewer, widget, _tmp):
     viewer.open_sample(PLUGIN, "two_photon_sessions")
     widget._sessions.reset_choices()
@@ -171,6 +188,7 @@ CASES = {
     "segment": Case("Segmentation", setup_segment),
     "restore": Case("Restore", setup_restore),
     "train": Case("Train model", setup_train),
+    "finetune": Case("Fine-tune", setup_finetune),
     "track": Case("Sessions", setup_track, button="_track"),
 }
 
