@@ -38,13 +38,31 @@ class _Outcome:
     cancelled: bool = False
 
 
+#: Modules napari imports the first time a result's layers are added (layer features are pandas
+#: tables; label colours use skimage.color): 0.2 s on the main thread, so the worker imports
+#: them first (docs/performance.md, "The GUI while work runs").
+LAYER_MODULES = ("pandas", "skimage.color.colorconv")
+
+
+def import_layer_modules() -> None:
+    """Import `LAYER_MODULES` here (a worker thread), so adding layers does not."""
+    import importlib
+    import sys
+
+    for name in LAYER_MODULES:
+        if name not in sys.modules:
+            importlib.import_module(name)
+
+
 def _run_guarded(func: Callable[..., Any], **kwargs: Any) -> _Outcome:
     """Call ``func`` and turn every exception into an outcome, so none escapes the thread.
 
     napari would otherwise show an uncaught worker exception as a traceback notification.
     """
     try:
-        return _Outcome(result=func(**kwargs))
+        result = func(**kwargs)
+        import_layer_modules()
+        return _Outcome(result=result)
     except Cancelled:
         return _Outcome(cancelled=True)
     except Exception as exc:

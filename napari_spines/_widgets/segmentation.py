@@ -58,6 +58,30 @@ THRESHOLD_TIP = (
 RELABEL_DELAY_MS = 120
 
 
+def segment_for_layers(
+    data: Any,
+    axes: str,
+    package: Any,
+    voxel: Any,
+    mode: Any,
+    device: str,
+    name: str,
+    scale: Any,
+    progress: Any = None,
+) -> tuple[SegmentationSession, Relabelled, list]:
+    """Segment, then prepare the affinities' layer data here, in the worker thread.
+
+    Stacking the affinities into an RGB image takes about 0.2 s; on napari's thread it froze the
+    window (docs/performance.md, "The GUI while work runs").
+    """
+    session, relabelled = SegmentationSession.segment(
+        data, axes, package, voxel, mode, device, progress=progress
+    )
+    outputs = session.spec.outputs if session.spec is not None else ()
+    prepared = list(prediction_layer_data(session.segmentation.affinities, outputs, name, scale))
+    return session, relabelled, prepared
+
+
 class SegmentationWidget(Container):
     """Segment an EM stack with an affinity model; tune, score and proofread the labels."""
 
@@ -179,38 +203,47 @@ class SegmentationWidget(Container):
             self._say(f"{layer.name}: {first_line(exc)}", error=True)
             return
         job = partial(
-            SegmentationSession.segment,
+            segment_for_layers,
             layer.data,
             layer_axes(layer),
             package,
             layer_voxel_size(layer).for_model(),
             MODES[self._mode.value],
             self._device.value,
+            layer.name,
+            placed_like(layer)["scale"],
         )
         shown = partial(self.show_segmentation, layer, model=model_record(package))
         if self.task.run(job, on_result=shown) is not None:
             self._run.enabled = False
             self._status.value = f"segmenting {layer.name} with {package.spec.name}…"
 
-    def show_segmentation(
-        self, image: Image, run: tuple[SegmentationSession, Relabelled], model: Any = None
-    ) -> None:
+    def show_segmentation(self, image: Image, run: tuple, model: Any = None) -> None:
         """Add or update the affinities, labels and proofreading-points layers of ``image``.
 
-        ``model``: the model's provenance (`model_record`), kept in the labels' metadata.
+        ``run``: the session and its labels, and the affinities' layer data when the worker
+        prepared it (`segment_for_layers`). ``model``: the model's provenance
+        (`model_record`), kept in the labels' metadata. New affinity layers start hidden: the
+        labels are the result, and drawing fewer layers keeps the window responsive.
         """
-        session, relabelled = run
+        session, relabelled, *prepared = run
         self.session, self.source = session, image
         placed = placed_like(image)
         outputs = session.spec.outputs if session.spec is not None else ()
-        for data, meta, kind in prediction_layer_data(
-            session.segmentation.affinities, outputs, image.name, placed["scale"]
-        ):
+        layers = (
+            prepared[0]
+            if prepared
+            else prediction_layer_data(
+                session.segmentation.affinities, outputs, image.name, placed["scale"]
+            )
+        )
+        for data, meta, kind in layers:
             if meta.get("rgb"):
                 meta["name"] = f"{image.name} affinities"
-                self.affinities_layer = put_layer(self._viewer, kind, data, {**meta, **placed})
-            else:
-                put_layer(self._viewer, kind, data, {**meta, **placed})
+            new = {} if meta.get("name") in self._viewer.layers else {"visible": False}
+            layer = put_layer(self._viewer, kind, data, {**meta, **placed, **new})
+            if meta.get("rgb"):
+                self.affinities_layer = layer
         self._relabel_timer.stop()
         self._relabeller.discard()  # a relabel of the previous run still on its way is void
         self._set_slider(relabelled.threshold)
