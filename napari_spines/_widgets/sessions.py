@@ -45,6 +45,7 @@ from napari_spines._widgets._session_layers import (
     world_um,
 )
 from napari_spines._widgets._task import TaskPanel, status_label
+from napari_spines._widgets._track_editing import TrackEditPanel
 from napari_spines.io.layers import spine_points_style
 from napari_spines.sessions.carry import CarriedSpines
 from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
@@ -66,6 +67,12 @@ DYNAMICS_COLOURS = {
 STATUS_COLOURS = {"carried": "yellow", "new": "cyan"}
 TRACKED_NAME = "tracked spines"
 TRACKS_NAME = "spine tracks"
+
+
+def _tracks_data(ids: np.ndarray, tzyx: np.ndarray) -> np.ndarray:
+    """The Tracks layer data ``track_id, t, z, y, x``, sorted by track then time."""
+    tracks = np.column_stack([ids, tzyx])
+    return tracks[np.lexsort((tracks[:, 1], tracks[:, 0]))]
 
 
 class SessionsWidget(Container):
@@ -124,6 +131,7 @@ class SessionsWidget(Container):
             *(self._sessions, self._points, self._model, self._device),
             *(self._max_distance, self._axial_weight, self._deformable, self._track),
             *(self._counts, self._export_path, self._export),
+            Label(value="Edit tracks"),
             Label(value="Propose next session"),
             *(self._previous, self._previous_points, self._next, self._propose),
         ]
@@ -133,6 +141,8 @@ class SessionsWidget(Container):
         layout.insertWidget(widgets.index(self._track) + 1, self.task)
         self.plot = DynamicsPlot()
         layout.insertWidget(widgets.index(self._counts) + 2, self.plot)
+        self.edits = TrackEditPanel(self._tracked_layer, self.show_edited)
+        layout.insertWidget(widgets.index(self._export) + 4, self.edits.native)
         self.tracked: Tracked | None = None
         self.voxel_um: tuple[float, float, float] | None = None
         self._track.clicked.connect(self.track)
@@ -180,9 +190,14 @@ class SessionsWidget(Container):
         )
         return self._start(job, partial(self.show_tracks, sessions))
 
+    def _tracked_layer(self) -> Points | None:
+        layer = self._viewer.layers[TRACKED_NAME] if TRACKED_NAME in self._viewer.layers else None
+        return layer if isinstance(layer, Points) else None
+
     def show_tracks(self, sessions: Sessions, tracked: Tracked) -> None:
         """Add (or replace) the tracked spines and tracks layers; plot the dynamics."""
         self.tracked, self.voxel_um = tracked, sessions.voxel_um
+        self.edits.start(tracked)
         n_sessions = len(tracked.points_um)
         data, ids, dynamics = tracked.points_tzyx(sessions.voxel_um)
         for name in (TRACKED_NAME, TRACKS_NAME):
@@ -204,12 +219,26 @@ class SessionsWidget(Container):
             **style,
         )
         points.feature_defaults = {"track_id": 0, "dynamics": "transient"}
-        tracks = np.column_stack([ids, data])
-        tracks = tracks[np.lexsort((tracks[:, 1], tracks[:, 0]))]
         self._viewer.add_tracks(
-            tracks, name=TRACKS_NAME, tail_length=n_sessions, **sessions.placement
+            _tracks_data(ids, data), name=TRACKS_NAME, tail_length=n_sessions, **sessions.placement
         )
         show_info(f"{len(tracked.classes)} tracks over {n_sessions} sessions.")
+
+    def show_edited(self, tracked: Tracked) -> None:
+        """Show edited tracks: new ids, classes and colours in place, the tracks, the plot."""
+        self.tracked = tracked
+        self._counts.value = tracked.summary()
+        self.plot.show_dynamics(tracked.dynamics)
+        points = self._tracked_layer()
+        if points is None or self.voxel_um is None:
+            return
+        data, ids, dynamics = tracked.points_tzyx(self.voxel_um)
+        selected = set(points.selected_data)
+        points.features = {"track_id": ids, "dynamics": dynamics}
+        points.face_color = [DYNAMICS_COLOURS[d] for d in dynamics]
+        points.selected_data = selected
+        if TRACKS_NAME in self._viewer.layers:
+            self._viewer.layers[TRACKS_NAME].data = _tracks_data(ids, data)
 
     def export(self) -> list[Path]:
         """Write the tracks CSV, the dynamics CSV beside it and the plot as PNG."""

@@ -1,4 +1,4 @@
-"""The sessions command: ``track`` (link spines across imaging sessions, with their dynamics)."""
+"""The sessions commands: ``track`` links spines across sessions, ``track-edit`` corrects tracks."""
 
 from __future__ import annotations
 
@@ -23,8 +23,19 @@ from napari_spines.cli._common import (
 )
 
 
+class _Edit(argparse.Action):
+    """Keep every edit option in one list, in the order given: ``(kind, numbers)``."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None
+    ) -> None:
+        edits = list(getattr(namespace, self.dest, None) or [])
+        edits.append((self.const, list(values)))
+        setattr(namespace, self.dest, edits)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``track``."""
+    """Register ``track`` and ``track-edit``."""
     from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
 
     track_ = commands.add_parser(
@@ -84,6 +95,58 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_voxel_size_option(track_)
     add_runtime_options(track_)
     track_.set_defaults(handler=track)
+
+    edit_ = commands.add_parser(
+        "track-edit",
+        help="correct tracks by hand: relink a spine, split or merge tracks; dynamics again",
+        description="Edits are made in the order given; one that cannot be made stops the "
+        "command and nothing is written.",
+        formatter_class=DefaultsFormatter,
+    )
+    edit_.add_argument("tracks", type=Path, help="tracks .csv written by track")
+    edit_.add_argument("-o", "--output", required=True, type=Path, help="edited tracks .csv")
+    edit_.add_argument(
+        "--relink",
+        nargs=3,
+        metavar=("T", "TRACK", "TO"),
+        type=int,
+        action=_Edit,
+        const="relink",
+        dest="edits",
+        help="move the spine of TRACK in session T to track TO (0: a new track); where TO "
+        "has a spine in T, the two swap",
+    )
+    edit_.add_argument(
+        "--split",
+        nargs=2,
+        metavar=("TRACK", "T"),
+        type=int,
+        action=_Edit,
+        const="split",
+        dest="edits",
+        help="cut TRACK before session T: from T on it is a new track",
+    )
+    edit_.add_argument(
+        "--merge",
+        nargs=2,
+        metavar=("KEEP", "OTHER"),
+        type=int,
+        action=_Edit,
+        const="merge",
+        dest="edits",
+        help="join track OTHER to track KEEP (they must not share a session)",
+    )
+    edit_.add_argument(
+        "--dendrites",
+        nargs="+",
+        type=Path,
+        metavar="CSV",
+        help="one traced-dendrite CSV per session, for densities per µm",
+    )
+    edit_.add_argument(
+        "--dynamics-out", type=Path, help="per-session counts, gains, losses, turnover (.csv)"
+    )
+    edit_.set_defaults(handler=track_edit, edits=[])
 
 
 def read_sessions(
@@ -210,4 +273,90 @@ def track(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.1f} s → {args.output}",
         file=sys.stderr,
     )
+    return 0
+
+
+def read_tracks(
+    path: Path,
+) -> tuple[list[np.ndarray], list[np.ndarray], tuple[float, float, float]]:
+    """Per session the spines (µm) and track ids of a ``track`` CSV, and its voxel size.
+
+    Raises
+    ------
+    ValueError
+        The file lacks ``t, track_id, z, y, x`` columns or has a track with two spines in one
+        session.
+    """
+    from napari_spines.io.points_csv import read_points_csv
+
+    coords, voxel, columns = read_points_csv(path)
+    if coords.shape[1] != 4 or "track_id" not in columns:
+        raise ValueError(f"{path.name}: needs t, track_id, z, y, x columns (a track CSV)")
+    try:
+        ids_all = np.asarray(columns["track_id"], dtype=float)
+    except ValueError:
+        raise ValueError(f"{path.name}: track_id holds values that are not numbers") from None
+    t_all = np.rint(coords[:, 0]).astype(int)
+    if len(t_all) and t_all.min() < 0:
+        raise ValueError(f"{path.name}: t must be 0 or more")
+    n = int(t_all.max()) + 1 if len(t_all) else 0
+    spatial = (float(voxel[0]), float(voxel[1]), float(voxel[2]))
+    points = [coords[t_all == t, 1:] * np.asarray(spatial) for t in range(n)]
+    ids = [ids_all[t_all == t].astype(int) for t in range(n)]
+    for t, session in enumerate(ids):
+        values, counts = np.unique(session, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(
+                f"{path.name}: track {int(values[counts > 1][0])} has two spines in session {t}"
+            )
+    return points, ids, spatial
+
+
+def track_edit(args: argparse.Namespace) -> int:
+    """Apply the edits in order; write the edited tracks (and dynamics)."""
+    from napari_spines.io import VolumeReadError
+    from napari_spines.io.points_csv import write_table_csv
+    from napari_spines.sessions import editing
+    from napari_spines.sessions.dynamics import dynamics_table, session_dynamics
+    from napari_spines.sessions.track import Tracked
+
+    if not args.edits:
+        return fail("no edits: give --relink, --split or --merge")
+    for output in (args.output, args.dynamics_out):
+        if output is not None and (problem := output_problem(output, (".csv",))):
+            return fail(problem)
+    try:
+        points, ids, voxel = read_tracks(args.tracks)
+        lengths = None
+        if args.dendrites is not None:
+            if len(args.dendrites) != len(points):
+                return fail(
+                    f"{len(points)} sessions need {len(points)} --dendrites files, "
+                    f"got {len(args.dendrites)}"
+                )
+            lengths = [traced_length_um(p, voxel) for p in args.dendrites]
+    except (VolumeReadError, OSError, ValueError) as exc:
+        return fail_with(exc)
+    tracked = Tracked(points, ids, [], {}, session_dynamics(ids, lengths))
+    history = editing.EditHistory(ids)
+    for number, (kind, values) in enumerate(args.edits, start=1):
+        try:
+            if kind == "relink":
+                t, track_id, to = values
+                if not 0 <= t < len(history.current):
+                    raise ValueError(f"there is no session {t}")
+                where = np.flatnonzero(history.current[t] == track_id)
+                if not len(where):
+                    raise ValueError(f"track {track_id} has no spine in session {t}")
+                said = history.apply(editing.relink, t, int(where[0]), to or None)
+            else:
+                said = history.apply(getattr(editing, kind), *values)
+        except ValueError as exc:
+            return fail_with(exc, f"edit {number} (--{kind} {' '.join(map(str, values))}): ")
+        print(said, file=sys.stderr)
+    edited = tracked.with_track_ids(history.current)
+    write_table_csv(args.output, edited.table(voxel))
+    if args.dynamics_out is not None:
+        write_table_csv(args.dynamics_out, dynamics_table(edited.dynamics))
+    print(f"{len(args.edits)} edits; {len(edited.classes)} tracks → {args.output}", file=sys.stderr)
     return 0

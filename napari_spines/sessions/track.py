@@ -81,6 +81,31 @@ class Tracked:
         ids = np.concatenate(self.track_ids).astype(int)
         return data, ids, np.array([self.classes[int(i)] for i in ids], dtype=object)
 
+    def with_track_ids(self, track_ids: Sequence[np.ndarray]) -> Tracked:
+        """The same spines on edited tracks, with their classes and dynamics counted again.
+
+        Parameters
+        ----------
+        track_ids
+            Per session, the new track id of each spine (`napari_spines.sessions.editing`).
+
+        Returns
+        -------
+        Tracked
+            Dendrite lengths (and so densities) stay those of this one.
+        """
+        ids = [np.asarray(i, dtype=int).reshape(-1) for i in track_ids]
+        if [len(i) for i in ids] != [len(p) for p in self.points_um]:
+            raise ValueError("the edited track ids do not match the spines of each session")
+        lengths = [row.dendrite_length_um for row in self.dynamics]
+        return Tracked(
+            self.points_um,
+            ids,
+            self.registrations,
+            track_classes(ids),
+            session_dynamics(ids, lengths),
+        )
+
     def summary(self) -> str:
         """Per session count, gains and losses, then the tracks by class, as two lines."""
         parts = []

@@ -172,3 +172,68 @@ def test_detect_from_previous_command(sessions, tmp_path, capsys):
     _, _, columns = read_points_csv(out)
     assert set(columns["status"]) <= {"carried", "new"}
     assert set(columns["track_id"][columns["status"] == "carried"]) <= set(ids[0].tolist())
+
+
+def test_track_edit_command_applies_edits_in_order_and_counts_again(tmp_path, capsys):
+    from napari_spines.io.points_csv import write_table_csv
+
+    tracks = write_table_csv(
+        tmp_path / "tracks.csv",
+        {
+            "t": [0, 0, 1, 1, 2],
+            "track_id": [1, 2, 1, 3, 1],
+            "z": [1, 2, 1, 2, 1],
+            "y": [5, 9, 5, 9, 5],
+            "x": [5, 9, 5, 9, 5],
+            "z_um": [1.0, 2.0, 1.0, 2.0, 1.0],
+            "y_um": [0.6, 1.08, 0.6, 1.08, 0.6],
+            "x_um": [0.6, 1.08, 0.6, 1.08, 0.6],
+        },
+    )
+    out, dynamics = tmp_path / "edited.csv", tmp_path / "dyn.csv"
+    argv = ["track-edit", str(tracks), "-o", str(out), "--dynamics-out", str(dynamics)]
+    assert main([*argv, "--merge", "2", "3", "--split", "1", "2", "--relink", "1", "1", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "track 3 merged into track 2" in err and "3 edits" in err
+    coords, voxel, columns = read_points_csv(out)
+    assert voxel == pytest.approx((1.0, 0.12, 0.12))
+    assert columns["track_id"].astype(int).tolist() == [1, 2, 4, 2, 3]
+    np.testing.assert_allclose(
+        coords[:, 1:], [[1, 5, 5], [2, 9, 9], [1, 5, 5], [2, 9, 9], [1, 5, 5]]
+    )
+    rows = dynamics.read_text().splitlines()
+    assert rows[0].startswith("t,count,gained,lost") and rows[2].startswith("1,2,1,1")
+
+
+@pytest.mark.parametrize(
+    ("edits", "message"),
+    [
+        ([], "no edits: give --relink, --split or --merge"),
+        (
+            ["--merge", "1", "2"],
+            "edit 1 (--merge 1 2): tracks 1 and 2 both have a spine in session 0",
+        ),
+        (["--split", "2", "1"], "edit 1 (--split 2 1): track 2 is in sessions 0"),
+        (["--relink", "1", "2", "5"], "edit 1 (--relink 1 2 5): track 2 has no spine in session 1"),
+    ],
+)
+def test_track_edit_that_cannot_be_made_is_one_line_and_writes_nothing(
+    tmp_path, capsys, edits, message
+):
+    tracks = write_points_csv(
+        tmp_path / "t.csv",
+        np.array([[0, 1, 2, 3], [0, 2, 3, 4], [1, 1, 2, 3]]),
+        (1, 1, 1),
+        {"track_id": np.array([1, 2, 1])},
+    )
+    out = tmp_path / "out.csv"
+    assert main(["track-edit", str(tracks), "-o", str(out), *edits]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"napari-spines: error: {message}")
+    assert not out.exists()
+
+
+def test_track_edit_of_a_csv_that_is_not_tracks_says_so(tmp_path, capsys):
+    plain = write_points_csv(tmp_path / "p.csv", np.array([[1.0, 2, 3]]), (1, 1, 1))
+    assert main(["track-edit", str(plain), "-o", str(tmp_path / "o.csv"), "--merge", "1", "2"]) == 2
+    assert "needs t, track_id, z, y, x columns" in capsys.readouterr().err

@@ -189,3 +189,84 @@ def test_3d_sessions_are_tracked_with_detected_spines(make_napari_viewer, qtbot,
     assert set(np.unique(points.data[:, 0])) <= {0.0, 1.0, 2.0}
     assert tuple(points.scale) == pytest.approx((1.0, *voxel))
     assert len(widget.tracked.dynamics) == 3 and not errors(notes)
+
+
+def ids_by_session(points) -> list[list[int]]:
+    return [
+        points.features["track_id"][points.data[:, 0] == t].tolist()
+        for t in np.unique(points.data[:, 0])
+    ]
+
+
+def test_split_merge_relink_and_undo_edit_the_layers_and_dynamics(tracked, notes):
+    viewer, widget = tracked
+    points = viewer.layers["tracked spines"]
+    before = ids_by_session(points)
+    counts_before = widget._counts.value
+    rows = np.flatnonzero(points.data[:, 0] == 1)
+    row = int(rows[0])
+    old = int(points.features["track_id"][row])
+    # split the track of the first spine of t1 there: t1 on is a new track
+    points.selected_data = {row}
+    said = widget.edits.split()
+    assert said is not None and said.startswith(f"track {old} split before session 1")
+    new = int(points.features["track_id"][row])
+    assert new != old and widget.tracked.classes[new] in {"gained", "transient"}
+    assert widget._counts.value != counts_before  # t1 gains one, loses one
+    tracks = np.asarray(viewer.layers["spine tracks"].data)
+    assert new in set(tracks[:, 0].astype(int))
+    assert points.face_color[row][:3] == pytest.approx(
+        [
+            int(DYNAMICS_COLOURS[widget.tracked.classes[new]][k : k + 2], 16) / 255
+            for k in (1, 3, 5)
+        ],
+        abs=1e-2,
+    )
+    # merge the two halves again: select a spine of each
+    earlier = int(
+        np.flatnonzero((points.data[:, 0] == 0) & (points.features["track_id"] == old))[0]
+    )
+    points.selected_data = {earlier, row}
+    assert widget.edits.merge() == f"track {new} merged into track {old} (sessions 0–2)"
+    assert ids_by_session(points) == before
+    # relink that spine to a new track of its own, then undo it, and undo the merge
+    points.selected_data = {row}
+    widget.edits._to_track.value = 0
+    assert widget.edits.relink().endswith(f"moved to track {new}")  # the free id again
+    assert widget.edits.undo().startswith("undone: session 1")
+    assert widget.edits.undo().startswith(f"undone: track {new} merged")
+    assert int(points.features["track_id"][row]) == new
+    widget.edits.undo()
+    assert ids_by_session(points) == before and widget._counts.value == counts_before
+    assert not widget.edits._undo.enabled
+    # exported tracks are the edited ones
+    points.selected_data = {row}
+    widget.edits.split()
+    assert widget.tracked.table(widget.voxel_um)["track_id"][row] == new
+    assert not errors(notes)
+
+
+def test_a_track_edit_that_cannot_be_made_is_one_message(tracked, notes):
+    viewer, widget = tracked
+    points = viewer.layers["tracked spines"]
+    before = ids_by_session(points)
+    points.selected_data = set()
+    assert (
+        widget.edits.relink() is None and errors(notes)[-1] == "Select one spine to relink, not 0."
+    )
+    points.selected_data = {0}
+    assert (
+        widget.edits.split() is None
+        and "split it at a session after its first" in errors(notes)[-1]
+    )
+    assert (
+        widget.edits.merge() is None and "Select two spines of two different" in errors(notes)[-1]
+    )
+    both = np.flatnonzero(points.data[:, 0] == 0)[:2]
+    points.selected_data = set(both.tolist())
+    assert widget.edits.merge() is None and "both have a spine in session" in errors(notes)[-1]
+    points.selected_data = set()
+    points.add([1.0, 5.0, 40.0, 40.0])
+    points.selected_data = {0}
+    assert widget.edits.relink() is None and "track the sessions again" in errors(notes)[-1]
+    assert [ids.tolist() for ids in widget.tracked.track_ids] == before

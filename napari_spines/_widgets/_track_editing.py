@@ -1,0 +1,163 @@
+"""The Sessions widget's track editing: relink, split and merge the selected spines' tracks; undo.
+
+The buttons act on the spines selected in the "tracked spines" layer and call the plain
+functions of `napari_spines.sessions.editing`; every edit counts the dynamics again and the
+widget redraws the layers and the plot (``on_edited``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from magicgui.widgets import Container, PushButton, SpinBox
+from napari.layers import Points
+from napari.utils.notifications import show_error, show_info
+
+from napari_spines._widgets._task import status_label
+from napari_spines.sessions.editing import EditHistory, merge, relink, spine_of_row, split
+from napari_spines.sessions.track import Tracked
+
+HINT = "Select spines in the tracked layer (select mode, shift-click for two)."
+
+
+class TrackEditPanel(Container):
+    """Relink, split and merge tracks of the selected spines, with undo.
+
+    Parameters
+    ----------
+    layer
+        Returns the tracked spines' Points layer, or None when there is none.
+    on_edited
+        Called with the edited `Tracked` after each edit and undo.
+    """
+
+    def __init__(
+        self, layer: Callable[[], Points | None], on_edited: Callable[[Tracked], Any]
+    ) -> None:
+        self._layer, self._on_edited = layer, on_edited
+        self._to_track = SpinBox(
+            label="to track",
+            value=0,
+            min=0,
+            max=2**31 - 1,
+            tooltip="the track id to move the selected spine to; 0: a new track of its own",
+        )
+        self._relink = PushButton(text="Relink spine")
+        self._split = PushButton(text="Split track here")
+        self._merge = PushButton(text="Merge two tracks")
+        self._undo = PushButton(text="Undo edit")
+        self._said = status_label(HINT)
+        super().__init__(
+            widgets=[
+                self._to_track,
+                self._relink,
+                self._split,
+                self._merge,
+                self._undo,
+                self._said,
+            ],
+            labels=True,
+        )
+        self.tracked: Tracked | None = None
+        self.history: EditHistory | None = None
+        self._relink.clicked.connect(self.relink)
+        self._split.clicked.connect(self.split)
+        self._merge.clicked.connect(self.merge)
+        self._undo.clicked.connect(self.undo)
+        self._enable()
+
+    def start(self, tracked: Tracked) -> None:
+        """Edit the tracks of ``tracked`` from now on (a new tracking drops the old history)."""
+        self.tracked, self.history = tracked, EditHistory(tracked.track_ids)
+        self._said.value = HINT
+        self._enable()
+
+    def _enable(self) -> None:
+        ready = self.tracked is not None
+        for button in (self._relink, self._split, self._merge):
+            button.enabled = ready
+        self._undo.enabled = self.history is not None and self.history.can_undo
+
+    def _selected(self) -> list[tuple[int, int]]:
+        """``(t, index)`` of each selected spine, earliest session first."""
+        layer = self._layer()
+        if self.tracked is None or layer is None:
+            raise ValueError("Track sessions first.")
+        counts = [len(p) for p in self.tracked.points_um]
+        if len(layer.data) != sum(counts):
+            raise ValueError(
+                f"{layer.name} has {len(layer.data)} spines, the tracks {sum(counts)}: spines were "
+                "added or deleted there; track the sessions again to edit"
+            )
+        return sorted(spine_of_row(counts, int(row)) for row in layer.selected_data)
+
+    def _track_of(self, spine: tuple[int, int]) -> int:
+        assert self.history is not None
+        t, index = spine
+        return int(self.history.current[t][index])
+
+    def _edit(self, make: Callable[[list[tuple[int, int]]], str]) -> str | None:
+        """Run one edit on the selection; show what changed, or why nothing did."""
+        try:
+            said = make(self._selected())
+        except ValueError as exc:
+            self._said.value = str(exc)
+            show_error(str(exc))
+            return None
+        self._edited(said)
+        return said
+
+    def _edited(self, said: str) -> None:
+        assert self.tracked is not None and self.history is not None
+        self.tracked = self.tracked.with_track_ids(self.history.current)
+        self._said.value = said
+        self._enable()
+        self._on_edited(self.tracked)
+        show_info(said)
+
+    def relink(self) -> str | None:
+        """Move the one selected spine to the track under "to track" (0: a new track)."""
+
+        def make(spines: list[tuple[int, int]]) -> str:
+            if len(spines) != 1:
+                raise ValueError(f"Select one spine to relink, not {len(spines)}.")
+            target = int(self._to_track.value) or None
+            assert self.history is not None
+            return self.history.apply(relink, *spines[0], target)
+
+        return self._edit(make)
+
+    def split(self) -> str | None:
+        """Cut the selected spine's track before its session: from there on it is a new track."""
+
+        def make(spines: list[tuple[int, int]]) -> str:
+            if len(spines) != 1:
+                raise ValueError(
+                    f"Select one spine, the first of the new track, not {len(spines)}."
+                )
+            assert self.history is not None
+            return self.history.apply(split, self._track_of(spines[0]), spines[0][0])
+
+        return self._edit(make)
+
+    def merge(self) -> str | None:
+        """Join the tracks of the two selected spines; the earlier spine's track stays."""
+
+        def make(spines: list[tuple[int, int]]) -> str:
+            tracks = list(dict.fromkeys(self._track_of(s) for s in spines))
+            if len(spines) != 2 or len(tracks) != 2:
+                raise ValueError("Select two spines of two different tracks to merge them.")
+            assert self.history is not None
+            return self.history.apply(merge, *tracks)
+
+        return self._edit(make)
+
+    def undo(self) -> str | None:
+        """Undo the last edit."""
+        if self.history is None or not self.history.can_undo:
+            self._said.value = "nothing to undo"
+            return None
+        said = self.history.undo()
+        self._edited(said)
+        return said
