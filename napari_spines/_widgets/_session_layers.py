@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from napari.layers import Image, Points
+from napari.layers import Image, Points, Shapes
 
 from napari_spines._widgets._layers import layer_voxel_size
+from napari_spines.sessions.dynamics import dendrite_length_um
 from napari_spines.sessions.track import check_sessions
 
 
@@ -127,3 +128,90 @@ def track_ids_of(layer: Points) -> np.ndarray | None:
     missing = ids <= 0
     ids[missing] = ids.max(initial=0) + 1 + np.arange(int(missing.sum()))
     return ids
+
+
+def in_session_voxels(layer: Points | Shapes, voxel_um: Sequence[float]) -> bool:
+    """Whether to take ``layer``'s coordinates as the sessions' voxels rather than µm.
+
+    A dendrites CSV opens at scale 1 (its columns are voxels): beside sessions of another voxel
+    size, a layer of scale 1 is taken to be in their voxels.
+    """
+    spatial = np.asarray(layer.scale[-3:], dtype=float)
+    return bool(np.allclose(spatial, 1.0) and not np.allclose(voxel_um, 1.0))
+
+
+def _segments_um(
+    layer: Points | Shapes, voxel_um: Sequence[float]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(t, polyline in µm)`` of each traced segment of ``layer`` (t is 0 for a 3D layer)."""
+    scale = np.asarray(layer.scale, dtype=float)
+    if in_session_voxels(layer, voxel_um):
+        scale[-3:] = voxel_um
+    if isinstance(layer, Shapes):
+        lines = [
+            np.asarray(d, dtype=float)
+            for d, kind in zip(layer.data, layer.shape_type, strict=True)
+            if kind in ("path", "line")
+        ]
+        if not lines:
+            raise ValueError(f"{layer.name} has no path: trace the dendrites with the path tool")
+    else:
+        if "segment_id" not in layer.features:
+            raise ValueError(
+                f"{layer.name}: points of traced dendrites need a segment_id feature (open a "
+                "dendrites CSV with segment_id, z, y, x), or trace paths in a Shapes layer"
+            )
+        data = np.asarray(layer.data, dtype=float)
+        segment = layer.features["segment_id"].to_numpy()
+        lines = [data[segment == s] for s in dict.fromkeys(segment.tolist())]
+    if layer.ndim == 4:
+        return [(line[:, 0], line[:, 1:] * scale[1:]) for line in lines]
+    return [(np.zeros(len(line)), line * scale) for line in lines]
+
+
+def gather_dendrite_lengths(
+    layers: Sequence[Points | Shapes], n_sessions: int, voxel_um: Sequence[float]
+) -> list[float | None] | None:
+    """Per session, the length in µm of the dendrites traced in ``layers``; None: no layers.
+
+    Parameters
+    ----------
+    layers
+        No layer, one 4D layer (``t`` first), or one 3D layer per session: Shapes with paths, or
+        Points with a ``segment_id`` feature (a dendrites CSV), each segment's points in order.
+    n_sessions
+        The number of sessions.
+    voxel_um
+        The sessions' voxel size, for layers at scale 1 (`in_session_voxels`).
+
+    Returns
+    -------
+    list or None
+        A session without a trace gets None (no density).
+    """
+    if not layers:
+        return None
+    if len(layers) == 1 and layers[0].ndim == 4:
+        per_session: list[list[np.ndarray]] = [[] for _ in range(n_sessions)]
+        for t, line in _segments_um(layers[0], voxel_um):
+            session = np.rint(t).astype(int)
+            for s in np.unique(session):
+                if not 0 <= s < n_sessions:
+                    raise ValueError(
+                        f"{layers[0].name} has a trace at t = {s}, but there are {n_sessions} "
+                        f"sessions (t = 0 to {n_sessions - 1})"
+                    )
+                per_session[s].append(line[session == s])
+    elif any(layer.ndim != 3 for layer in layers) or len(layers) != n_sessions:
+        raise ValueError(
+            f"{n_sessions} sessions need one 4D dendrites layer (t, z, y, x) or {n_sessions} "
+            f"3D ones (one per session), got {len(layers)}"
+        )
+    else:
+        per_session = [[line for _, line in _segments_um(layer, voxel_um)] for layer in layers]
+    return [_length_um(lines) if lines else None for lines in per_session]
+
+
+def _length_um(lines: Sequence[np.ndarray]) -> float:
+    trace = np.concatenate([np.column_stack([np.full(len(p), k), p]) for k, p in enumerate(lines)])
+    return dendrite_length_um(trace, (1.0, 1.0, 1.0))  # the lines are in µm already

@@ -30,7 +30,7 @@ from magicgui.widgets import (
     PushButton,
     Select,
 )
-from napari.layers import Image, Layer, Points
+from napari.layers import Image, Layer, Points, Shapes
 from napari.utils.notifications import show_error, show_info
 
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
@@ -38,8 +38,10 @@ from napari_spines._widgets._dynamics_plot import DynamicsPlot
 from napari_spines._widgets._layers import image_layers, layer_voxel_size, placed_like, same_layer
 from napari_spines._widgets._session_layers import (
     Sessions,
+    gather_dendrite_lengths,
     gather_points,
     gather_sessions,
+    in_session_voxels,
     stack_of,
     track_ids_of,
     world_um,
@@ -92,6 +94,13 @@ class SessionsWidget(Container):
             tooltip="none chosen: detect them with the model; else one 4D points layer "
             "(t, z, y, x) or one 3D points layer per session, in the order listed here",
         )
+        self._dendrites = Select(
+            label="dendrites",
+            choices=self._layers_of(Shapes, Points),
+            tooltip="optional, for densities per µm: one 4D layer (t, z, y, x) or one 3D layer "
+            "per session; Shapes with paths along the dendrites, or Points of a dendrites CSV "
+            "(segment_id, z, y, x)",
+        )
         self._model = ComboBox(
             label="model", choices=lambda _w: model_names("spine-detection", first="spine-2p")
         )
@@ -128,7 +137,7 @@ class SessionsWidget(Container):
         self._propose = PushButton(text="Propose next session")
         widgets = [
             Label(value="Track sessions"),
-            *(self._sessions, self._points, self._model, self._device),
+            *(self._sessions, self._points, self._dendrites, self._model, self._device),
             *(self._max_distance, self._axial_weight, self._deformable, self._track),
             *(self._counts, self._export_path, self._export),
             Label(value="Edit tracks"),
@@ -149,7 +158,14 @@ class SessionsWidget(Container):
         self._export.clicked.connect(self.export)
         self._propose.clicked.connect(self.propose)
         self.task.finished.connect(self._enable)
-        combos = (self._sessions, self._points, self._previous, self._previous_points, self._next)
+        combos = (
+            self._sessions,
+            self._points,
+            self._dendrites,
+            self._previous,
+            self._previous_points,
+            self._next,
+        )
         follow_layers(viewer, *combos)
 
     def _layers_of(self, *kinds: type) -> Any:
@@ -172,6 +188,9 @@ class SessionsWidget(Container):
         try:
             sessions = gather_sessions(self._sessions.value)
             points = gather_points(self._points.value, sessions)
+            lengths = gather_dendrite_lengths(
+                self._dendrites.value, len(sessions.stacks), sessions.voxel_um
+            )
             if points is None and not self._model.value:
                 raise ValueError("Choose a spine-detection model, or the sessions' spines.")
         except ValueError as exc:
@@ -186,8 +205,15 @@ class SessionsWidget(Container):
             max_distance_um=float(self._max_distance.value),
             axial_weight=float(self._axial_weight.value),
             deformable=bool(self._deformable.value),
+            dendrite_lengths_um=lengths,
             device=self._device.value,
         )
+        for layer in self._dendrites.value:
+            if in_session_voxels(layer, sessions.voxel_um):
+                show_info(
+                    f"{layer.name} has scale 1: its coordinates are taken as the sessions' "
+                    f"voxels ({sessions.voxel_um} µm); set its scale if they are µm"
+                )
         return self._start(job, partial(self.show_tracks, sessions))
 
     def _tracked_layer(self) -> Points | None:

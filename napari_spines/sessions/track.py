@@ -111,7 +111,8 @@ class Tracked:
         parts = []
         for row in self.dynamics:
             change = "" if row.gained is None else f" (+{row.gained} −{row.lost})"
-            parts.append(f"t{row.session}: {row.count}{change}")
+            density = "" if row.density_per_um is None else f", {row.density_per_um:.2f}/µm"
+            parts.append(f"t{row.session}: {row.count}{change}{density}")
         classes = list(self.classes.values())
         kinds = ", ".join(f"{classes.count(c)} {c}" for c in CLASSES)
         return " · ".join(parts) + f"\n{len(classes)} tracks: {kinds}"

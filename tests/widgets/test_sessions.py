@@ -270,3 +270,77 @@ def test_a_track_edit_that_cannot_be_made_is_one_message(tracked, notes):
     points.selected_data = {0}
     assert widget.edits.relink() is None and "track the sessions again" in errors(notes)[-1]
     assert [ids.tolist() for ids in widget.tracked.track_ids] == before
+
+
+def test_traced_dendrites_give_densities_per_um(make_napari_viewer, qtbot, notes, sample):
+    viewer = make_napari_viewer()
+    voxel = sample.voxel_size_um
+    scale = (1.0, *voxel)
+    image = viewer.add_image(sample.image, name="sessions", scale=scale)
+    truth = viewer.add_points(sample.spines, name="truth", scale=scale)
+    # t0 and t1: one 40-voxel path along x each, as Shapes; t2: no trace
+    paths = [np.array([[t, 5, 20, 10], [t, 5, 20, 30], [t, 5, 20, 50]], float) for t in (0, 1)]
+    traced = viewer.add_shapes(paths, shape_type="path", name="traced", scale=scale)
+    widget = docked(viewer)
+    widget._sessions.value, widget._points.value = [image], [truth]
+    widget._dendrites.value = [traced]
+    assert widget.track() is not None
+    wait(widget, qtbot)
+    length = 40 * voxel[2]
+    rows = widget.tracked.dynamics
+    assert [r.dendrite_length_um for r in rows] == pytest.approx([length, length, None])
+    assert rows[0].density_per_um == pytest.approx(rows[0].count / length)
+    assert rows[2].density_per_um is None
+    assert f"{rows[0].count / length:.2f}/µm" in widget._counts.value
+    # the same from points of a dendrites CSV: segment_id, in order along each segment
+    line = np.array([[5, 20, x] for x in range(10, 51)], float)
+    per_session = [
+        viewer.add_points(line, name=f"d{t}", scale=voxel, features={"segment_id": [0] * 41})
+        for t in range(3)
+    ]
+    widget._dendrites.value = per_session
+    widget.track()
+    wait(widget, qtbot)
+    assert [r.dendrite_length_um for r in widget.tracked.dynamics] == pytest.approx([length] * 3)
+    assert not errors(notes)
+
+
+def test_dendrites_that_cannot_give_a_length_are_one_message(make_napari_viewer, notes, sample):
+    viewer = make_napari_viewer()
+    scale = (1.0, *sample.voxel_size_um)
+    image = viewer.add_image(sample.image, name="sessions", scale=scale)
+    widget = docked(viewer)
+    widget._sessions.value = [image]
+    widget._model.value = "spine-dog"
+    unordered = viewer.add_points(np.zeros((3, 4)), name="dots", scale=scale)
+    widget._dendrites.value = [unordered]
+    assert widget.track() is None and "need a segment_id feature" in errors(notes)[-1]
+    corners = [[0, 5, 0, 0], [0, 5, 0, 9], [0, 5, 9, 9], [0, 5, 9, 0]]
+    box = viewer.add_shapes([np.array(corners)], shape_type="rectangle")
+    widget._dendrites.value = [box]
+    assert widget.track() is None and "has no path" in errors(notes)[-1]
+    three = viewer.add_shapes([np.array([[5, 0, 0], [5, 9, 9]])], shape_type="path", name="3d")
+    widget._dendrites.value = [three]
+    assert widget.track() is None and "3 sessions need one 4D dendrites layer" in errors(notes)[-1]
+    late = viewer.add_shapes([np.array([[7, 5, 0, 0], [7, 5, 9, 9]])], shape_type="path")
+    widget._dendrites.value = [late]
+    assert widget.track() is None and "a trace at t = 7" in errors(notes)[-1]
+    assert not widget.task.busy
+
+
+def test_rr30a_dendrites_opened_in_napari_give_the_command_lines_length(
+    make_napari_viewer, real_data
+):
+    from napari_spines._widgets._session_layers import gather_dendrite_lengths
+    from napari_spines.cli.sessions import traced_length_um
+
+    folder = real_data / "two_photon" / "rr30a"
+    viewer = make_napari_viewer()
+    layers = [
+        viewer.open(str(folder / f"rr30a_tp{t}_dendrites.csv"), plugin=PLUGIN)[0] for t in range(3)
+    ]
+    voxel = (1.0, 0.12, 0.12)  # the stacks' voxel size (their TIFF tags)
+    lengths = gather_dendrite_lengths(layers, 3, voxel)
+    expected = [traced_length_um(folder / f"rr30a_tp{t}_dendrites.csv", voxel) for t in range(3)]
+    assert lengths == pytest.approx(expected, rel=1e-9)
+    assert 300 < lengths[0] < 700  # µm, not voxels
