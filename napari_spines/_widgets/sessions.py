@@ -36,6 +36,7 @@ from napari.utils.notifications import show_error, show_info
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
 from napari_spines._widgets._dynamics_plot import DynamicsPlot
 from napari_spines._widgets._layers import image_layers, layer_voxel_size, placed_like, same_layer
+from napari_spines._widgets._proposal_review import ProposalReview
 from napari_spines._widgets._session_layers import (
     Sessions,
     gather_dendrite_lengths,
@@ -65,8 +66,6 @@ DYNAMICS_COLOURS = {
     "lost": "#f032e6",
     "transient": "#ffe119",
 }
-#: Border colour of a proposed spine by its status.
-STATUS_COLOURS = {"carried": "yellow", "new": "cyan"}
 TRACKED_NAME = "tracked spines"
 TRACKS_NAME = "spine tracks"
 
@@ -152,6 +151,8 @@ class SessionsWidget(Container):
         layout.insertWidget(widgets.index(self._counts) + 2, self.plot)
         self.edits = TrackEditPanel(self._tracked_layer, self.show_edited)
         layout.insertWidget(widgets.index(self._export) + 4, self.edits.native)
+        self.review = ProposalReview(viewer)
+        layout.addWidget(self.review.native)
         self.tracked: Tracked | None = None
         self.voxel_um: tuple[float, float, float] | None = None
         self._track.clicked.connect(self.track)
@@ -334,13 +335,12 @@ class SessionsWidget(Container):
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
         style = spine_points_style(tuple(voxel))
-        if len(found):
-            style["border_color"] = [STATUS_COLOURS[s] for s in found.statuses]
         features = {"status": found.statuses, "track_id": found.track_ids}
         features.update(score=found.scores, doubt=found.doubt)
         layer = self._viewer.add_points(
             found.coords_um / voxel, name=name, features=features, **placed_like(image), **style
         )
         layer.feature_defaults = {"status": "new", "track_id": 0, "score": np.nan, "doubt": np.nan}
-        show_info(found.summary(image.name))
+        self.review.attach(layer)
+        show_info(f"{found.summary(image.name)} Review them with N / B, A / R, U.")
         return layer

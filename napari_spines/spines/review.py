@@ -1,7 +1,9 @@
 """Review detected spines one by one, most uncertain first: statuses, counts and undo.
 
 Statuses: ``auto`` (as detected), ``accepted``, ``rejected`` (kept as a negative example),
-``added`` (placed by hand) and ``moved`` (dragged to a better position).
+``added`` (placed by hand) and ``moved`` (dragged to a better position). Spines proposed from
+the previous session start ``carried`` or ``new`` (`napari_spines.sessions.carry`); like
+``auto``, those are not reviewed yet.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 STATUSES = ("auto", "accepted", "rejected", "added", "moved")
+#: Statuses of spines no one has decided on yet.
+UNREVIEWED = ("auto", "carried", "new")
 #: Display colour (RGBA) of each status: rejected spines stay, dimmed.
 STATUS_COLOURS = {
     "auto": (1.0, 0.85, 0.0, 1.0),
@@ -18,6 +22,8 @@ STATUS_COLOURS = {
     "rejected": (0.6, 0.6, 0.6, 0.35),
     "added": (0.2, 0.7, 1.0, 1.0),
     "moved": (0.9, 0.4, 1.0, 1.0),
+    "carried": (1.0, 0.85, 0.0, 1.0),
+    "new": (0.0, 1.0, 1.0, 1.0),
 }
 
 
@@ -33,10 +39,20 @@ class ReviewQueue:
     threshold
         The display threshold: spines scoring below it are not reviewed, and the closer a score
         is to it, the earlier the spine comes.
+    doubt
+        Instead of the threshold: how doubtful each spine is; every spine is reviewed, the most
+        doubtful first (proposals from the previous session).
     """
 
-    def __init__(self, scores: np.ndarray, statuses: np.ndarray, threshold: float) -> None:
+    def __init__(
+        self,
+        scores: np.ndarray,
+        statuses: np.ndarray,
+        threshold: float,
+        doubt: np.ndarray | None = None,
+    ) -> None:
         self.scores = np.asarray(scores, dtype=float)
+        self.doubt = None if doubt is None else np.asarray(doubt, dtype=float)
         self.statuses = statuses
         self._undo: list[tuple[int, str]] = []
         self.cursor = -1
@@ -52,12 +68,18 @@ class ReviewQueue:
             The new display threshold; the review starts again before the first spine.
         """
         self.threshold = float(threshold)
+        if self.doubt is not None:
+            self.order = np.argsort(-np.nan_to_num(self.doubt, nan=-np.inf), kind="stable")
+            self.cursor = -1
+            return
         detected = np.flatnonzero(np.nan_to_num(self.scores, nan=-np.inf) >= threshold)
         uncertainty = np.abs(self.scores[detected] - threshold)
         self.order = detected[np.argsort(uncertainty, kind="stable")]
         self.cursor = -1
 
-    def grow(self, scores: np.ndarray, statuses: np.ndarray) -> None:
+    def grow(
+        self, scores: np.ndarray, statuses: np.ndarray, doubt: np.ndarray | None = None
+    ) -> None:
         """Follow the layer when spines are added or deleted (the order is rebuilt).
 
         Parameters
@@ -65,8 +87,12 @@ class ReviewQueue:
         scores, statuses
             The layer's new per-spine scores and statuses (``statuses`` is updated in place
             from now on); the spine under review stays current if it is still queued.
+        doubt
+            The new per-spine doubt, for a queue ordered by doubt.
         """
         self.scores = np.asarray(scores, dtype=float)
+        if self.doubt is not None:
+            self.doubt = np.asarray(doubt, dtype=float)
         self.statuses = statuses
         self._undo = [(i, s) for i, s in self._undo if i < len(statuses)]
         current = self.current
@@ -152,17 +178,19 @@ class ReviewQueue:
     @property
     def shown(self) -> np.ndarray:
         """Which spines the layer shows (bool per spine): at or above the threshold, or by hand."""
+        if self.doubt is not None:
+            return np.ones(len(self.statuses), bool)
         return np.isnan(self.scores) | (self.scores >= self.threshold)
 
     @property
     def kept(self) -> np.ndarray:
         """Which spines an export keeps (bool per spine): the shown ones and every reviewed one."""
-        return self.shown | (np.asarray(self.statuses, dtype=object) != "auto")
+        return self.shown | self.reviewed
 
     def summary(self) -> str:
         """The one count of the review: spines shown, how many are reviewed, how many remain.
 
-        Spines with any status but ``auto`` (spines placed by hand too) count as reviewed.
+        Spines with a status not in `UNREVIEWED` (spines placed by hand too) count as reviewed.
 
         Returns
         -------
@@ -171,13 +199,17 @@ class ReviewQueue:
         """
         shown = self.shown
         total = int(shown.sum())
-        reviewed = int((np.asarray(self.statuses, dtype=object)[shown] != "auto").sum())
+        reviewed = int(self.reviewed[shown].sum())
         return f"{total} spines: {reviewed} reviewed, {total - reviewed} to review"
 
     def counts(self) -> tuple[int, int]:
         """(reviewed, total) among the spines in the queue."""
-        reviewed = sum(self.statuses[i] != "auto" for i in self.order)
-        return int(reviewed), len(self.order)
+        return int(self.reviewed[self.order].sum()), len(self.order)
+
+    @property
+    def reviewed(self) -> np.ndarray:
+        """Which spines someone decided on (bool per spine): a status not in `UNREVIEWED`."""
+        return ~np.isin(np.asarray(self.statuses, dtype=object).astype(str), UNREVIEWED)
 
 
 def status_colours(statuses: np.ndarray) -> np.ndarray:

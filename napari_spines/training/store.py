@@ -330,6 +330,8 @@ def add_spines(
         raise ValueError(f"spine training data needs a Z × Y × X stack, got shape {shape}")
     coords = np.asarray(coords, float).reshape(-1, 3) if len(coords) else np.zeros((0, 3))
     statuses = np.asarray([str(s) for s in statuses], dtype=object)
+    # a proposal from the previous session that no one reviewed yet is unreviewed: auto
+    statuses[np.isin(statuses, ("carried", "new"))] = "auto"
     if len(statuses) != len(coords):
         raise ValueError(f"{len(coords)} spines but {len(statuses)} statuses")
     unknown = sorted(set(statuses) - set(STATUSES))

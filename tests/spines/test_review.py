@@ -66,3 +66,20 @@ def test_summary_is_one_count_of_the_shown_spines_with_hand_placed_ones_reviewed
     queue.decide("rejected")
     assert queue.summary() == "3 spines: 2 reviewed, 1 to review"
     assert queue.kept.tolist() == [True, True, False, True]
+
+
+def test_a_queue_by_doubt_reviews_every_spine_most_doubtful_first():
+    statuses = np.array(["carried", "new", "carried", "new"], dtype=object)
+    queue = ReviewQueue(
+        np.array([0.1, 0.9, np.nan, 0.5]), statuses, 0.5, doubt=np.array([0.2, 0.9, 0.5, 0.1])
+    )
+    assert queue.order.tolist() == [1, 2, 0, 3]  # by doubt, whatever the score and threshold
+    assert queue.shown.all() and queue.summary() == "4 spines: 0 reviewed, 4 to review"
+    assert queue.decide("accepted") == 2 and queue.decide("rejected") == 0
+    assert statuses.tolist() == ["carried", "accepted", "rejected", "new"]
+    assert queue.counts() == (2, 4) and queue.summary() == "4 spines: 2 reviewed, 2 to review"
+    assert queue.undo() == 2 and statuses[2] == "carried"
+    # a spine placed by hand joins the queue, last (no doubt), and counts as reviewed
+    grown = np.append(statuses, "added").astype(object)
+    queue.grow(np.append(queue.scores, np.nan), grown, np.array([0.2, 0.9, 0.5, 0.1, -np.inf]))
+    assert queue.order.tolist() == [1, 2, 0, 3, 4] and queue.counts() == (2, 5)

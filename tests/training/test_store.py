@@ -216,3 +216,11 @@ def test_training_add_and_list_from_the_command_line(tmp_path, capsys):
     assert first.record["model"]["name"] == "spine-2p"
     assert first.record["source"]["sha256"] == store.sha256_file(stack)
     assert first.voxel_size_um == pytest.approx(VOXEL)
+
+
+def test_proposals_not_reviewed_yet_are_kept_as_unreviewed(tmp_path):
+    from napari_spines.io.points_csv import read_points_csv
+
+    entry = spines_entry(tmp_path / "store", statuses=["carried", "accepted", "new", "rejected"])
+    _, _, props = read_points_csv(entry.path("points.csv"))
+    assert props["status"].tolist() == ["auto", "accepted", "auto", "rejected"]

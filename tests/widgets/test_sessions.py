@@ -344,3 +344,42 @@ def test_rr30a_dendrites_opened_in_napari_give_the_command_lines_length(
     expected = [traced_length_um(folder / f"rr30a_tp{t}_dendrites.csv", voxel) for t in range(3)]
     assert lengths == pytest.approx(expected, rel=1e-9)
     assert 300 < lengths[0] < 700  # µm, not voxels
+
+
+def test_proposed_spines_are_reviewed_most_doubtful_first(make_napari_viewer, qtbot, notes, sample):
+    viewer = make_napari_viewer()
+    voxel = sample.voxel_size_um
+    first = viewer.add_image(sample.image[0], name="t0", scale=voxel)
+    second = viewer.add_image(sample.image[1], name="t1", scale=voxel)
+    at0 = sample.spines[:, 0] == 0
+    spines = viewer.add_points(sample.spines[at0, 1:], name="t0 spines", scale=voxel)
+    widget = docked(viewer)
+    widget._model.value = "spine-dog"
+    widget._previous.value, widget._previous_points.value = first, spines
+    widget._next.value = second
+    widget.propose()
+    wait(widget, qtbot)
+    layer = viewer.layers["t1 proposed spines"]
+    n = len(layer.data)
+    assert n >= 3 and widget.review._counts.value == f"{n} spines: 0 reviewed, {n} to review"
+    origin = layer.features["status"].tolist()
+    assert widget.review.next() == 0 and layer.selected_data == {0}  # the most doubtful
+    assert viewer.dims.current_step[0] == round(layer.data[0][0])  # its plane is shown
+    assert widget.review.accept() == 1
+    assert widget.review.reject() == 2
+    assert layer.features["status"].tolist()[:2] == ["accepted", "rejected"]
+    assert layer.features["origin"].tolist() == origin  # carried / new is kept
+    assert widget.review._counts.value == f"{n} spines: 2 reviewed, {n - 2} to review"
+    assert tuple(layer.border_color[1]) == pytest.approx((0.6, 0.6, 0.6, 0.35))
+    assert widget.review.undo() == 1 and layer.features["status"][1] == origin[1]
+    widget.review.reject()
+    # the reviewed layer is the next session's previous spines: the rejected one is left out
+    from napari_spines._widgets._session_layers import world_um
+
+    assert len(world_um(layer)) == n - 1
+    # a spine placed by hand is "added", reviewed, and joins the queue
+    layer.add([5.0, 40.0, 40.0])
+    assert layer.features["status"].iloc[-1] == "added"
+    widget.review.next()
+    assert widget.review._counts.value == f"{n + 1} spines: 3 reviewed, {n - 2} to review"
+    assert not errors(notes)

@@ -1,0 +1,146 @@
+"""The Sessions widget's review of a proposed session: most doubtful first, keys N B A R U.
+
+The proposals of "Propose next session" start ``carried`` or ``new``; accepting or rejecting one
+sets its ``status`` (`napari_spines.spines.review.ReviewQueue`, ordered by ``doubt``) and keeps
+where it came from in the ``origin`` feature. Rejected spines stay, dimmed, and are left out
+when the layer is the previous session's spines for the session after.
+"""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from magicgui.widgets import Container, PushButton
+from napari.layers import Points
+
+from napari_spines._widgets._layers import focus, highlight_point, layer_voxel_size
+from napari_spines._widgets._task import status_label
+from napari_spines.io.layers import spine_points_style
+from napari_spines.spines.review import ReviewQueue, status_colours
+
+#: Key → panel method, bound on the proposed layer (those of the Spine detection widget).
+KEYS = {"n": "next", "b": "previous", "a": "accept", "r": "reject", "u": "undo"}
+#: The camera zooms in until about this many µm around the spine under review fill the view.
+FIELD_UM = 12.0
+
+
+class ProposalReview(Container):
+    """Walk one session's proposed spines, most doubtful first; accept, reject, undo."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        buttons = {
+            "next": PushButton(text="Next (N)"),
+            "previous": PushButton(text="Back (B)"),
+            "accept": PushButton(text="Accept (A)"),
+            "reject": PushButton(text="Reject (R)"),
+            "undo": PushButton(text="Undo (U)"),
+        }
+        self._counts = status_label("no proposals to review")
+        row = Container(widgets=list(buttons.values()), layout="horizontal", labels=False)
+        super().__init__(widgets=[row, self._counts], labels=False)
+        for name, button in buttons.items():
+            button.clicked.connect(getattr(self, name))
+        self.layer: Points | None = None
+        self.queue: ReviewQueue | None = None
+
+    def attach(self, layer: Points) -> None:
+        """Review ``layer`` (features ``status``, ``score``, ``doubt``) from now on."""
+        features = layer.features
+        if "origin" not in features:
+            features["origin"] = np.array(features["status"].astype(str).tolist(), dtype=object)
+        self.layer = layer
+        self.queue = ReviewQueue(
+            features["score"].to_numpy(dtype=float),
+            features["status"].to_numpy(dtype=object).copy(),
+            0.0,
+            doubt=features["doubt"].to_numpy(dtype=float),
+        )
+        for key, action in KEYS.items():
+            layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(), overwrite=True)
+        layer.events.data.connect(self._on_data)
+        self._refresh()
+
+    def _on_data(self, event: object) -> None:
+        """A spine placed by hand is ``added`` (reviewed), without score or doubt: last in line."""
+        if self.layer is None or not str(getattr(event, "action", "")).lower().endswith("added"):
+            return
+        rows = np.asarray(getattr(event, "data_indices", ()) or (), int) % len(self.layer.data)
+        features = self.layer.features
+        for column, value in (("status", "added"), ("origin", "added")):
+            values = features[column].to_numpy(dtype=object).copy()
+            values[rows] = value
+            features[column] = values
+        for column in ("score", "doubt"):
+            values = features[column].to_numpy(dtype=float).copy()
+            values[rows] = np.nan
+            features[column] = values
+        if self._ready():
+            self._refresh()
+
+    def _ready(self) -> bool:
+        """Whether there is a review; follows spines added or deleted by hand."""
+        if self.layer is not None and self.layer not in self._viewer.layers:
+            self.layer = self.queue = None
+            self._counts.value = "no proposals to review"
+        if self.layer is None or self.queue is None:
+            return False
+        if len(self.queue.statuses) != len(self.layer.data):
+            features = self.layer.features
+            self.queue.grow(
+                features["score"].to_numpy(dtype=float),
+                features["status"].to_numpy(dtype=object),
+                features["doubt"].fillna(-np.inf).to_numpy(dtype=float),
+            )
+        return True
+
+    def next(self) -> int | None:
+        """Go to the next most doubtful spine."""
+        return self._focus(self.queue.next()) if self._ready() else None  # type: ignore[union-attr]
+
+    def previous(self) -> int | None:
+        """Go back to the spine before."""
+        return self._focus(self.queue.previous()) if self._ready() else None  # type: ignore[union-attr]
+
+    def accept(self) -> int | None:
+        """Accept the spine under review and go to the next."""
+        return self._decide("accepted")
+
+    def reject(self) -> int | None:
+        """Reject the spine under review (it stays, dimmed) and go to the next."""
+        return self._decide("rejected")
+
+    def undo(self) -> int | None:
+        """Revert the last accept or reject."""
+        if not self._ready():
+            return None
+        assert self.queue is not None
+        index = self.queue.undo()
+        self._refresh()
+        return self._focus(index)
+
+    def _decide(self, status: str) -> int | None:
+        if not self._ready():
+            return None
+        assert self.queue is not None
+        index = self.queue.decide(status)
+        self._refresh()
+        return self._focus(index)
+
+    def _focus(self, index: int | None) -> int | None:
+        if index is None or self.layer is None:
+            return index
+        focus(self._viewer, self.layer, self.layer.data[index], field_um=FIELD_UM)
+        size = spine_points_style(layer_voxel_size(self.layer).um)["size"]
+        highlight_point(self.layer, index, size)
+        self.layer.selected_data = {index}
+        return index
+
+    def _refresh(self) -> None:
+        """Statuses and their colours into the layer; the count."""
+        if self.layer is None or self.queue is None:
+            return
+        statuses = self.queue.statuses
+        self.layer.features["status"] = statuses
+        self.layer.border_color = status_colours(statuses)
+        self._counts.value = self.queue.summary()
