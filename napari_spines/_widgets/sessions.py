@@ -95,7 +95,7 @@ class SessionsWidget(Container):
         )
         self._dendrites = Select(
             label="dendrites",
-            choices=self._layers_of(Shapes, Points),
+            choices=self._traced_layers,
             tooltip="optional, for densities per µm: one 4D layer (t, z, y, x) or one 3D layer "
             "per session; Shapes with paths along the dendrites, or Points of a dendrites CSV "
             "(segment_id, z, y, x)",
@@ -172,6 +172,15 @@ class SessionsWidget(Container):
     def _layers_of(self, *kinds: type) -> Any:
         return lambda _w=None: [
             (layer.name, layer) for layer in self._viewer.layers if isinstance(layer, kinds)
+        ]
+
+    def _traced_layers(self, _w: Any = None) -> list[tuple[str, Layer]]:
+        """Shapes layers, and Points layers with a ``segment_id`` (a dendrites CSV)."""
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Shapes)
+            or (isinstance(layer, Points) and "segment_id" in layer.features)
         ]
 
     def _enable(self) -> None:

@@ -313,8 +313,12 @@ def test_dendrites_that_cannot_give_a_length_are_one_message(make_napari_viewer,
     widget._sessions.value = [image]
     widget._model.value = "spine-dog"
     unordered = viewer.add_points(np.zeros((3, 4)), name="dots", scale=scale)
-    widget._dendrites.value = [unordered]
-    assert widget.track() is None and "need a segment_id feature" in errors(notes)[-1]
+    widget._dendrites.reset_choices()
+    assert "dots" not in [name for name, _ in widget._traced_layers()]  # points, not a trace
+    from napari_spines._widgets._session_layers import gather_dendrite_lengths
+
+    with pytest.raises(ValueError, match="need a segment_id feature"):
+        gather_dendrite_lengths([unordered], 3, sample.voxel_size_um)
     corners = [[0, 5, 0, 0], [0, 5, 0, 9], [0, 5, 9, 9], [0, 5, 9, 0]]
     box = viewer.add_shapes([np.array(corners)], shape_type="rectangle")
     widget._dendrites.value = [box]
