@@ -2,7 +2,10 @@
 
 The buttons act on the spines selected in the "tracked spines" layer and call the plain
 functions of `napari_spines.sessions.editing`; every edit counts the dynamics again and the
-widget redraws the layers and the plot (``on_edited``).
+widget redraws the layers and the plot (``on_edited``). Every edit and undo is journalled at
+once in the training store (``journal/tracks-FINGERPRINT.jsonl``, `napari_spines.training.
+journal`): tracking the same spines again offers "Restore unsaved edits (N)"; an export retires
+the journal.
 """
 
 from __future__ import annotations
@@ -14,9 +17,18 @@ from magicgui.widgets import Container, PushButton, SpinBox
 from napari.layers import Points
 from napari.utils.notifications import show_error, show_info
 
+from napari_spines._widgets._journal import RestoreButton, write_safely
 from napari_spines._widgets._task import status_label
-from napari_spines.sessions.editing import EditHistory, merge, relink, spine_of_row, split
+from napari_spines.sessions.editing import (
+    EDITS,
+    EditHistory,
+    replay,
+    spine_of_row,
+    tracks_fingerprint,
+)
 from napari_spines.sessions.track import Tracked
+from napari_spines.settings import training_store
+from napari_spines.training.journal import Journal, journal_path
 
 HINT = "Select spines in the tracked layer (select mode, shift-click for two)."
 
@@ -47,6 +59,7 @@ class TrackEditPanel(Container):
         self._split = PushButton(text="Split track here")
         self._merge = PushButton(text="Merge two tracks")
         self._undo = PushButton(text="Undo edit")
+        self.restore_button = RestoreButton()
         self._said = status_label(HINT)
         super().__init__(
             widgets=[
@@ -55,12 +68,16 @@ class TrackEditPanel(Container):
                 self._split,
                 self._merge,
                 self._undo,
+                self.restore_button,
                 self._said,
             ],
             labels=True,
         )
         self.tracked: Tracked | None = None
+        self._first: Tracked | None = None  # before any edit: what the journal replays onto
         self.history: EditHistory | None = None
+        self.journal: Journal | None = None
+        self.restore_button.clicked.connect(self.restore)
         self._relink.clicked.connect(self.relink)
         self._split.clicked.connect(self.split)
         self._merge.clicked.connect(self.merge)
@@ -69,9 +86,39 @@ class TrackEditPanel(Container):
 
     def start(self, tracked: Tracked) -> None:
         """Edit the tracks of ``tracked`` from now on (a new tracking drops the old history)."""
-        self.tracked, self.history = tracked, EditHistory(tracked.track_ids)
+        self.tracked, self._first = tracked, tracked
+        self.history = EditHistory(tracked.track_ids)
+        key = tracks_fingerprint(tracked.points_um, tracked.track_ids)[:16]
+        self.journal = Journal(journal_path(training_store(), f"tracks-{key}"))
+        self.restore_button.offer(self.journal.unsaved)
         self._said.value = HINT
         self._enable()
+
+    def restore(self) -> str | None:
+        """Make again the edits an earlier session journalled for these same tracks."""
+        if self.journal is None or self._first is None or not self.journal.unsaved:
+            show_error("No unsaved track edits of these tracks to restore.")
+            return None
+        self.history, skipped = replay(self._first.track_ids, self.journal.adopt())
+        self.restore_button.offer(0)
+        n = len(self.history.edits)
+        said = f"restored {n} track edit{'s' * (n != 1)}"
+        self._edited(said + (f" ({skipped} could not be made again)" if skipped else ""))
+        return said
+
+    def saved(self) -> None:
+        """The edited tracks were exported: retire their journal."""
+        if self.journal is not None:
+            self.journal.clear()
+            self.restore_button.offer(0)
+
+    def _apply(self, name: str, *args: int | None) -> str:
+        """Make edit ``name`` of `EDITS` and journal it."""
+        assert self.history is not None
+        said = self.history.apply(EDITS[name], *args)
+        write_safely(self.journal, {"edit": name, "args": list(args)})
+        self.restore_button.offer(0)  # an earlier session's journal is aside now
+        return said
 
     def _enable(self) -> None:
         ready = self.tracked is not None
@@ -122,9 +169,7 @@ class TrackEditPanel(Container):
         def make(spines: list[tuple[int, int]]) -> str:
             if len(spines) != 1:
                 raise ValueError(f"Select one spine to relink, not {len(spines)}.")
-            target = int(self._to_track.value) or None
-            assert self.history is not None
-            return self.history.apply(relink, *spines[0], target)
+            return self._apply("relink", *spines[0], int(self._to_track.value) or None)
 
         return self._edit(make)
 
@@ -136,8 +181,7 @@ class TrackEditPanel(Container):
                 raise ValueError(
                     f"Select one spine, the first of the new track, not {len(spines)}."
                 )
-            assert self.history is not None
-            return self.history.apply(split, self._track_of(spines[0]), spines[0][0])
+            return self._apply("split", self._track_of(spines[0]), spines[0][0])
 
         return self._edit(make)
 
@@ -148,8 +192,7 @@ class TrackEditPanel(Container):
             tracks = list(dict.fromkeys(self._track_of(s) for s in spines))
             if len(spines) != 2 or len(tracks) != 2:
                 raise ValueError("Select two spines of two different tracks to merge them.")
-            assert self.history is not None
-            return self.history.apply(merge, *tracks)
+            return self._apply("merge", *tracks)
 
         return self._edit(make)
 
@@ -159,5 +202,6 @@ class TrackEditPanel(Container):
             self._said.value = "nothing to undo"
             return None
         said = self.history.undo()
+        write_safely(self.journal, {"edit": "undo"})
         self._edited(said)
         return said

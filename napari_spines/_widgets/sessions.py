@@ -289,6 +289,7 @@ class SessionsWidget(Container):
             where = self._export_path.value
             show_error(f"Cannot write the export beside {where}: {exc.strerror or exc}")
             return []
+        self.edits.saved()
         show_info(f"written: {path.name}, {dynamics.name}, {picture.name} in {path.parent}")
         return [path, dynamics, picture]
 

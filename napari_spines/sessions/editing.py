@@ -286,3 +286,79 @@ def spine_of_row(counts: Sequence[int], row: int) -> tuple[int, int]:
         raise ValueError(f"there is no spine {row} (there are {int(ends[-1]) if len(ends) else 0})")
     t = int(np.searchsorted(ends, row, side="right"))
     return t, int(row - (ends[t - 1] if t else 0))
+
+
+#: The edits by name, as a journal writes them (``{"edit": "merge", "args": [3, 7]}``).
+EDITS: dict[str, Callable[..., tuple[TrackIds, str]]] = {
+    "relink": relink,
+    "split": split,
+    "merge": merge,
+}
+
+
+def tracks_fingerprint(points_um: Sequence[np.ndarray], track_ids: Sequence[np.ndarray]) -> str:
+    """A sha256 of tracked spines and their ids: the same tracking gives the same one.
+
+    Parameters
+    ----------
+    points_um
+        Per session, the spines in µm.
+    track_ids
+        Per session, their track ids before any edit.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Examples
+    --------
+    >>> len(tracks_fingerprint([np.zeros((1, 3))], [np.array([1])]))
+    64
+    """
+    import hashlib
+    import json
+
+    text = json.dumps(
+        [
+            [np.round(np.asarray(p, float), 3).tolist() for p in points_um],
+            [np.asarray(i, int).tolist() for i in track_ids],
+        ]
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def replay(track_ids: Sequence[np.ndarray], lines: Sequence[dict]) -> tuple[EditHistory, int]:
+    """Make the edits of a journal's lines again, in order, from the ids before any edit.
+
+    Parameters
+    ----------
+    track_ids
+        Per session, the track ids before the first edit.
+    lines
+        ``{"edit": NAME, "args": [...]}`` (a name of `EDITS`) or ``{"edit": "undo"}``.
+
+    Returns
+    -------
+    tuple
+        The history after them, and how many lines could not be made (skipped).
+
+    Examples
+    --------
+    >>> history, skipped = replay([np.array([1]), np.array([2])], [
+    ...     {"edit": "merge", "args": [1, 2]}, {"edit": "undo"}, {"edit": "merge", "args": [2, 1]}])
+    >>> [i.tolist() for i in history.current], skipped
+    ([[2], [2]], 0)
+    """
+    history = EditHistory(track_ids)
+    skipped = 0
+    for line in lines:
+        name = line.get("edit")
+        try:
+            if name == "undo":
+                history.undo()
+            else:
+                history.apply(EDITS[str(name)], *line.get("args", ()))
+        except (KeyError, TypeError, ValueError, IndexError):
+            skipped += 1
+    return history, skipped

@@ -171,3 +171,25 @@ def test_edited_tracks_keep_the_dendrite_lengths():
     edited = tracked.with_track_ids(split(first, 2, 1)[0])
     assert [d.density_per_um for d in edited.dynamics] == [0.5, 0.25]
     assert [d.gained for d in edited.dynamics] == [None, 1]
+
+
+def test_a_journal_replays_edits_and_undos_and_skips_what_cannot_be_made():
+    from napari_spines.sessions.editing import replay, tracks_fingerprint
+
+    start = ids([1, 2], [1, 3], [3])
+    lines = [
+        {"edit": "split", "args": [1, 1]},
+        {"edit": "merge", "args": [2, 4]},
+        {"edit": "undo"},
+        {"edit": "merge", "args": [9, 9]},  # no such track
+        {"edit": "teleport", "args": [1]},  # no such edit
+        {"args": [1]},
+    ]
+    history, skipped = replay(start, lines)
+    assert skipped == 3 and history.edits == [
+        "track 1 split before session 1: sessions 1 are track 4"
+    ]
+    assert as_lists(history.current) == [[1, 2], [4, 3], [3]]
+    points = [np.zeros((2, 3)), np.ones((2, 3)), np.ones((1, 3))]
+    assert tracks_fingerprint(points, start) == tracks_fingerprint(points, ids([1, 2], [1, 3], [3]))
+    assert tracks_fingerprint(points, start) != tracks_fingerprint(points, ids([2, 1], [1, 3], [3]))

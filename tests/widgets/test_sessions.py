@@ -387,3 +387,45 @@ def test_proposed_spines_are_reviewed_most_doubtful_first(make_napari_viewer, qt
     widget.review.next()
     assert widget.review._counts.value == f"{n + 1} spines: 3 reviewed, {n - 2} to review"
     assert not errors(notes)
+
+
+def test_track_edits_survive_a_crash_and_an_export_retires_them(
+    tracked, make_napari_viewer, qtbot, sample, tmp_path
+):
+    viewer, widget = tracked
+    points = viewer.layers["tracked spines"]
+    row = int(np.flatnonzero(points.data[:, 0] == 1)[0])
+    points.selected_data = {row}
+    widget.edits.split()
+    points.selected_data = {int(np.flatnonzero(points.data[:, 0] == 2)[0])}
+    widget.edits._to_track.value = 0
+    widget.edits.relink()
+    widget.edits.undo()
+    points.selected_data = {row}
+    widget.edits.split()  # split again the track it is on now (its own): refused, not journalled
+    edited = [ids.tolist() for ids in widget.tracked.track_ids]
+    assert widget.edits.journal is not None and widget.edits.journal.path.exists()
+    # napari closes without an export (a crash): the same tracking in a new window offers them
+    scale = (1.0, *sample.voxel_size_um)
+    again = make_napari_viewer()
+    image = again.add_image(sample.image, name="sessions", scale=scale)
+    truth = again.add_points(sample.spines, name="truth", scale=scale)
+    second = docked(again)
+    second._sessions.value, second._points.value = [image], [truth]
+    second.track()
+    wait(second, qtbot)
+    assert second.edits.restore_button.enabled
+    assert second.edits.restore_button.text == "Restore unsaved edits (3)"
+    assert second.edits.restore() == "restored 1 track edit"
+    assert [ids.tolist() for ids in second.tracked.track_ids] == edited
+    assert again.layers["tracked spines"].features["track_id"].tolist() == [
+        i for ids in edited for i in ids
+    ]
+    second.edits.undo()  # the restored edits can be undone
+    assert [ids.tolist() for ids in second.tracked.track_ids] != edited
+    # an export retires the journal: tracking once more offers nothing
+    second._export_path.value = str(tmp_path / "tracks.csv")
+    assert len(second.export()) == 3
+    second.track()
+    wait(second, qtbot)
+    assert not second.edits.restore_button.enabled
