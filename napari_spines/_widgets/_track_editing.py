@@ -15,7 +15,7 @@ from typing import Any
 
 from magicgui.widgets import Container, PushButton, SpinBox
 from napari.layers import Points
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 
 from napari_spines._widgets._journal import RestoreButton, write_safely
 from napari_spines._widgets._task import status_label
@@ -160,8 +160,7 @@ class TrackEditPanel(Container):
         self.tracked = self.tracked.with_track_ids(self.history.current)
         self._said.value = said
         self._enable()
-        self._on_edited(self.tracked)
-        show_info(said)
+        self._on_edited(self.tracked)  # the line above says what changed: no notification
 
     def relink(self) -> str | None:
         """Move the one selected spine to the track under "to track" (0: a new track)."""

@@ -210,6 +210,7 @@ def test_split_merge_relink_and_undo_edit_the_layers_and_dynamics(tracked, notes
     points.selected_data = {row}
     said = widget.edits.split()
     assert said is not None and said.startswith(f"track {old} split before session 1")
+    assert points.selected_data == {row}  # the selection stays for the next edit
     new = int(points.features["track_id"][row])
     assert new != old and widget.tracked.classes[new] in {"gained", "transient"}
     assert widget._counts.value != counts_before  # t1 gains one, loses one
