@@ -30,7 +30,12 @@ from napari_spines.sessions.track import Tracked
 from napari_spines.settings import training_store
 from napari_spines.training.journal import Journal, journal_path
 
-HINT = "Select spines in the tracked layer (select mode, shift-click for two)."
+HINT = (
+    "Select spines in the tracked layer (select mode, shift-click for two). Keys there: "
+    "Shift-L relink, Shift-S split, Shift-M merge, Shift-U undo."
+)
+#: Key → panel method, bound on the tracked spines layer (as the proofreading keys).
+KEYS = {"Shift-L": "relink", "Shift-S": "split", "Shift-M": "merge", "Shift-U": "undo"}
 
 
 class TrackEditPanel(Container):
@@ -83,6 +88,11 @@ class TrackEditPanel(Container):
         self._merge.clicked.connect(self.merge)
         self._undo.clicked.connect(self.undo)
         self._enable()
+
+    def bind_keys(self, layer: Points) -> None:
+        """Bind `KEYS` on ``layer``, the tracked spines."""
+        for key, action in KEYS.items():
+            layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(), overwrite=True)
 
     def start(self, tracked: Tracked) -> None:
         """Edit the tracks of ``tracked`` from now on (a new tracking drops the old history)."""

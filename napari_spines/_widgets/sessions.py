@@ -255,6 +255,7 @@ class SessionsWidget(Container):
             **style,
         )
         points.feature_defaults = {"track_id": 0, "dynamics": "transient"}
+        self.edits.bind_keys(points)
         self._viewer.add_tracks(
             _tracks_data(ids, data), name=TRACKS_NAME, tail_length=n_sessions, **sessions.placement
         )

@@ -430,3 +430,17 @@ def test_track_edits_survive_a_crash_and_an_export_retires_them(
     second.track()
     wait(second, qtbot)
     assert not second.edits.restore_button.enabled
+
+
+def test_track_edit_keys_are_bound_on_the_tracked_layer(tracked):
+    viewer, _ = tracked
+    points = viewer.layers["tracked spines"]
+    keys = {str(k).lower(): f for k, f in points.keymap.items()}
+    assert {"shift+l", "shift+s", "shift+m", "shift+u"} <= set(keys)
+    row = int(np.flatnonzero(points.data[:, 0] == 1)[0])
+    old = int(points.features["track_id"][row])
+    points.selected_data = {row}
+    keys["shift+s"](points)
+    assert int(points.features["track_id"][row]) != old
+    keys["shift+u"](points)
+    assert int(points.features["track_id"][row]) == old
