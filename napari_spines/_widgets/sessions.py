@@ -8,8 +8,13 @@ links and counts in a worker; the widget adds a 4D Points layer coloured by each
 dynamics, a Tracks layer, and a plot of counts, gains and losses per session, which *Export*
 writes with the tables.
 
+Traced dendrites (Shapes paths, or the points of a dendrites CSV) give densities per µm. *Edit
+tracks* (`_track_editing`) relinks, splits and merges the tracks of the selected spines, with
+undo and a journal.
+
 *Propose next session* carries the previous session's corrected spines into the next stack
-(`napari_spines.sessions.track.detect_from_previous`) and adds them, most doubtful first.
+(`napari_spines.sessions.track.detect_from_previous`) and adds them, most doubtful first, for
+review one by one (`_proposal_review`).
 """
 
 from __future__ import annotations
