@@ -34,6 +34,24 @@ class _Edit(argparse.Action):
         setattr(namespace, self.dest, edits)
 
 
+#: ``track-edit``'s edit options: name (an edit of `napari_spines.sessions.editing.EDITS`),
+#: the numbers it takes, and its help.
+EDIT_OPTIONS = (
+    (
+        "relink",
+        ("T", "TRACK", "TO"),
+        "move the spine of TRACK in session T to track TO (0: a new track); where TO has a "
+        "spine in T, the two swap",
+    ),
+    ("split", ("TRACK", "T"), "cut TRACK before session T: from T on it is a new track"),
+    (
+        "merge",
+        ("KEEP", "OTHER"),
+        "join track OTHER to track KEEP (they must not share a session)",
+    ),
+)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``track`` and ``track-edit``."""
     from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
@@ -105,37 +123,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     edit_.add_argument("tracks", type=Path, help="tracks .csv written by track")
     edit_.add_argument("-o", "--output", required=True, type=Path, help="edited tracks .csv")
-    edit_.add_argument(
-        "--relink",
-        nargs=3,
-        metavar=("T", "TRACK", "TO"),
-        type=int,
-        action=_Edit,
-        const="relink",
-        dest="edits",
-        help="move the spine of TRACK in session T to track TO (0: a new track); where TO "
-        "has a spine in T, the two swap",
-    )
-    edit_.add_argument(
-        "--split",
-        nargs=2,
-        metavar=("TRACK", "T"),
-        type=int,
-        action=_Edit,
-        const="split",
-        dest="edits",
-        help="cut TRACK before session T: from T on it is a new track",
-    )
-    edit_.add_argument(
-        "--merge",
-        nargs=2,
-        metavar=("KEEP", "OTHER"),
-        type=int,
-        action=_Edit,
-        const="merge",
-        dest="edits",
-        help="join track OTHER to track KEEP (they must not share a session)",
-    )
+    for option, metavar, help_ in EDIT_OPTIONS:
+        edit_.add_argument(
+            f"--{option}",
+            nargs=len(metavar),
+            metavar=metavar,
+            type=int,
+            action=_Edit,
+            const=option,
+            dest="edits",
+            help=help_,
+        )
     edit_.add_argument(
         "--dendrites",
         nargs="+",
@@ -350,7 +348,7 @@ def track_edit(args: argparse.Namespace) -> int:
                     raise ValueError(f"track {track_id} has no spine in session {t}")
                 said = history.apply(editing.relink, t, int(where[0]), to or None)
             else:
-                said = history.apply(getattr(editing, kind), *values)
+                said = history.apply(editing.EDITS[kind], *values)
         except ValueError as exc:
             return fail_with(exc, f"edit {number} (--{kind} {' '.join(map(str, values))}): ")
         print(said, file=sys.stderr)
