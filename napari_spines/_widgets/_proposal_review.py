@@ -13,15 +13,9 @@ import numpy as np
 from magicgui.widgets import Container, PushButton
 from napari.layers import Points
 
-from napari_spines._widgets._layers import focus, highlight_point, layer_voxel_size
+from napari_spines._widgets._review import bind_review_keys, show_statuses, show_under_review
 from napari_spines._widgets._task import status_label
-from napari_spines.io.layers import spine_points_style
-from napari_spines.spines.review import ReviewQueue, status_colours
-
-#: Key → panel method, bound on the proposed layer (those of the Spine detection widget).
-KEYS = {"n": "next", "b": "previous", "a": "accept", "r": "reject", "u": "undo"}
-#: The camera zooms in until about this many µm around the spine under review fill the view.
-FIELD_UM = 12.0
+from napari_spines.spines.review import ReviewQueue
 
 
 class ProposalReview(Container):
@@ -56,8 +50,7 @@ class ProposalReview(Container):
             0.0,
             doubt=features["doubt"].to_numpy(dtype=float),
         )
-        for key, action in KEYS.items():
-            layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(), overwrite=True)
+        bind_review_keys(layer, self)
         layer.events.data.connect(self._on_data)
         self._refresh()
 
@@ -128,19 +121,11 @@ class ProposalReview(Container):
         return self._focus(index)
 
     def _focus(self, index: int | None) -> int | None:
-        if index is None or self.layer is None:
-            return index
-        focus(self._viewer, self.layer, self.layer.data[index], field_um=FIELD_UM)
-        size = spine_points_style(layer_voxel_size(self.layer).um)["size"]
-        highlight_point(self.layer, index, size)
-        self.layer.selected_data = {index}
+        if self.layer is not None:
+            show_under_review(self._viewer, self.layer, index)
         return index
 
     def _refresh(self) -> None:
         """Statuses and their colours into the layer; the count."""
-        if self.layer is None or self.queue is None:
-            return
-        statuses = self.queue.statuses
-        self.layer.features["status"] = statuses
-        self.layer.border_color = status_colours(statuses)
-        self._counts.value = self.queue.summary()
+        if self.layer is not None and self.queue is not None:
+            self._counts.value = show_statuses(self.layer, self.queue)

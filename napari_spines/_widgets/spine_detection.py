@@ -21,12 +21,15 @@ from napari_spines._widgets import _journal
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
 from napari_spines._widgets._layers import (
     RING_WIDTH,
-    focus,
-    highlight_point,
     image_layers,
     layer_axes,
     layer_voxel_size,
     placed_like,
+)
+from napari_spines._widgets._review import (
+    bind_review_keys,
+    show_statuses,
+    show_under_review,
 )
 from napari_spines._widgets._task import TaskPanel, status_label
 from napari_spines.io.layers import spine_points_style
@@ -34,7 +37,7 @@ from napari_spines.io.points_csv import write_points_csv
 from napari_spines.models import find_model
 from napari_spines.spines.detection import Detections, detect_spines, detections_table
 from napari_spines.spines.evaluate import score_reviewed, session_files
-from napari_spines.spines.review import ReviewQueue, follow_edits, status_colours
+from napari_spines.spines.review import ReviewQueue, follow_edits
 from napari_spines.training.journal import Journal
 from napari_spines.training.store import model_record
 
@@ -42,9 +45,6 @@ from napari_spines.training.store import model_record
 #: without running the model again.
 SEARCH_FRACTION = 0.5
 REVIEW_BUTTONS = ("◀ Back (B)", "Next (N) ▶", "Accept (A)", "Reject (R)", "Undo (U)")
-KEYS = {"n": "next", "b": "previous", "a": "accept", "r": "reject", "u": "undo"}
-#: The camera zooms in until about this many µm around the spine under review fill the view.
-REVIEW_FIELD_UM = 12.0
 
 
 class SpineDetectionWidget(Container):
@@ -149,8 +149,7 @@ class SpineDetectionWidget(Container):
         if model:
             self.layer.metadata["model"] = model_record(find_model(model))
         self.layer.events.data.connect(self._on_data_changed)
-        for key, action in KEYS.items():
-            self.layer.bind_key(key, lambda _layer, a=action: getattr(self, a)(), overwrite=True)
+        bind_review_keys(self.layer, self)
         self._start_review()
         source = image.source.path  # an annotated stack: offer to score against it
         if source and all(path.exists() for path in session_files(source)):
@@ -216,13 +215,8 @@ class SpineDetectionWidget(Container):
         self._focus(index)
 
     def _focus(self, index: int | None) -> None:
-        """Show spine ``index``: its plane, the camera on it, selected."""
-        if index is None or self.layer is None:
-            return
-        focus(self._viewer, self.layer, self.layer.data[index], field_um=REVIEW_FIELD_UM)
-        size = spine_points_style(layer_voxel_size(self.layer).um)["size"]
-        highlight_point(self.layer, index, size)
-        self.layer.selected_data = {index}
+        if self.layer is not None:
+            show_under_review(self._viewer, self.layer, index)
 
     def _on_data_changed(self, event: Any) -> None:
         """Mark spines whose position changed ``moved``; number added ones; follow deletions."""
@@ -266,13 +260,8 @@ class SpineDetectionWidget(Container):
 
     def _refresh(self) -> None:
         """Push statuses into the layer (colours, visibility) and update the counts."""
-        if self.layer is None or self.queue is None:
-            return
-        statuses = self.queue.statuses
-        self.layer.features["status"] = statuses
-        self.layer.border_color = status_colours(statuses)
-        self.layer.shown = self.queue.shown
-        self._counts.value = self.queue.summary()
+        if self.layer is not None and self.queue is not None:
+            self._counts.value = show_statuses(self.layer, self.queue)
 
     # -- export and scoring ----------------------------------------------------------------
     def export(self) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_spines._widgets import spine_detection
+from napari_spines._widgets import _review, spine_detection
 from napari_spines._widgets._app import PLUGIN
 from napari_spines.io import read_points_csv
 from napari_spines.io.points_csv import write_points_csv
@@ -86,7 +86,7 @@ def test_spine_under_review_is_drawn_larger_and_the_camera_zooms_to_it(detected)
     assert np.allclose(others, others[0])
     # about REVIEW_FIELD_UM µm across the shorter side of the canvas (the scale is in µm)
     field = min(viewer.canvas.size) / viewer.camera.zoom
-    assert field == pytest.approx(spine_detection.REVIEW_FIELD_UM, rel=0.01)
+    assert field == pytest.approx(_review.REVIEW_FIELD_UM, rel=0.01)
     assert viewer.camera.zoom > zoom_before
     centre = np.asarray(layer.data_to_world(layer.data[current]))[1:]
     assert np.allclose(viewer.camera.center[-2:], centre, atol=1e-6)
