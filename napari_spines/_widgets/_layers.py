@@ -7,7 +7,7 @@ updating a layer in place, and moving the view to a point. A layer's voxel size 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import napari
@@ -48,6 +48,13 @@ def same_layer(a: Any, b: Any) -> bool:
 def in_viewer(viewer: napari.viewer.Viewer, layer: Any) -> bool:
     """Whether ``layer`` is (still) one of ``viewer``'s layers."""
     return layer is not None and any(same_layer(layer, other) for other in viewer.layers)
+
+
+def layers_of(viewer: napari.viewer.Viewer, *kinds: type) -> Callable[..., list]:
+    """Choices for a layer ComboBox or Select: (name, layer) of ``viewer``'s layers of ``kinds``."""
+    return lambda _w=None: [
+        (layer.name, layer) for layer in viewer.layers if isinstance(layer, kinds)
+    ]
 
 
 def image_layers(viewer: napari.viewer.Viewer) -> list[tuple[str, Image]]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Points, Shapes
 
-from napari_spines._widgets._layers import layer_voxel_size
+from napari_spines._widgets._layers import layer_voxel_size, same_layer
 from napari_spines.sessions.dynamics import dendrite_length_um
 from napari_spines.sessions.track import check_sessions
 
@@ -215,3 +215,72 @@ def gather_dendrite_lengths(
 def _length_um(lines: Sequence[np.ndarray]) -> float:
     trace = np.concatenate([np.column_stack([np.full(len(p), k), p]) for k, p in enumerate(lines)])
     return dendrite_length_um(trace, (1.0, 1.0, 1.0))  # the lines are in µm already
+
+
+def traced_layers(layers: Sequence[Any]) -> list[tuple[str, Points | Shapes]]:
+    """(name, layer) of the layers that can hold traced dendrites, for the dendrites chooser.
+
+    Shapes layers, and Points layers with a ``segment_id`` feature (a dendrites CSV).
+    """
+    return [
+        (layer.name, layer)
+        for layer in layers
+        if isinstance(layer, Shapes)
+        or (isinstance(layer, Points) and "segment_id" in layer.features)
+    ]
+
+
+def assumed_voxel_notes(layers: Sequence[Points | Shapes], voxel_um: Sequence[float]) -> list[str]:
+    """One line for each dendrites layer whose coordinates are taken as the sessions' voxels."""
+    return [
+        f"{layer.name} has scale 1: its coordinates are taken as the sessions' voxels "
+        f"({tuple(voxel_um)} µm); set its scale if they are µm"
+        for layer in layers
+        if in_session_voxels(layer, voxel_um)
+    ]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What "Propose next session" needs: both stacks, the voxel size, the previous spines."""
+
+    stack: Any
+    voxel_um: tuple[float, float, float]
+    previous_stack: Any
+    previous_um: np.ndarray
+    previous_ids: np.ndarray | None
+
+
+def gather_proposal(
+    previous: Image | None, spines: Points | None, following: Image | None
+) -> Proposal:
+    """The previous session's image and spines and the next image; a one-line `ValueError` if bad.
+
+    Parameters
+    ----------
+    previous, spines, following
+        The chosen layers: the previous session's image, its corrected spines (3D), the next
+        session's image.
+
+    Returns
+    -------
+    Proposal
+    """
+    if previous is None or spines is None or following is None:
+        raise ValueError(
+            "Choose the previous session's image and its corrected spines, and the next "
+            "session's image."
+        )
+    if same_layer(previous, following):
+        raise ValueError("Choose two different images: the previous and the next session.")
+    if spines.ndim != 3:
+        raise ValueError(f"{spines.name} is not 3D: choose the previous session's spines (z, y, x)")
+    voxel = tuple(float(v) for v in layer_voxel_size(following).um)
+    check_sessions(
+        [np.shape(stack_of(previous)), np.shape(stack_of(following))],
+        [layer_voxel_size(previous).um, voxel],
+    )
+    previous_um = world_um(spines) - np.asarray(previous.translate, float)
+    return Proposal(
+        stack_of(following), voxel, stack_of(previous), previous_um, track_ids_of(spines)
+    )  # type: ignore[arg-type]

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import napari
-import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -35,32 +34,27 @@ from magicgui.widgets import (
     PushButton,
     Select,
 )
-from napari.layers import Image, Layer, Points, Shapes
+from napari.layers import Points
 from napari.utils.notifications import show_error, show_info
 
 from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
 from napari_spines._widgets._dynamics_plot import DynamicsPlot
-from napari_spines._widgets._layers import image_layers, layer_voxel_size, placed_like, same_layer
-from napari_spines._widgets._proposal_review import ProposalReview
+from napari_spines._widgets._layers import image_layers, layers_of
+from napari_spines._widgets._propose_next import ProposeNextPanel
 from napari_spines._widgets._session_layers import (
     Sessions,
+    assumed_voxel_notes,
     gather_dendrite_lengths,
     gather_points,
     gather_sessions,
-    in_session_voxels,
-    stack_of,
-    track_ids_of,
-    world_um,
+    traced_layers,
 )
 from napari_spines._widgets._task import TaskPanel, status_label
 from napari_spines._widgets._track_editing import TrackEditPanel
-from napari_spines.io.layers import spine_points_style
-from napari_spines.sessions.carry import CarriedSpines
+from napari_spines.io.layers import spine_points_style, tracks_layer_data
 from napari_spines.sessions.linking import AXIAL_WEIGHT, MAX_DISTANCE_UM
 from napari_spines.sessions.track import (
     Tracked,
-    check_sessions,
-    detect_from_previous,
     track_sessions,
 )
 
@@ -73,12 +67,6 @@ DYNAMICS_COLOURS = {
 }
 TRACKED_NAME = "tracked spines"
 TRACKS_NAME = "spine tracks"
-
-
-def _tracks_data(ids: np.ndarray, tzyx: np.ndarray) -> np.ndarray:
-    """The Tracks layer data ``track_id, t, z, y, x``, sorted by track then time."""
-    tracks = np.column_stack([ids, tzyx])
-    return tracks[np.lexsort((tracks[:, 1], tracks[:, 0]))]
 
 
 class SessionsWidget(Container):
@@ -94,13 +82,13 @@ class SessionsWidget(Container):
         )
         self._points = Select(
             label="spines",
-            choices=self._layers_of(Points),
+            choices=layers_of(viewer, Points),
             tooltip="none chosen: detect them with the model; else one 4D points layer "
             "(t, z, y, x) or one 3D points layer per session, in the order listed here",
         )
         self._dendrites = Select(
             label="dendrites",
-            choices=self._traced_layers,
+            choices=lambda _w: traced_layers(viewer.layers),
             tooltip="optional, for densities per µm: one 4D layer (t, z, y, x) or one 3D layer "
             "per session; Shapes with paths along the dendrites, or Points of a dendrites CSV "
             "(segment_id, z, y, x)",
@@ -131,22 +119,12 @@ class SessionsWidget(Container):
             tooltip="NAME_dynamics.csv and NAME_dynamics.png are written beside it",
         )
         self._export = PushButton(text="Export…")
-        self._previous = ComboBox(label="previous image", choices=lambda _w: image_layers(viewer))
-        self._previous_points = ComboBox(
-            label="its spines",
-            choices=self._layers_of(Points),
-            tooltip="the previous session's corrected spines (3D points; track_id kept)",
-        )
-        self._next = ComboBox(label="next image", choices=lambda _w: image_layers(viewer))
-        self._propose = PushButton(text="Propose next session")
         widgets = [
             Label(value="Track sessions"),
             *(self._sessions, self._points, self._dendrites, self._model, self._device),
             *(self._max_distance, self._axial_weight, self._deformable, self._track),
             *(self._counts, self._export_path, self._export),
             Label(value="Edit tracks"),
-            Label(value="Propose next session"),
-            *(self._previous, self._previous_points, self._next, self._propose),
         ]
         super().__init__(widgets=widgets)
         layout = self.native.layout()
@@ -156,45 +134,30 @@ class SessionsWidget(Container):
         layout.insertWidget(widgets.index(self._counts) + 2, self.plot)
         self.edits = TrackEditPanel(self._tracked_layer, self.show_edited)
         layout.insertWidget(widgets.index(self._export) + 4, self.edits.native)
-        self.review = ProposalReview(viewer)
-        layout.addWidget(self.review.native)
+        self.proposals = ProposeNextPanel(viewer, self._proposal_options, self._start)
+        layout.addWidget(self.proposals.native)
         self.tracked: Tracked | None = None
         self.voxel_um: tuple[float, float, float] | None = None
         self._track.clicked.connect(self.track)
         self._export.clicked.connect(self.export)
-        self._propose.clicked.connect(self.propose)
         self.task.finished.connect(self._enable)
-        combos = (
-            self._sessions,
-            self._points,
-            self._dendrites,
-            self._previous,
-            self._previous_points,
-            self._next,
-        )
+        combos = (self._sessions, self._points, self._dendrites, *self.proposals.choosers)
         follow_layers(viewer, *combos)
 
-    def _layers_of(self, *kinds: type) -> Any:
-        return lambda _w=None: [
-            (layer.name, layer) for layer in self._viewer.layers if isinstance(layer, kinds)
-        ]
-
-    def _traced_layers(self, _w: Any = None) -> list[tuple[str, Layer]]:
-        """Shapes layers, and Points layers with a ``segment_id`` (a dendrites CSV)."""
-        return [
-            (layer.name, layer)
-            for layer in self._viewer.layers
-            if isinstance(layer, Shapes)
-            or (isinstance(layer, Points) and "segment_id" in layer.features)
-        ]
+    def _proposal_options(self) -> dict[str, Any]:
+        return {
+            "model": self._model.value,
+            "deformable": bool(self._deformable.value),
+            "device": self._device.value,
+        }
 
     def _enable(self) -> None:
-        self._track.enabled = self._propose.enabled = True
+        self._track.enabled = self.proposals.button.enabled = True
 
     def _start(self, job: Any, on_result: Any) -> Any:
         worker = self.task.run(job, on_result=on_result)
         if worker is not None:
-            self._track.enabled = self._propose.enabled = False
+            self._track.enabled = self.proposals.button.enabled = False
         return worker
 
     # -- tracking ----------------------------------------------------------------------------
@@ -223,12 +186,8 @@ class SessionsWidget(Container):
             dendrite_lengths_um=lengths,
             device=self._device.value,
         )
-        for layer in self._dendrites.value:
-            if in_session_voxels(layer, sessions.voxel_um):
-                show_info(
-                    f"{layer.name} has scale 1: its coordinates are taken as the sessions' "
-                    f"voxels ({sessions.voxel_um} µm); set its scale if they are µm"
-                )
+        for note in assumed_voxel_notes(self._dendrites.value, sessions.voxel_um):
+            show_info(note)
         return self._start(job, partial(self.show_tracks, sessions))
 
     def _tracked_layer(self) -> Points | None:
@@ -262,7 +221,10 @@ class SessionsWidget(Container):
         points.feature_defaults = {"track_id": 0, "dynamics": "transient"}
         self.edits.bind_keys(points)
         self._viewer.add_tracks(
-            _tracks_data(ids, data), name=TRACKS_NAME, tail_length=n_sessions, **sessions.placement
+            tracks_layer_data(ids, data),
+            name=TRACKS_NAME,
+            tail_length=n_sessions,
+            **sessions.placement,
         )
         show_info(f"{len(tracked.classes)} tracks over {n_sessions} sessions.")
 
@@ -279,7 +241,7 @@ class SessionsWidget(Container):
         features["track_id"], features["dynamics"] = ids, dynamics
         points.face_color = [DYNAMICS_COLOURS[d] for d in dynamics]
         if TRACKS_NAME in self._viewer.layers:
-            self._viewer.layers[TRACKS_NAME].data = _tracks_data(ids, data)
+            self._viewer.layers[TRACKS_NAME].data = tracks_layer_data(ids, data)
 
     def export(self) -> list[Path]:
         """Write the tracks CSV, the dynamics CSV beside it and the plot as PNG."""
@@ -297,65 +259,3 @@ class SessionsWidget(Container):
         self.edits.saved()
         show_info(f"written: {path.name}, {dynamics.name}, {picture.name} in {path.parent}")
         return [path, dynamics, picture]
-
-    # -- proposing the next session ----------------------------------------------------------
-    def propose(self) -> Any:
-        """Detect the next session from the previous one's spines in a worker; None if bad."""
-        previous, spines, following = (
-            self._previous.value,
-            self._previous_points.value,
-            self._next.value,
-        )
-        try:
-            if previous is None or spines is None or following is None:
-                raise ValueError(
-                    "Choose the previous session's image and its corrected spines, and the "
-                    "next session's image."
-                )
-            if same_layer(previous, following):
-                raise ValueError("Choose two different images: the previous and the next session.")
-            if not self._model.value:
-                raise ValueError("Choose a spine-detection model.")
-            if spines.ndim != 3:
-                raise ValueError(
-                    f"{spines.name} is not 3D: choose the previous session's spines (z, y, x)"
-                )
-            voxel = layer_voxel_size(following).um
-            check_sessions(
-                [np.shape(stack_of(previous)), np.shape(stack_of(following))],
-                [layer_voxel_size(previous).um, voxel],
-            )
-        except ValueError as exc:
-            show_error(str(exc))
-            return None
-        previous_um = world_um(spines) - np.asarray(previous.translate, float)
-        job = partial(
-            detect_from_previous,
-            stack_of(following),
-            voxel,
-            stack_of(previous),
-            previous_um,
-            track_ids_of(spines),
-            model=self._model.value,
-            deformable=bool(self._deformable.value),
-            device=self._device.value,
-        )
-        return self._start(job, partial(self.show_proposed, following))
-
-    def show_proposed(self, image: Image, found: CarriedSpines) -> Layer:
-        """Add (or replace) the proposed spines of ``image``, most doubtful first."""
-        found = found.most_doubtful_first()
-        voxel = np.asarray(layer_voxel_size(image).um)
-        name = f"{image.name} proposed spines"
-        if name in self._viewer.layers:
-            self._viewer.layers.remove(name)
-        style = spine_points_style(tuple(voxel))
-        features = {"status": found.statuses, "track_id": found.track_ids}
-        features.update(score=found.scores, doubt=found.doubt)
-        layer = self._viewer.add_points(
-            found.coords_um / voxel, name=name, features=features, **placed_like(image), **style
-        )
-        layer.feature_defaults = {"status": "new", "track_id": 0, "score": np.nan, "doubt": np.nan}
-        self.review.attach(layer)
-        show_info(f"{found.summary(image.name)} Review them with N / B, A / R, U.")
-        return layer

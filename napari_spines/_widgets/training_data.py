@@ -34,7 +34,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from napari_spines._widgets._choices import OptionalChoice, follow_layers
 from napari_spines._widgets._journal import RestoreButton, journal_of, put_spines, stack_shape
-from napari_spines._widgets._layers import image_layers, layer_voxel_size
+from napari_spines._widgets._layers import image_layers, layer_voxel_size, layers_of
 from napari_spines._widgets._task import LatestWorker, TaskPanel
 from napari_spines.settings import TRAINING_STORE, save_setting, training_store
 from napari_spines.training import journal, regions
@@ -55,20 +55,20 @@ class TrainingDataWidget(Container):
         self._store = FileEdit(label="store", mode="d", value=str(training_store()))
         self._corrections = ComboBox(
             label="corrections",
-            choices=self._layers_of(Points, Labels),
+            choices=layers_of(viewer, Points, Labels),
             tooltip="reviewed spines (Points with statuses) or proofread labels",
         )
         self._image = ComboBox(label="image", choices=lambda _w: image_layers(viewer))
         self._region = OptionalChoice(
             label="region",
-            choices=self._layers_of(Shapes),
+            choices=layers_of(viewer, Shapes),
             nullable=True,
             tooltip="the box of the first shape (a 2D one spans every plane); none: the whole "
             "stack, or for spines the dendrites and some context",
         )
         self._dendrites = OptionalChoice(
             label="dendrites",
-            choices=self._layers_of(Points, Shapes),
+            choices=layers_of(viewer, Points, Shapes),
             nullable=True,
             tooltip="traced centre lines (points or paths); none: near the model's own shaft",
         )
@@ -103,11 +103,6 @@ class TrainingDataWidget(Container):
         follow_layers(viewer, self._corrections, self._image, self._region, self._dendrites)
         self._offer_restore()
         self.refresh()
-
-    def _layers_of(self, *kinds: type) -> Any:
-        return lambda _w=None: [
-            (layer.name, layer) for layer in self._viewer.layers if isinstance(layer, kinds)
-        ]
 
     def _entry_choices(self, _widget: object = None) -> list[tuple[str, Entry]]:
         return [(entry.id, entry) for entry in reversed(self.contents.entries)]

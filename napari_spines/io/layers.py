@@ -207,3 +207,27 @@ def _rgb_channels(output: Any) -> tuple[int, int, int] | None:
         if len(nonzero) == 1 and abs(offset[nonzero[0]]) == 1:
             found.setdefault(nonzero[0], i)
     return (found[2], found[1], found[0]) if len(found) == 3 else None
+
+
+def tracks_layer_data(track_ids: np.ndarray, tzyx: np.ndarray) -> np.ndarray:
+    """Napari Tracks data: rows ``track_id, t, z, y, x``, sorted by track, then time.
+
+    Parameters
+    ----------
+    track_ids
+        ``(N,)`` the track of each spine.
+    tzyx
+        ``(N, 4)`` each spine's session and position.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, 5)``.
+
+    Examples
+    --------
+    >>> tracks_layer_data(np.array([2, 1]), np.array([[0, 1, 1, 1], [1, 2, 2, 2]])).tolist()
+    [[1, 1, 2, 2, 2], [2, 0, 1, 1, 1]]
+    """
+    tracks = np.column_stack([track_ids, tzyx])
+    return tracks[np.lexsort((tracks[:, 1], tracks[:, 0]))]

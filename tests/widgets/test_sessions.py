@@ -134,16 +134,18 @@ def test_bad_input_is_one_clear_notification(make_napari_viewer, notes, sample):
     widget._points.value = [points]
     assert widget.track() is None
     assert "2 sessions need 2 points layers" in errors(notes)[-1]
-    widget._previous.value = widget._next.value = first
-    assert widget.propose() is None and "two different images" in errors(notes)[-1]
-    widget._next.value = other
-    widget._previous_points.value = viewer.add_points(sample.spines, name="4D")
-    assert widget.propose() is None and "4D is not 3D" in errors(notes)[-1]
+    widget.proposals._previous.value = widget.proposals._next.value = first
+    assert widget.proposals.propose() is None and "two different images" in errors(notes)[-1]
+    widget.proposals._next.value = other
+    widget.proposals._previous_points.value = viewer.add_points(sample.spines, name="4D")
+    assert widget.proposals.propose() is None and "4D is not 3D" in errors(notes)[-1]
     assert [layer.name for layer in viewer.layers] == ["t0", "t1", "Points", "4D"]
     assert not widget.task.busy
 
 
-def test_propose_next_session_adds_carried_and_new_spines(make_napari_viewer, qtbot, notes, sample):
+@pytest.fixture
+def proposed(make_napari_viewer, qtbot, sample):  # ask for notes first to see its messages
+    """The sample's t1 proposed from its true t0 spines (with their track ids), with spine-dog."""
     viewer = make_napari_viewer()
     voxel = sample.voxel_size_um
     first = viewer.add_image(sample.image[0], name="t0", scale=voxel)
@@ -157,10 +159,17 @@ def test_propose_next_session_adds_carried_and_new_spines(make_napari_viewer, qt
     )
     widget = docked(viewer)
     widget._model.value = "spine-dog"
-    widget._previous.value, widget._previous_points.value = first, spines
-    widget._next.value = second
-    assert widget.propose() is not None
+    widget.proposals._previous.value, widget.proposals._previous_points.value = first, spines
+    widget.proposals._next.value = second
+    assert widget.proposals.propose() is not None
     wait(widget, qtbot)
+    return viewer, widget
+
+
+def test_propose_next_session_adds_carried_and_new_spines(notes, proposed, sample):
+    viewer, _ = proposed
+    voxel = sample.voxel_size_um
+    at0 = sample.spines[:, 0] == 0
     layer = viewer.layers["t1 proposed spines"]
     statuses = set(layer.features["status"])
     assert len(layer.data) > 0 and statuses <= {"carried", "new"}
@@ -315,7 +324,7 @@ def test_dendrites_that_cannot_give_a_length_are_one_message(make_napari_viewer,
     widget._model.value = "spine-dog"
     unordered = viewer.add_points(np.zeros((3, 4)), name="dots", scale=scale)
     widget._dendrites.reset_choices()
-    assert "dots" not in [name for name, _ in widget._traced_layers()]  # points, not a trace
+    assert "dots" not in [name for name, _ in widget._dendrites.choices]  # points, not a trace
     from napari_spines._widgets._session_layers import gather_dendrite_lengths
 
     with pytest.raises(ValueError, match="need a segment_id feature"):
@@ -351,33 +360,24 @@ def test_rr30a_dendrites_opened_in_napari_give_the_command_lines_length(
     assert 300 < lengths[0] < 700  # µm, not voxels
 
 
-def test_proposed_spines_are_reviewed_most_doubtful_first(make_napari_viewer, qtbot, notes, sample):
-    viewer = make_napari_viewer()
-    voxel = sample.voxel_size_um
-    first = viewer.add_image(sample.image[0], name="t0", scale=voxel)
-    second = viewer.add_image(sample.image[1], name="t1", scale=voxel)
-    at0 = sample.spines[:, 0] == 0
-    spines = viewer.add_points(sample.spines[at0, 1:], name="t0 spines", scale=voxel)
-    widget = docked(viewer)
-    widget._model.value = "spine-dog"
-    widget._previous.value, widget._previous_points.value = first, spines
-    widget._next.value = second
-    widget.propose()
-    wait(widget, qtbot)
+def test_proposed_spines_are_reviewed_most_doubtful_first(notes, proposed):
+    viewer, widget = proposed
     layer = viewer.layers["t1 proposed spines"]
     n = len(layer.data)
-    assert n >= 3 and widget.review._counts.value == f"{n} spines: 0 reviewed, {n} to review"
+    assert (
+        n >= 3 and widget.proposals.review._counts.value == f"{n} spines: 0 reviewed, {n} to review"
+    )
     origin = layer.features["status"].tolist()
-    assert widget.review.next() == 0 and layer.selected_data == {0}  # the most doubtful
+    assert widget.proposals.review.next() == 0 and layer.selected_data == {0}  # the most doubtful
     assert viewer.dims.current_step[0] == round(layer.data[0][0])  # its plane is shown
-    assert widget.review.accept() == 1
-    assert widget.review.reject() == 2
+    assert widget.proposals.review.accept() == 1
+    assert widget.proposals.review.reject() == 2
     assert layer.features["status"].tolist()[:2] == ["accepted", "rejected"]
     assert layer.features["origin"].tolist() == origin  # carried / new is kept
-    assert widget.review._counts.value == f"{n} spines: 2 reviewed, {n - 2} to review"
+    assert widget.proposals.review._counts.value == f"{n} spines: 2 reviewed, {n - 2} to review"
     assert tuple(layer.border_color[1]) == pytest.approx((0.6, 0.6, 0.6, 0.35))
-    assert widget.review.undo() == 1 and layer.features["status"][1] == origin[1]
-    widget.review.reject()
+    assert widget.proposals.review.undo() == 1 and layer.features["status"][1] == origin[1]
+    widget.proposals.review.reject()
     # the reviewed layer is the next session's previous spines: the rejected one is left out
     from napari_spines._widgets._session_layers import world_um
 
@@ -385,8 +385,8 @@ def test_proposed_spines_are_reviewed_most_doubtful_first(make_napari_viewer, qt
     # a spine placed by hand is "added", reviewed, and joins the queue
     layer.add([5.0, 40.0, 40.0])
     assert layer.features["status"].iloc[-1] == "added"
-    widget.review.next()
-    assert widget.review._counts.value == f"{n + 1} spines: 3 reviewed, {n - 2} to review"
+    widget.proposals.review.next()
+    assert widget.proposals.review._counts.value == f"{n + 1} spines: 3 reviewed, {n - 2} to review"
     assert not errors(notes)
 
 
