@@ -37,10 +37,13 @@ from napari_spines._widgets._layers import (
 from napari_spines._widgets._proofreading import ProofreadingPanel
 from napari_spines._widgets._task import LatestWorker, TaskPanel, status_label
 from napari_spines.errors import first_line
-from napari_spines.io.layers import prediction_layer_data
 from napari_spines.models import find_model
 from napari_spines.segmentation.pipeline import DEFAULT_MODEL, check_affinity_model, check_image
-from napari_spines.segmentation.session import Relabelled, SegmentationSession
+from napari_spines.segmentation.session import (
+    Relabelled,
+    SegmentationSession,
+    segment_for_layers,
+)
 from napari_spines.training.store import model_record
 
 #: "mode" choice → ``mode`` of `segment_image` (None: from the voxel size).
@@ -56,30 +59,6 @@ THRESHOLD_TIP = (
 )
 #: The slider relabels once it has rested this long, not at every step of a drag.
 RELABEL_DELAY_MS = 120
-
-
-def segment_for_layers(
-    data: Any,
-    axes: str,
-    package: Any,
-    voxel: Any,
-    mode: Any,
-    device: str,
-    name: str,
-    scale: Any,
-    progress: Any = None,
-) -> tuple[SegmentationSession, Relabelled, list]:
-    """Segment, then prepare the affinities' layer data here, in the worker thread.
-
-    Stacking the affinities into an RGB image takes about 0.2 s; on napari's thread it froze the
-    window (docs/performance.md, "The GUI while work runs").
-    """
-    session, relabelled = SegmentationSession.segment(
-        data, axes, package, voxel, mode, device, progress=progress
-    )
-    outputs = session.spec.outputs if session.spec is not None else ()
-    prepared = list(prediction_layer_data(session.segmentation.affinities, outputs, name, scale))
-    return session, relabelled, prepared
 
 
 class SegmentationWidget(Container):
@@ -229,15 +208,9 @@ class SegmentationWidget(Container):
         session, relabelled, *prepared = run
         self.session, self.source = session, image
         placed = placed_like(image)
-        outputs = session.spec.outputs if session.spec is not None else ()
-        layers = (
-            prepared[0]
-            if prepared
-            else prediction_layer_data(
-                session.segmentation.affinities, outputs, image.name, placed["scale"]
-            )
-        )
-        for data, meta, kind in layers:
+        if not prepared:  # labels made again from a session that is already shown
+            prepared = [session.affinity_layers(image.name, placed["scale"])]
+        for data, meta, kind in prepared[0]:
             if meta.get("rgb"):
                 meta["name"] = f"{image.name} affinities"
             new = {} if meta.get("name") in self._viewer.layers else {"visible": False}

@@ -108,6 +108,26 @@ class SegmentationSession:
         return session, session.relabel(segmentation.threshold)
 
     # -- labels ------------------------------------------------------------------------------
+    def affinity_layers(self, name: str, scale: Sequence[float]) -> list:
+        """The affinities as napari layer data (one RGB layer for nearest-neighbour ones).
+
+        Parameters
+        ----------
+        name
+            The image layer's name; the layers are named after it.
+        scale
+            The image layer's scale.
+
+        Returns
+        -------
+        list
+            ``(data, meta, kind)`` of `napari_spines.io.layers.prediction_layer_data`.
+        """
+        from napari_spines.io.layers import prediction_layer_data
+
+        outputs = self.spec.outputs if self.spec is not None else ()
+        return prediction_layer_data(self.segmentation.affinities, outputs, name, tuple(scale))
+
     def relabel(self, threshold: float) -> Relabelled:
         """Labels at ``threshold`` and their proofreading index (safe in a worker).
 
@@ -480,6 +500,41 @@ class SegmentationSession:
         except (OSError, ValueError) as exc:
             raise ValueError(f"could not save {path.name}: {first_line(exc)}") from exc
         return tiff, log
+
+
+def segment_for_layers(
+    data: Any,
+    axes: str,
+    model: Any,
+    voxel_size_um: Sequence[float] | None,
+    mode: str | None,
+    device: str,
+    name: str,
+    scale: Sequence[float],
+    progress: ProgressCallback | None = None,
+) -> tuple[SegmentationSession, Relabelled, list]:
+    """`SegmentationSession.segment`, then the affinities' layer data, all in the worker.
+
+    Stacking the affinities into an RGB image takes about 0.2 s; on napari's thread it froze the
+    window (docs/performance.md, "The GUI while work runs").
+
+    Parameters
+    ----------
+    data, axes, model, voxel_size_um, mode, device, progress
+        See `SegmentationSession.segment`.
+    name, scale
+        The image layer's name and scale, for the affinity layers.
+
+    Returns
+    -------
+    tuple
+        The session, the labels at the model's threshold, and the affinities' layer data
+        (`SegmentationSession.affinity_layers`).
+    """
+    session, relabelled = SegmentationSession.segment(
+        data, axes, model, voxel_size_um, mode, device, progress=progress
+    )
+    return session, relabelled, session.affinity_layers(name, scale)
 
 
 def describe_edit(edit: Edit, how: str = "") -> str:
