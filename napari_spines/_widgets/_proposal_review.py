@@ -15,7 +15,7 @@ from napari.layers import Points
 
 from napari_spines._widgets._review import bind_review_keys, show_statuses, show_under_review
 from napari_spines._widgets._task import status_label
-from napari_spines.spines.review import ReviewQueue
+from napari_spines.spines.review import ReviewQueue, follow_edits
 
 
 class ProposalReview(Container):
@@ -43,7 +43,7 @@ class ProposalReview(Container):
         features = layer.features
         if "origin" not in features:
             features["origin"] = np.array(features["status"].astype(str).tolist(), dtype=object)
-        self.layer = layer
+        self.layer, self._positions = layer, np.asarray(layer.data).copy()
         self.queue = ReviewQueue(
             features["score"].to_numpy(dtype=float),
             features["status"].to_numpy(dtype=object).copy(),
@@ -55,37 +55,44 @@ class ProposalReview(Container):
         self._refresh()
 
     def _on_data(self, event: object) -> None:
-        """A spine placed by hand is ``added`` (reviewed), without score or doubt: last in line."""
-        if self.layer is None or not str(getattr(event, "action", "")).lower().endswith("added"):
+        """Follow hand edits as the Spine detection widget does (`follow_edits`).
+
+        A dragged spine is ``moved``; one placed by hand is ``added``, on a new track, without
+        score or doubt (last in line).
+        """
+        action = str(getattr(event, "action", "")).lower()
+        if self.layer is None or not action.endswith(("changed", "added", "removed")):
             return
-        rows = np.asarray(getattr(event, "data_indices", ()) or (), int) % len(self.layer.data)
         features = self.layer.features
-        for column, value in (("status", "added"), ("origin", "added")):
-            values = features[column].to_numpy(dtype=object).copy()
+        data = np.asarray(self.layer.data)
+        added = (getattr(event, "data_indices", ()) or ()) if action.endswith("added") else ()
+        statuses, ids, scores = follow_edits(
+            features["status"].to_numpy(dtype=object),
+            features["track_id"].to_numpy(),
+            features["score"].to_numpy(dtype=float),
+            self._positions if action.endswith("changed") else None,
+            data,
+            added,
+        )
+        self._positions = data.copy()
+        features["status"], features["track_id"], features["score"] = statuses, ids, scores
+        rows = np.asarray(added, int) % max(len(data), 1)
+        for column, value in (("origin", "added"), ("doubt", np.nan)):
+            values = features[column].to_numpy(dtype=object if column == "origin" else float).copy()
             values[rows] = value
             features[column] = values
-        for column in ("score", "doubt"):
-            values = features[column].to_numpy(dtype=float).copy()
-            values[rows] = np.nan
-            features[column] = values
         if self._ready():
+            self.queue.grow(  # type: ignore[union-attr]
+                scores, features["status"].to_numpy(dtype=object), features["doubt"].to_numpy()
+            )
             self._refresh()
 
     def _ready(self) -> bool:
-        """Whether there is a review; follows spines added or deleted by hand."""
+        """Whether there is a review (its layer may have been deleted)."""
         if self.layer is not None and self.layer not in self._viewer.layers:
             self.layer = self.queue = None
             self._counts.value = "no proposals to review"
-        if self.layer is None or self.queue is None:
-            return False
-        if len(self.queue.statuses) != len(self.layer.data):
-            features = self.layer.features
-            self.queue.grow(
-                features["score"].to_numpy(dtype=float),
-                features["status"].to_numpy(dtype=object),
-                features["doubt"].fillna(-np.inf).to_numpy(dtype=float),
-            )
-        return True
+        return self.layer is not None and self.queue is not None
 
     def next(self) -> int | None:
         """Go to the next most doubtful spine."""

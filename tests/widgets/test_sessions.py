@@ -385,8 +385,14 @@ def test_proposed_spines_are_reviewed_most_doubtful_first(notes, proposed):
     # a spine placed by hand is "added", reviewed, and joins the queue
     layer.add([5.0, 40.0, 40.0])
     assert layer.features["status"].iloc[-1] == "added"
+    assert layer.features["track_id"].iloc[-1] > layer.features["track_id"].iloc[:-1].max()
     widget.proposals.review.next()
     assert widget.proposals.review._counts.value == f"{n + 1} spines: 3 reviewed, {n - 2} to review"
+    start = layer.data[3].copy()  # a drag in select mode: press on the point, then move
+    layer._move({3}, start)
+    layer._move({3}, start + np.array([0.0, 3.0, 3.0]))
+    assert layer.features["status"].iloc[3] == "moved"
+    assert widget.proposals.review._counts.value == f"{n + 1} spines: 4 reviewed, {n - 3} to review"
     assert not errors(notes)
 
 
