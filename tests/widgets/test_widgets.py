@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from importlib.resources import files
+from operator import attrgetter
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ LAYER_CHOICE = {
     "Training data": "_image",
     "Fine-tune": None,
     "Synthetic data": None,
-    "Sessions": "_previous",
+    "Sessions": "proposals._previous",
 }
 
 
@@ -55,7 +56,7 @@ def test_every_widget_docks_and_follows_the_layers(make_napari_viewer, name):
     choice = LAYER_CHOICE[name]
     if choice is None:
         return
-    combo = getattr(widget, choice)
+    combo = attrgetter(choice)(widget)
     assert not [c for c in combo.choices if c is not None]  # nothing to choose yet
     layer = viewer.add_image(np.zeros((4, 16, 16)), name="stack")
     assert any(c is layer for c in combo.choices)
