@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import napari
@@ -24,7 +23,7 @@ from napari.layers import Image, Labels, Points
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 
-from napari_spines._widgets._choices import DEVICES, follow_layers, model_names
+from napari_spines._widgets._choices import DEVICES, chosen_model, follow_layers, model_names
 from napari_spines._widgets._ground_truth import GroundTruthPanel
 from napari_spines._widgets._layers import (
     image_layers,
@@ -44,6 +43,7 @@ from napari_spines.segmentation.session import (
     SegmentationSession,
     segment_for_layers,
 )
+from napari_spines.segmentation.stack_settings import stack_settings
 from napari_spines.training.store import model_record
 
 #: "mode" choice → ``mode`` of `segment_image` (None: from the voxel size).
@@ -51,7 +51,8 @@ MODES = {"auto": None, "3d": "3d", "2d+z": "2d+z", "2d": "2d"}
 MODE_TIP = (
     "3d: 3D fragments and merges; 2d+z: fragments per section, merged within and across "
     "sections; 2d: each section on its own. auto: 3d, 2d+z from z steps twice the pixel "
-    "size, 2d from eight times (serial-section TEM)"
+    "size, 2d from eight times (serial-section TEM); without a voxel size, the z step is "
+    "estimated from how alike neighbouring sections are (the line below Segment says)"
 )
 THRESHOLD_TIP = (
     "Agglomeration threshold: higher merges more. Moving it relabels at once from the stored "
@@ -85,6 +86,8 @@ class SegmentationWidget(Container):
         self._device = ComboBox(label="device", choices=DEVICES)
         self._mode = ComboBox(label="mode", choices=tuple(MODES), tooltip=MODE_TIP)
         self._run = PushButton(text="Segment")
+        self._settings = status_label("")  # the mode and threshold Segment will use, and why
+        self._settings_for: tuple = ()
         self._status = status_label("")
         self._threshold = FloatSlider(
             label="threshold", min=0.0, max=1.0, step=0.01, value=0.5, tooltip=THRESHOLD_TIP
@@ -103,20 +106,24 @@ class SegmentationWidget(Container):
         options = Container(layout="horizontal", widgets=[self._device, self._mode])
         options.margins = (0, 0, 0, 0)
         super().__init__(
-            widgets=[self._image, self._model, self._model_path, options, self._run, self._status]
+            widgets=[
+                *(self._image, self._model, self._model_path, options),
+                *(self._run, self._settings, self._status),
+            ]
         )
         self.task = TaskPanel()
-        self.native.layout().insertWidget(5, self.task)
+        self.native.layout().insertWidget(6, self.task)
         self.native.layout().addWidget(self._review.root_native_widget)
         self._run.clicked.connect(self.run)
         self.task.finished.connect(lambda: setattr(self._run, "enabled", True))
         self.task.failed.connect(lambda exc: setattr(self._status, "value", first_line(exc)))
         self.task.cancelled.connect(lambda: setattr(self._status, "value", "cancelled"))
         self._threshold.changed.connect(self._apply_threshold)
-        self._model.changed.connect(self._use_model_threshold)
+        for choice in (self._image, self._model, self._model_path, self._mode):
+            choice.changed.connect(self._show_settings)
         self._image.changed.connect(self.ground_truth.reset_choices)
         follow_layers(viewer, self._image, self.ground_truth)
-        self._use_model_threshold()
+        self._show_settings()
 
     @property
     def segmentation(self) -> Any:
@@ -143,16 +150,41 @@ class SegmentationWidget(Container):
         super().reset_choices()
         self._review.reset_choices()
 
-    def _use_model_threshold(self, *_args: object) -> None:
-        """Before the first run, show the chosen model's threshold on the slider."""
-        if self.session is not None or not self._model.value:
-            return
+    def _show_settings(self, *_args: object) -> None:
+        """Say which mode and threshold Segment will use, and what it assumed.
+
+        Before the first run, that threshold goes on the slider too.
+        """
+        layer = self._image.value
+        voxel = layer_voxel_size(layer).for_model() if layer is not None else None
+        key = (id(layer), voxel, self._model.value, str(self._model_path.value), self._mode.value)
+        if key == self._settings_for:
+            return  # the estimate reads the stack: not again at every layer event
+        self._settings_for = key
         try:
-            threshold = find_model(self._model.value).spec.postprocessing.get("threshold")
-        except ValueError:
+            if layer is None:
+                raise ValueError("no image")
+            check_image(tuple(layer.data.shape), layer_axes(layer))
+            package = self._chosen_package()
+        except ValueError:  # Segment says why when pressed
+            self._settings.value = ""
             return
-        if threshold is not None:
-            self._set_slider(float(threshold))
+        data = layer.data[0] if layer.multiscale else layer.data
+        mode = MODES[self._mode.value]
+        settings = stack_settings(data, package.spec, voxel, mode)
+        hint = " (set it in Voxel size, or choose a mode)" if settings.assumed else ""
+        self._settings.value = f"{settings.reason}{hint}"
+        if self.session is None:
+            self._set_slider(settings.threshold)
+
+    def _chosen_package(self) -> Any:
+        """The package of "or package" when it exists, else the chosen model; ValueError if none."""
+        name = chosen_model(self._model_path, self._model)
+        if not name:
+            raise ValueError("no affinity model installed: choose a model package folder")
+        package = find_model(name)
+        check_affinity_model(package)
+        return package
 
     def _set_slider(self, value: float) -> None:
         self._quiet = True
@@ -168,16 +200,9 @@ class SegmentationWidget(Container):
         if layer is None:
             self._say("Choose an image layer first.", error=True)
             return
-        path = str(self._model_path.value or "")
         try:
             check_image(tuple(layer.data.shape), layer_axes(layer))
-            if path not in ("", ".") and Path(path).exists():
-                package = find_model(path)
-            elif self._model.value:
-                package = find_model(self._model.value)
-            else:
-                raise ValueError("no affinity model installed: choose a model package folder")
-            check_affinity_model(package)
+            package = self._chosen_package()
         except ValueError as exc:  # ModelError is a ValueError too
             self._say(f"{layer.name}: {first_line(exc)}", error=True)
             return

@@ -14,9 +14,9 @@ from napari_spines.cli._common import (
     add_runtime_options,
     add_voxel_size_option,
     fail,
-    model_voxel_size,
     output_problem,
     unit_interval,
+    warn,
 )
 from napari_spines.io import VolumeReadError, read_volumes
 
@@ -58,7 +58,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="3d: 3D fragments and merges; 2d+z: fragments per section, "
         "merged within and across sections; 2d: sections on their own. "
         "auto: 3d, then 2d+z from z steps twice the pixel size, 2d from "
-        "eight times",
+        "eight times; without a voxel size, the z step is estimated from how "
+        "alike neighbouring sections are",
     )
     add_runtime_options(segment)
     segment.set_defaults(handler=segment_stack)
@@ -78,7 +79,8 @@ def segment_stack(args: argparse.Namespace) -> int:
     from napari_spines.io.labels_tiff import write_labels_tiff
     from napari_spines.io.outputs import write_float_tiff
     from napari_spines.models import ModelError
-    from napari_spines.segmentation.pipeline import segment_image
+    from napari_spines.segmentation.pipeline import affinity_package, segment_image
+    from napari_spines.segmentation.stack_settings import stack_settings
 
     for path in (args.output, args.affinities_out):
         if path is not None and (problem := output_problem(path, (".tif", ".tiff"))):
@@ -87,17 +89,28 @@ def segment_stack(args: argparse.Namespace) -> int:
         volume = read_volumes(args.image)[0]
     except VolumeReadError as exc:
         return fail(str(exc))
-    voxel = model_voxel_size(volume, args.voxel_size, args.image)
-    mode = None if args.mode == "auto" else args.mode
+    voxel = volume.voxel_size.given(args.voxel_size)
     started = time.perf_counter()
     try:
+        package = affinity_package(args.model)
+        settings = stack_settings(
+            volume.levels[0],
+            package.spec,
+            voxel.for_model(),
+            None if args.mode == "auto" else args.mode,
+            args.threshold,
+        )
+        if not voxel.known:
+            warn(f"{args.image.name}: {settings.reason} (set --voxel-size Z Y X or --mode)")
+        else:
+            print(f"{args.image.name}: {settings.reason}", file=sys.stderr)
         result = segment_image(
             volume.levels[0],
             volume.axes,
-            args.model,
+            package,
             voxel.for_model(),
-            args.threshold,
-            mode,
+            settings.threshold,
+            settings.mode,
             args.quantile,
             runtime=args.runtime,
             device=args.device,

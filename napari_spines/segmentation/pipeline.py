@@ -15,19 +15,13 @@ from napari_spines.segmentation.agglomeration import (
     agglomerate,
     watershed_fragments,
 )
+from napari_spines.segmentation.stack_settings import (  # noqa: F401 (re-exported)
+    MODES,
+    default_mode,
+    stack_settings,
+)
 
 DEFAULT_MODEL = "em-affinity"
-#: How fragments are made and merged:
-#: "3d": 3D fragments, merged in 3D;
-#: "2d+z": fragments per section, merged within and across sections (through z-affinities);
-#: "2d": fragments per section, merged within their section only (z-affinities unused).
-MODES = ("3d", "2d+z", "2d")
-#: z steps at least this many times the pixel size get per-section fragments ("2d+z") ...
-ANISOTROPY_FOR_2D_FRAGMENTS = 2.0
-#: ... and from this ratio on (serial-section TEM, ~50 nm sections of ~4 nm pixels) sections are
-#: not merged across by default ("2d"): on ISBI 2012, whose sections are too far apart and
-#: unaligned for z-affinities to be learnt, linking sections merged distinct cells.
-ANISOTROPY_FOR_SECTIONS = 8.0
 
 
 @dataclass
@@ -188,34 +182,6 @@ def predict_affinities(
     return np.asarray(run.outputs, np.float32)
 
 
-def default_mode(voxel_size_um: Sequence[float]) -> str:
-    """The `MODES` entry for a voxel size, from how much deeper than wide the voxels are.
-
-    Parameters
-    ----------
-    voxel_size_um
-        ``(z, y, x)`` voxel size in µm; only the ratio of z to the smaller of y, x matters.
-
-    Returns
-    -------
-    str
-        ``"2d"`` from `ANISOTROPY_FOR_SECTIONS` on, ``"2d+z"`` from
-        `ANISOTROPY_FOR_2D_FRAGMENTS`, else ``"3d"``.
-
-    Examples
-    --------
-    >>> default_mode((0.05, 0.004, 0.004)), default_mode((0.04, 0.01, 0.01))
-    ('2d', '2d+z')
-    >>> default_mode((1.0, 1.0, 1.0))
-    '3d'
-    """
-    z, y, x = (float(v) for v in voxel_size_um)
-    anisotropy = z / min(y, x)
-    if anisotropy >= ANISOTROPY_FOR_SECTIONS:
-        return "2d"
-    return "2d+z" if anisotropy >= ANISOTROPY_FOR_2D_FRAGMENTS else "3d"
-
-
 def segment_affinities(
     affinities: np.ndarray,
     mode: str = "2d+z",
@@ -289,11 +255,11 @@ def segment_image(
     model
         Name or path of an ``affinities`` model package, or an opened package.
     voxel_size_um
-        Voxel size of ``data``; None means the model's own (no resampling).
+        Voxel size of ``data``; None: not known (the mode is then estimated from the stack).
     threshold
-        Agglomeration threshold; default from the model's ``postprocessing``.
+        Agglomeration threshold; default from the model's ``postprocessing`` for the mode.
     mode
-        One of `MODES`; default from the voxel size (`default_mode`).
+        One of `MODES`; default from the voxel size, else from the stack (`stack_settings`).
     quantile
         Score edges by this quantile of their affinities; default the model's
         ``postprocessing.quantile``, else the mean.
@@ -316,12 +282,9 @@ def segment_image(
     check_mode(mode)  # before the model runs, not after
     package = affinity_package(model)
     spec = package.spec
-    if threshold is None:
-        threshold = float(spec.postprocessing.get("threshold", DEFAULT_THRESHOLD))
+    settings = stack_settings(data, spec, voxel_size_um, mode, threshold)
     if quantile is None:
         quantile = spec.postprocessing.get("quantile")
-    if mode is None:
-        mode = default_mode(voxel_size_um or spec.input.voxel_size_um)
 
     def stage(first: int, weight: int) -> ProgressCallback:
         def report(done: int, total: int) -> None:
@@ -331,6 +294,7 @@ def segment_image(
         return report
 
     affinities = predict_affinities(
-        data, axes, package, voxel_size_um, runtime, device, stage(0, 70)
+        data, axes, package, settings.run_voxel_um, runtime, device, stage(0, 70)
     )
+    mode, threshold = settings.mode, settings.threshold
     return segment_affinities(affinities, mode, threshold, quantile, stage(70, 30))

@@ -50,8 +50,26 @@ def test_segment_writes_labels_of_the_input_shape(
     assert affinities.shape == (3, *truth.shape) and affinities.dtype == np.float32
     err = capsys.readouterr().err
     assert "segments at threshold 0.5" in err
-    # the file has no voxel size: the model's is assumed, and the user is told so
-    assert "em.tif has no voxel size; assuming the model's voxel size" in err
+    # the file has no voxel size: the user is told what was assumed, and how to change it
+    assert "em.tif: no voxel size: the stack's own grid, mode 3d as asked" in err
+    assert "set --voxel-size Z Y X" in err
+
+
+def test_a_stack_without_voxel_size_is_not_cut_at_every_section(
+    edge_affinity_package, tmp_path, capsys
+) -> None:
+    """An isotropic stack whose file gives no voxel size is segmented in 3D, and says so."""
+    from napari_spines.synthetic import synthetic_em
+
+    sample = synthetic_em(shape=(12, 96, 96), n_cells=12, seed=0, voxel_size_um=(0.008,) * 3)
+    image, out = tmp_path / "fibsem.tif", tmp_path / "labels.tif"
+    tifffile.imwrite(image, sample.image.astype(np.float32))  # no voxel size in the file
+    assert main(["segment", str(image), "-o", str(out), "-m", str(edge_affinity_package)]) == 0
+    err = capsys.readouterr().err
+    assert "fibsem.tif: no voxel size" in err and "isotropic (FIB-SEM) stack (mode 3d)" in err
+    labels = tifffile.imread(out)
+    across = (labels[1:] == labels[:-1]) & (labels[1:] > 0)
+    assert across.mean() > 0.5  # segments go on into the next section
 
 
 def test_threshold_changes_the_segmentation(em_stack, edge_affinity_package, tmp_path) -> None:

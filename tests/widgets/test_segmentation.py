@@ -480,3 +480,32 @@ def test_labels_of_a_stack_without_a_voxel_size_warn_when_saved(segmented, tmp_p
     assert "assumed" in message and "Voxel size" in message
     with pytest.warns(DataWarning, match="assumed voxel size"):
         widget.labels_layer.save(str(tmp_path / "via-napari.tif"), plugin="napari-spines")
+
+
+def test_the_line_below_segment_says_what_a_stack_without_voxel_size_is_taken_for(
+    viewer_and_widget, qtbot
+):
+    """No voxel size: the mode is estimated from the stack and shown before Run; a given size
+    or a chosen mode replaces the assumption."""
+    from napari_spines.synthetic import synthetic_em
+
+    viewer, widget = viewer_and_widget
+    isotropic = synthetic_em(shape=(12, 96, 96), n_cells=12, seed=0, voxel_size_um=(0.008,) * 3)
+    # as the reader opens a file without a voxel size
+    layer = viewer.add_image(isotropic.image, name="fibsem", metadata={"voxel_size_known": False})
+    widget._image.value = layer
+    widget._model.value = "edge-affinity"
+    line = widget._settings.value
+    assert "no voxel size" in line and "mode 3d" in line and "Voxel size" in line
+    widget._mode.value = "2d"
+    assert "mode 2d as asked" in widget._settings.value
+    widget._mode.value = "auto"
+    layer.scale = VOXEL
+    layer.metadata["voxel_size_known"] = True
+    widget.reset_choices()
+    widget._image.changed.emit(layer)
+    assert "from the voxel size" in widget._settings.value and "mode 2d" in widget._settings.value
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
+    labels = viewer.layers["fibsem segmentation"].data
+    assert not ((labels[1:] == labels[:-1]) & (labels[1:] > 0)).any()  # 2d: cut at each section
