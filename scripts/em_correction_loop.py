@@ -69,11 +69,15 @@ def main() -> None:
 
     base = args.base
     if base is None:
-        affinity.ISBI_TRAIN = range(0, 10)  # nested: 13-19 stay unseen by the base
-        affinity.ISBI_VALIDATE = range(10, 13)
+        # nested: 13-19 stay unseen by the base, its checkpoint and its threshold
+        split = affinity.Split(isbi_train=tuple(range(10)), isbi_validate=(10, 11, 12))
         started = time.monotonic()
         trained = affinity.train_and_export(
-            args.data, args.work / "base", minutes=args.base_minutes, command="ISBI 0-9"
+            args.data,
+            args.work / "base",
+            minutes=args.base_minutes,
+            command="ISBI 0-9",
+            split=split,
         )
         base = trained.package
         print(f"base trained in {(time.monotonic() - started) / 60:.1f} min: {trained.summary}")

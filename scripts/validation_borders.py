@@ -21,6 +21,7 @@ from napari_spines.training.affinity import (
     ISBI_VALIDATE,
     POOLS,
     QUANTILE,
+    SHIPPED_SPLIT,
     load_gala,
     load_isbi,
     model_spec,
@@ -71,7 +72,7 @@ def main(data: Path) -> None:
     no_halo = dataclasses.replace(spec, tiling=dataclasses.replace(spec.tiling, halo=(0, 0, 0)))
     volumes = {
         "ISBI 15-19": load_isbi(data / "isbi2012", ISBI_VALIDATE),
-        "gala 35-49": load_gala(data / "gala", "val"),
+        "gala 35-49": load_gala(data / "gala", SHIPPED_SPLIT.gala_validate)[0],
     }
     print("| volume | mean abs. difference | error, whole | error, engine | difference, halo 0 |")
     print("| --- | --- | --- | --- | --- |")

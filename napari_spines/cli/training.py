@@ -112,6 +112,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="also train on your own stack and its labels (e.g. proofread "
         "and saved by the Segmentation widget); repeatable",
     )
+    affinities.add_argument(
+        "--recipe",
+        choices=("affinities", "boundary"),
+        default="affinities",
+        help="affinities: a 3D U-Net predicts them (em-affinity); boundary: a 2D U-Net "
+        "predicts cell interior per section, and the affinities follow from it",
+    )
     add_training_options(affinities)
     affinities.set_defaults(handler=train_affinities)
     restoration.add_train_parser(what)
@@ -159,7 +166,14 @@ def train_affinities(args: argparse.Namespace) -> int:
             extra.append(user_volume(image, labels, name=labels_path.name))
         except ValueError as exc:  # VolumeReadError included
             return fail_with(exc)
-    return run_training(train_and_export, args.data, args.out, extra=extra, **shared_options(args))
+    return run_training(
+        train_and_export,
+        args.data,
+        args.out,
+        extra=extra,
+        recipe=args.recipe,
+        **shared_options(args),
+    )
 
 
 def shared_options(args: argparse.Namespace) -> dict[str, Any]:

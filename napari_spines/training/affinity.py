@@ -50,9 +50,12 @@ POOLS = ((1, 2, 2), (1, 2, 2), (1, 2, 2))
 #: after 600 steps, against 0.18 after 1400), because sections 50 nm apart are barely aligned.
 KERNELS = ((1, 3, 3), (1, 3, 3), (1, 3, 3), (3, 3, 3))
 CROP = (4, 192, 192)
+#: How the network makes affinities: itself (3D U-Net), or from a 2D interior map.
+RECIPES = ("affinities", "boundary")
 ISBI_TRAIN = range(0, 15)
 ISBI_VALIDATE = range(15, 20)
 GALA_SPLIT = 35
+GALA_SECTIONS = 50
 #: Fraction of training crops warped by `elastic_deform`: 15 ISBI sections overfit without it.
 ELASTIC_CHANCE = 0.5
 #: Merges are scored by the median affinity of the boundary between two segments, not its
@@ -68,6 +71,23 @@ class LabelledVolume:
     image: np.ndarray
     labels: np.ndarray
     z_known: bool  # False: labels are per section, z-affinities unknown
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which ISBI and gala sections train the network, and which choose its checkpoint.
+
+    The shipped split (`SHIPPED_SPLIT`) trains on ISBI 0–14 and gala 0–34 and chooses on ISBI
+    15–19 and gala 35–49; cross-validation (`napari_spines.training.em_folds`) makes others.
+    """
+
+    isbi_train: tuple[int, ...] = tuple(ISBI_TRAIN)
+    isbi_validate: tuple[int, ...] = tuple(ISBI_VALIDATE)
+    gala_train: tuple[int, ...] = tuple(range(GALA_SPLIT))
+    gala_validate: tuple[int, ...] = tuple(range(GALA_SPLIT, GALA_SECTIONS))
+
+
+SHIPPED_SPLIT = Split()
 
 
 def normalise(image: np.ndarray) -> np.ndarray:
@@ -141,28 +161,60 @@ def load_isbi(folder: Path, sections: Sequence[int]) -> LabelledVolume:
     return LabelledVolume(normalise(image[picked]), section_labels(membranes[picked]), False)
 
 
-def load_gala(folder: Path, part: str) -> LabelledVolume:
-    """The gala volume, ``part`` "train" (sections below `GALA_SPLIT`) or "validate".
+def contiguous_runs(sections: Sequence[int]) -> list[list[int]]:
+    """Split section indices into runs of consecutive sections.
+
+    Parameters
+    ----------
+    sections
+        Section indices, in any order.
+
+    Returns
+    -------
+    list of list of int
+        The sorted indices, cut wherever one is not the previous plus one.
+
+    Examples
+    --------
+    >>> contiguous_runs([5, 0, 1, 2, 6, 9])
+    [[0, 1, 2], [5, 6], [9]]
+    """
+    runs: list[list[int]] = []
+    for z in sorted(sections):
+        if runs and z == runs[-1][-1] + 1:
+            runs[-1].append(z)
+        else:
+            runs.append([z])
+    return runs
+
+
+def load_gala(folder: Path, sections: Sequence[int]) -> list[LabelledVolume]:
+    """Blocks of the gala volume: one volume per run of consecutive ``sections``.
+
+    Its ids are 3D, so sections that are not neighbours in the file must not become neighbours
+    in a volume: each run of consecutive sections is a volume of its own.
 
     Parameters
     ----------
     folder
         Folder holding ``gala_train_image.tif`` and ``gala_train_labels.tif``.
-    part
-        ``"train"``: sections 0–34; any other value: sections 35–49 (validation).
+    sections
+        Indices of the sections to load, e.g. ``SHIPPED_SPLIT.gala_train`` (0–34).
 
     Returns
     -------
-    LabelledVolume
-        The part normalised on its own, its dense 3D ids (int64, 0 = boundary), and
+    list of LabelledVolume
+        Each run normalised on its own, its dense 3D ids (int64, 0 = boundary), and
         ``z_known=True``.
     """
     import tifffile
 
     image = tifffile.imread(folder / "gala_train_image.tif")
     labels = tifffile.imread(folder / "gala_train_labels.tif").astype(np.int64)
-    z = slice(0, GALA_SPLIT) if part == "train" else slice(GALA_SPLIT, None)
-    return LabelledVolume(normalise(image[z]), labels[z], True)  # on its own, as in `load_isbi`
+    present = [z for z in sections if z < len(image)]  # a shorter stand-in volume: what it has
+    return [  # normalised on its own, as in `load_isbi`
+        LabelledVolume(normalise(image[run]), labels[run], True) for run in contiguous_runs(present)
+    ]
 
 
 def user_volume(image: np.ndarray, labels: np.ndarray, name: str = "stack") -> LabelledVolume:
@@ -222,6 +274,28 @@ def synthetic_volume(seed: int) -> LabelledVolume:
 
     sample = synthetic_em(shape=(16, 192, 192), n_cells=30, seed=seed)
     return LabelledVolume(normalise(sample.image), sample.labels.astype(np.int64), True)
+
+
+def recipe_network(recipe: str, width: int) -> Any:
+    """The untrained U-Net of a recipe (`RECIPES`): 3 affinity channels, or 1 interior channel.
+
+    Parameters
+    ----------
+    recipe
+        ``"affinities"`` (`KERNELS`) or ``"boundary"`` (`KERNELS_2D`, in-plane only).
+    width
+        Channels of the finest level.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    from napari_spines.training.boundary import KERNELS_2D
+    from napari_spines.training.unet import build_unet
+
+    if recipe == "boundary":
+        return build_unet(1, 1, width=width, pools=POOLS, kernels=KERNELS_2D)
+    return build_unet(1, 3, width=width, pools=POOLS, kernels=KERNELS)
 
 
 def random_crop(
@@ -439,6 +513,8 @@ def train(
     device: str = "auto",
     workers: int = 0,
     extra: Sequence[LabelledVolume] = (),
+    split: Split = SHIPPED_SPLIT,
+    recipe: str = "affinities",
     progress: ProgressCallback | None = None,
 ) -> Path:
     """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
@@ -446,7 +522,7 @@ def train(
     Every validation writes ``step_N.pt`` and a line of ``log.jsonl``; ``best.pt`` is the
     checkpoint of the lowest validation adapted Rand error (ISBI 15–19 and gala 35–49, see
     `validation_scores`; 15 ISBI sections overfit, so the best comes well before the end),
-    ``last.pt`` the last one.
+    ``last.pt`` the last one. ``split`` changes which sections train and validate.
 
     Parameters
     ----------
@@ -477,7 +553,13 @@ def train(
         Processes that make the augmented crops (`example_batches`); 0: this one.
     extra
         The user's own labelled stacks (`user_volume`); half of the training crops come from
-        them. Checkpoints are still chosen on ISBI 15–19 and gala 35–49.
+        them. Checkpoints are still chosen on the split's validation sections.
+    split
+        The ISBI and gala sections to train on and to choose checkpoints on.
+    recipe
+        ``"affinities"``: the 3D U-Net predicts z, y, x affinities (em-affinity's recipe);
+        ``"boundary"``: a 2D U-Net predicts cell interior per section, and the affinities
+        are derived from it (`napari_spines.training.boundary`).
     progress
         ``(seconds spent, seconds of the budget)`` callback (`timed_steps`); a cancel keeps the
         checkpoints saved so far.
@@ -490,31 +572,41 @@ def train(
     Raises
     ------
     ValueError
-        If the budget ends before the first step, or ``device`` asks for CUDA and torch sees no
-        GPU.
+        If the budget ends before the first step, ``device`` asks for CUDA and torch sees no
+        GPU, or the recipe is unknown.
     """
     import torch
 
     from napari_spines.training.batches import example_batches, resolve_device
+    from napari_spines.training.boundary import boundary_affinities, interior_targets
     from napari_spines.training.loop import timed_steps
-    from napari_spines.training.unet import build_unet
 
     device = resolve_device(device)
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    volumes = [load_isbi(data / "isbi2012", ISBI_TRAIN), load_gala(data / "gala", "train")]
+    gala = load_gala(data / "gala", split.gala_train)
+    volumes = [load_isbi(data / "isbi2012", split.isbi_train), *gala]
     volumes += [synthetic_volume(2000 + i) for i in range(synthetic)]
     # ISBI most often: its 2D membranes are the hardest to learn; gala teaches z-affinities
-    chances = np.array([0.75, 0.2] + [0.05 / max(synthetic, 1)] * synthetic)
+    gala_sizes = np.array([v.labels.size for v in gala], float)
+    chances = np.concatenate(
+        [[0.75], 0.2 * gala_sizes / gala_sizes.sum(), [0.05 / max(synthetic, 1)] * synthetic]
+    )
     chances /= chances.sum()
     if extra:  # the user's stacks: half the crops, shared by voxel count
         sizes = np.array([v.labels.size for v in extra], float)
         chances = np.concatenate([chances / 2, sizes / sizes.sum() / 2])
         volumes += list(extra)
-    validation = [load_isbi(data / "isbi2012", ISBI_VALIDATE), load_gala(data / "gala", "val")]
+    validation = [
+        load_isbi(data / "isbi2012", split.isbi_validate),
+        *load_gala(data / "gala", split.gala_validate),
+    ]
     logger.info("data ready in %.0f s", time.monotonic() - started)
-    net = build_unet(1, 3, width=width, pools=POOLS, kernels=KERNELS)
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {recipe!r}")
+    net = recipe_network(recipe, width)
+    scored = net if recipe == "affinities" else boundary_affinities(net)
     step_offset = 0
     if start_from is not None:  # a checkpoint (its steps go on) or an em-affinity package
         net.load_state_dict(load_weights(Path(start_from)))
@@ -523,7 +615,10 @@ def train(
     net.to(device)
 
     def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        return random_crop(volumes[rng.choice(len(volumes), p=chances)], rng)
+        image, affinities, mask = random_crop(volumes[rng.choice(len(volumes), p=chances)], rng)
+        if recipe == "boundary":
+            return (image, *interior_targets(affinities, mask))
+        return image, affinities, mask
 
     batches = example_batches(example, batch_size, seed, workers, device)
     best = math.inf
@@ -534,7 +629,7 @@ def train(
         ):
             if step % validate_every == 0 or last:
                 net.eval()
-                scores = validation_scores(net, validation)
+                scores = validation_scores(scored, validation)
                 net.train()
                 record = {
                     "step": step,
@@ -554,6 +649,7 @@ def train(
                 checkpoint = {
                     "state_dict": net.state_dict(),
                     "width": width,
+                    "recipe": recipe,
                     "step": step,
                     "validation_loss": scores["validation_loss"],
                     "adapted_rand_error": scores["adapted_rand_error"],
@@ -568,7 +664,12 @@ def train(
     return out / "best.pt"
 
 
-def model_spec(metrics: dict | None = None, command: str = "", threshold: float = 0.5) -> dict:
+def model_spec(
+    metrics: dict | None = None,
+    command: str = "",
+    threshold: float = 0.5,
+    recipe: str = "affinities",
+) -> dict:
     """The model.yaml content of em-affinity (without weights).
 
     Parameters
@@ -579,24 +680,38 @@ def model_spec(metrics: dict | None = None, command: str = "", threshold: float 
         The command line that trained the model (``training.command``).
     threshold
         Default affinity threshold (``postprocessing.threshold``).
+    recipe
+        One of `RECIPES`: sets the description and the halo.
 
     Returns
     -------
     dict
         The mapping `export_package` completes with ``weights``.
     """
-    from napari_spines.training.unet import covering_halo, size_multiple
+    from napari_spines.training.boundary import KERNELS_2D
+    from napari_spines.training.unet import receptive_field, size_multiple
 
-    # a flipped axis's affinities are shifted by a voxel after flipping back
-    flipped = sorted({dim - 2 for dims in TTA_FLIPS for dim in dims})
-    halo = covering_halo(POOLS, KERNELS, shifted=flipped)
+    # a flipped axis's affinities are shifted by a voxel after flipping back, and a boundary
+    # model's affinities compare each voxel with its previous neighbour on every axis
+    flipped = {dim - 2 for dims in TTA_FLIPS for dim in dims}
+    shifts = [int(axis in flipped) + (recipe == "boundary") for axis in range(3)]
+    kernels = KERNELS_2D if recipe == "boundary" else KERNELS
+    radius = receptive_field(POOLS, kernels)
+    multiple = size_multiple(POOLS)
+    halo = [-(-(r + s) // m) * m for r, s, m in zip(radius, shifts, multiple, strict=True)]
+    description = (
+        "Nearest-neighbour z, y, x affinities of serial-section and FIB-SEM EM: 3D U-Net with "
+        "in-plane pooling."
+        if recipe == "affinities"
+        else "z, y, x affinities of EM from a 2D U-Net's cell-interior map of each section "
+        "(the smaller interior probability of two neighbours)."
+    )
     return {
         "format_version": 1,
         "name": "em-affinity",
         "version": "0.2.0",
         "task": "affinities",
-        "description": "Nearest-neighbour z, y, x affinities of serial-section and FIB-SEM "
-        "EM: 3D U-Net with in-plane pooling.",
+        "description": description,
         "license": "BSD-3-Clause",
         "authors": ["napari-spines developers"],
         "training": {
@@ -719,12 +834,15 @@ def export(
     """
     import torch
 
+    from napari_spines.training.boundary import boundary_affinities
     from napari_spines.training.export import export_package
-    from napari_spines.training.unet import build_unet
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    net = build_unet(1, 3, width=int(state["width"]), pools=POOLS, kernels=KERNELS)
+    recipe = state.get("recipe", "affinities")
+    net = recipe_network(recipe, int(state["width"]))
     net.load_state_dict(state["state_dict"])
+    if recipe == "boundary":
+        net = boundary_affinities(net)
     metrics = {
         "training": {
             "step": int(state["step"]),
@@ -733,7 +851,10 @@ def export(
         }
     }
     return export_package(
-        flip_averaged(net, flips).eval(), folder, model_spec(metrics, command), (1, 1, 8, 64, 64)
+        flip_averaged(net, flips).eval(),
+        folder,
+        model_spec(metrics, command, recipe=recipe),
+        (1, 1, 8, 64, 64),
     )
 
 
@@ -770,7 +891,9 @@ def train_and_export(
     progress: ProgressCallback | None = None,
     **options: Any,
 ) -> TrainedModel:
-    """Check the data, `train`, `export` the best checkpoint and `evaluate` it.
+    """Check the data, `train`, `export` the best checkpoint, `evaluate` it, set its "3d" mode.
+
+    The "3d" settings are chosen on the gala validation sections (`record_3d_settings`).
 
     Parameters
     ----------
@@ -794,53 +917,86 @@ def train_and_export(
     ValueError
         If a data file is missing (`check_data`), or from `train`.
     """
+    from napari_spines.training.em_folds import record_3d_settings
+
     check_data(data)
     checkpoint = train(data, out, progress=progress, **options)
     if progress is not None:
         progress(0, 0)  # exporting and scoring: no count to show
     package = export(checkpoint, out / "em-affinity", command=command)
-    measured = evaluate(package, data)
+    split = options.get("split", SHIPPED_SPLIT)
+    measured = evaluate(package, data, split=split)
+    gala_block = contiguous_runs([z for z in split.gala_validate if z < gala_depth(data)])[0]
+    chosen = record_3d_settings(package, data, gala_block)["chosen"]
     scores = [
         f"{name}: adapted Rand error {score['adapted_rand_error']}"
         for name, score in measured.items()
         if isinstance(score, dict) and "linked" not in name
     ]
-    return TrainedModel(package, f"{'; '.join(scores)} at threshold {measured['threshold']}")
+    in_3d = f"3d: sections upsampled {chosen['in_plane_scale']:g}×, threshold {chosen['threshold']}"
+    return TrainedModel(
+        package, f"{'; '.join(scores)} at threshold {measured['threshold']}; {in_3d}"
+    )
 
 
-def validation_stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, bool, str | None]]:
+def gala_depth(data: Path) -> int:
+    """Number of sections of the gala volume in ``data``.
+
+    Parameters
+    ----------
+    data
+        Folder with ``gala/``.
+
+    Returns
+    -------
+    int
+    """
+    import tifffile
+
+    with tifffile.TiffFile(data / "gala" / "gala_train_image.tif") as tif:
+        return int(tif.series[0].shape[0])
+
+
+def validation_stacks(
+    data: Path, split: Split = SHIPPED_SPLIT
+) -> dict[str, tuple[np.ndarray, np.ndarray, bool, str | None]]:
     """The held-out stacks: name → (raw uint8 image, labels, scored per section, mode).
 
-    ISBI 15–19 runs in the default mode for its voxel size (the model's: "2d"), gala 35–49,
-    a FIB-SEM-like volume of 3D ids, in "3d".
+    ISBI's validation sections run in the default mode for its voxel size (the model's: "2d"),
+    gala's, a FIB-SEM-like volume of 3D ids, in "3d".
 
     Parameters
     ----------
     data
         Folder with ``isbi2012/`` and ``gala/``.
+    split
+        Its ``isbi_validate`` and ``gala_validate`` sections are the stacks (gala's first run
+        of consecutive sections, `contiguous_runs`).
 
     Returns
     -------
     dict
-        ``"isbi2012 sections 15-19"`` and ``"gala sections 35-49"``; mode None means the
-        default for the stack's voxel size.
+        ``"isbi2012 sections A-B"`` and ``"gala sections C-D"`` (first and last section);
+        mode None means the default for the stack's voxel size.
     """
     import tifffile
 
     isbi = data / "isbi2012"
     gala = data / "gala"
-    picked = list(ISBI_VALIDATE)
+    picked = list(split.isbi_validate)
+    image = tifffile.imread(gala / "gala_train_image.tif")
+    block = contiguous_runs([z for z in split.gala_validate if z < len(image)])[0]
     membranes = tifffile.imread(isbi / "isbi2012_train_membranes.tif")[picked]
     return {
-        "isbi2012 sections 15-19": (
+        f"isbi2012 sections {picked[0]}-{picked[-1]}": (
             tifffile.imread(isbi / "isbi2012_train_image.tif")[picked],
             section_labels(membranes),
             True,
             None,
         ),
-        "gala sections 35-49": (
-            tifffile.imread(gala / "gala_train_image.tif")[GALA_SPLIT:],
-            tifffile.imread(gala / "gala_train_labels.tif")[GALA_SPLIT:],
+        f"gala sections {block[0]}-{block[-1]}": (
+            image[block],
+            tifffile.imread(gala / "gala_train_labels.tif")[block],
             False,
             "3d",
         ),
@@ -878,6 +1034,7 @@ def evaluate(
     package_dir: Path,
     data: Path,
     thresholds: Sequence[float] = tuple(round(0.05 * i, 2) for i in range(2, 20)),
+    split: Split = SHIPPED_SPLIT,
 ) -> dict:
     """Score a package through `segment_image` on the held-out stacks at every threshold.
 
@@ -895,6 +1052,8 @@ def evaluate(
         Folder with ``isbi2012/`` and ``gala/`` (`validation_stacks`).
     thresholds
         Affinity thresholds to score, by default 0.1 to 0.95 in steps of 0.05.
+    split
+        Whose validation sections are scored (`validation_stacks`).
 
     Returns
     -------
@@ -917,7 +1076,8 @@ def evaluate(
     package = open_package(package_dir)
     quantile = package.spec.postprocessing.get("quantile")
     runs = []
-    for name, (image, labels, per_section, mode) in validation_stacks(data).items():
+    stacks = validation_stacks(data, split)
+    for name, (image, labels, per_section, mode) in stacks.items():
         segmentation = segment_image(image, "ZYX", package, mode=mode)
         runs.append((name, segmentation, labels, per_section))
         if per_section:
@@ -938,7 +1098,7 @@ def evaluate(
         results[name] = by_threshold
         if per_section:
             sections[name] = np.array(by_section)
-    isbi_name = "isbi2012 sections 15-19"
+    isbi_name = next(iter(stacks))
     isbi = results[isbi_name]
     best = min(thresholds, key=lambda t: isbi[t].adapted_rand_error)
     agglomeration = "mean" if quantile is None else f"{quantile} % quantile"

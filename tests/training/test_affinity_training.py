@@ -197,3 +197,44 @@ def test_the_builtin_package_is_a_start_for_fine_tuning() -> None:
 
     net = build_unet(1, 3, width=12, pools=POOLS, kernels=KERNELS)
     net.load_state_dict(load_weights(builtin_dir() / "em-affinity"))  # strict: all keys
+
+
+def test_boundary_affinities_are_the_smaller_interior_of_two_neighbours() -> None:
+    import torch
+
+    from napari_spines.training.boundary import boundary_affinities
+
+    interior = torch.randn(1, 1, 3, 5, 6)
+    derived = boundary_affinities(torch.nn.Identity())(interior)
+    assert derived.shape == (1, 3, 3, 5, 6)
+    assert torch.equal(
+        derived[0, 1, :, 1:], torch.minimum(interior[0, 0, :, 1:], interior[0, 0, :, :-1])
+    )
+    assert torch.equal(derived[0, 2, :, :, 0], interior[0, 0, :, :, 0])  # the first plane: itself
+
+
+def test_the_boundary_recipe_exports_an_affinity_package_segment_runs(tmp_path) -> None:
+    """A 2D interior network trains, exports as an affinity package, and segments a stack."""
+    from napari_spines.models import open_package
+    from napari_spines.segmentation.pipeline import segment_image
+    from napari_spines.training.affinity import export, train
+
+    write_em_folder(tmp_path / "em")
+    checkpoint = train(tmp_path / "em", tmp_path / "run", minutes=0.15, width=4, recipe="boundary")
+    package = open_package(export(checkpoint, tmp_path / "run" / "package"))
+    assert package.spec.task == "affinities" and package.spec.n_output_channels == 3
+    assert "interior" in package.spec.description
+    image, _ = cells_stack((4, 40, 40), n_cells=4, seed=0)
+    labels = segment_image(image, "ZYX", package, mode="2d").labels()
+    assert labels.shape == image.shape
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        train(tmp_path / "em", tmp_path / "bad", minutes=0.1, recipe="lsd")
+
+
+def test_gala_blocks_that_are_not_neighbours_stay_separate_volumes(tmp_path) -> None:
+    from napari_spines.training.affinity import contiguous_runs, load_gala
+
+    write_em_folder(tmp_path / "em")
+    volumes = load_gala(tmp_path / "em" / "gala", [0, 1, 2, 3, 20, 21, 22, 23, 24])
+    assert [v.image.shape[0] for v in volumes] == [4, 5]
+    assert contiguous_runs([3, 1, 2]) == [[1, 2, 3]]

@@ -1,0 +1,80 @@
+"""Nested cross-validation of the EM recipe: no choice ever sees a fold's test sections."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from napari_spines.training.em_folds import nested_folds
+from tests.training.test_affinity_training import write_em_folder
+
+
+@pytest.mark.parametrize("n_folds", [2, 4])
+def test_every_section_is_tested_once_and_never_trains_or_chooses_its_own_fold(n_folds) -> None:
+    folds = nested_folds(n_folds)
+    tested = sorted(z for fold in folds for z in fold.isbi_test)
+    assert tested == list(range(20))
+    assert sorted(z for fold in folds for z in fold.gala_test) == list(range(50))
+    for fold in folds:
+        split = fold.split
+        seen_isbi = set(split.isbi_train) | set(split.isbi_validate)
+        seen_gala = set(split.gala_train) | set(split.gala_validate)
+        assert not seen_isbi & set(fold.isbi_test) and not seen_gala & set(fold.gala_test)
+        assert not set(split.isbi_train) & set(split.isbi_validate)
+        assert not set(split.gala_train) & set(split.gala_validate)
+
+
+def test_cross_validation_trains_and_chooses_without_the_test_sections(tmp_path, monkeypatch):
+    """Spy on what training loads; the fold's figures are written, and a rerun only reads them."""
+    from napari_spines.training import affinity
+    from napari_spines.training.em_folds import cross_validate
+
+    write_em_folder(tmp_path / "em")
+    loaded: list[int] = []
+    load_isbi, load_gala = affinity.load_isbi, affinity.load_gala
+
+    def spy_isbi(folder, sections):
+        loaded.extend(sections)
+        return load_isbi(folder, sections)
+
+    def spy_gala(folder, sections):
+        loaded.extend(100 + z for z in sections)
+        return load_gala(folder, sections)
+
+    monkeypatch.setattr(affinity, "load_isbi", spy_isbi)
+    monkeypatch.setattr(affinity, "load_gala", spy_gala)
+    fold = nested_folds(2, 20, 40)[0]
+    options = {"width": 4, "validate_every": 10**6}
+    report = cross_validate(tmp_path / "em", tmp_path / "cv", 0.1, [fold], (0.5, 0.8), **options)
+    assert loaded and not set(loaded) & {*fold.isbi_test, *(100 + z for z in fold.gala_test)}
+    result = report["folds"][0]
+    assert len(result["isbi"]["test_errors"]) == len(fold.isbi_test)
+    assert result["isbi"]["threshold"] in (0.5, 0.8) and result["gala"]["in_plane_scale"] >= 1
+    assert json.loads((tmp_path / "cv" / "cross_validation.json").read_text()) == report
+    monkeypatch.setattr(affinity, "train", lambda *a, **k: pytest.fail("trained again"))
+    assert cross_validate(tmp_path / "em", tmp_path / "cv", 0.1, [fold], (0.5, 0.8)) == report
+
+
+def test_3d_settings_are_scored_on_a_block_that_did_not_choose_them(
+    tmp_path, edge_affinity_package
+):
+    from napari_spines.training.em_folds import choose_3d_settings
+
+    write_em_folder(tmp_path / "em")
+    blocks = [range(0, 8), range(8, 16), range(16, 24)]
+    thresholds, scales = (0.3, 0.6, 0.9), (1.0, 2.0)
+    report = choose_3d_settings(edge_affinity_package, tmp_path / "em", blocks, thresholds, scales)
+    errors = report["errors"]
+
+    def mean_error(scale, t, others):
+        return sum(errors[f"scale {scale}, block {o}"][t] for o in others) / len(others)
+
+    for b, held in enumerate(report["held_out"]):
+        others = [o for o in range(len(blocks)) if o != b]
+        best = min(mean_error(s, t, others) for s in scales for t in range(len(thresholds)))
+        t = thresholds.index(held["threshold"])
+        chosen = mean_error(held["in_plane_scale"], t, others)
+        assert chosen == pytest.approx(best)
+        assert held["oracle_error"] <= held["error"]
+    assert report["chosen"]["in_plane_scale"] in scales
