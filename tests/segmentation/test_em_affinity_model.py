@@ -47,3 +47,22 @@ def test_em_affinity_on_held_out_isbi_sections(real_data: Path) -> None:
     assert error == pytest.approx(recorded["adapted_rand_error"], abs=0.01)
     assert error <= 0.05  # the target on held-out ISBI, per section
     assert np.unique(labels).size > 100
+
+
+def test_em_affinity_segments_gala_without_a_voxel_size_in_3d(real_data: Path) -> None:
+    """No voxel size: gala is taken for isotropic, segmented in 3D with the "3d" settings."""
+    import tifffile
+
+    from napari_spines.segmentation.metrics import score_segmentation
+
+    folder = real_data / "em/gala"
+    image = tifffile.imread(folder / "gala_train_image.tif")[35:]  # never trained on
+    truth = tifffile.imread(folder / "gala_train_labels.tif")[35:]
+    result = segment_image(image, "ZYX")  # every setting its default
+    labels = result.labels()
+    assert (
+        result.threshold
+        == find_model("em-affinity").spec.postprocessing["modes"]["3d"]["threshold"]
+    )
+    assert ((labels[1:] == labels[:-1]) & (labels[1:] > 0)).mean() > 0.9  # not cut per section
+    assert score_segmentation(truth, labels).adapted_rand_error <= 0.15  # the issue's 3D target
