@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from napari_spines.models.registry import builtin_dir
-from napari_spines.training.em_folds import choose_3d_settings, record_3d_settings
+from napari_spines.training.mode_settings import choose_3d_settings, record_3d_settings
 
 SECTIONS = range(35, 50)
 

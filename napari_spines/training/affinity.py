@@ -893,7 +893,8 @@ def train_and_export(
 ) -> TrainedModel:
     """Check the data, `train`, `export` the best checkpoint, `evaluate` it, set its "3d" mode.
 
-    The "3d" settings are chosen on the gala validation sections (`record_3d_settings`).
+    The "3d" settings are chosen on the gala validation sections
+    (`napari_spines.training.mode_settings.record_3d_settings`).
 
     Parameters
     ----------
@@ -917,7 +918,7 @@ def train_and_export(
     ValueError
         If a data file is missing (`check_data`), or from `train`.
     """
-    from napari_spines.training.em_folds import record_3d_settings
+    from napari_spines.training.mode_settings import record_3d_settings
 
     check_data(data)
     checkpoint = train(data, out, progress=progress, **options)

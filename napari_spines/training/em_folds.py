@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from napari_spines.training.affinity import GALA_SECTIONS, Split
+from napari_spines.training.mode_settings import GALA_SCALES, THRESHOLDS, errors_by_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ ISBI_SECTIONS = 20
 #: Sections of the inner validation block, taken from the start of the next fold's block.
 INNER_ISBI = 3
 INNER_GALA = 8
-THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(8, 20))  # 0.4 to 0.95
-#: In-plane upsampling of gala's sections to choose from ("3d" mode's ``in_plane_scale``).
-GALA_SCALES = (1.0, 1.5, 2.0, 2.5)
 
 
 @dataclass(frozen=True)
@@ -100,55 +98,6 @@ def nested_folds(
         )
         folds.append(Fold(k, isbi[k], gala[k], split))
     return folds
-
-
-def errors_by_threshold(
-    package: Any,
-    image: np.ndarray,
-    labels: np.ndarray,
-    mode: str,
-    thresholds: Sequence[float] = THRESHOLDS,
-    in_plane_scale: float = 1.0,
-) -> np.ndarray:
-    """Adapted Rand errors of a segmentation at each threshold: per section in "2d", else 3D.
-
-    The stack is segmented as `segment_image` does, on its own grid upsampled by
-    ``in_plane_scale`` in y and x.
-
-    Parameters
-    ----------
-    package
-        An opened affinity model package (`napari_spines.models.open_package`).
-    image, labels
-        A raw ``(Z, Y, X)`` stack and its instance labels (0 ignored).
-    mode
-        ``"2d"``: scored per section; any other mode: scored as one volume.
-    thresholds
-        Agglomeration thresholds.
-    in_plane_scale
-        Upsampling of the sections before the network.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(thresholds, sections)`` in "2d", ``(thresholds, 1)`` otherwise.
-    """
-    from napari_spines.segmentation.metrics import score_per_section, score_segmentation
-    from napari_spines.segmentation.pipeline import predict_affinities, segment_affinities
-
-    z, y, x = package.spec.network_voxel_size_um
-    voxel = None if in_plane_scale == 1 else (z, y * in_plane_scale, x * in_plane_scale)
-    affinities = predict_affinities(image, "ZYX", package, voxel)
-    quantile = package.spec.postprocessing.get("quantile")
-    segmentation = segment_affinities(affinities, mode, quantile=quantile)
-    rows = []
-    for t in thresholds:
-        predicted = segmentation.labels(t)
-        if mode == "2d":
-            rows.append([s.adapted_rand_error for s in score_per_section(labels, predicted)])
-        else:
-            rows.append([score_segmentation(labels, predicted).adapted_rand_error])
-    return np.array(rows)
 
 
 def fold_stacks(data: Path, isbi: Sequence[int], gala: Sequence[int]) -> dict[str, tuple]:
@@ -322,116 +271,4 @@ def cross_validate(
     report = {"folds": results, "summary": summary}
     out.mkdir(parents=True, exist_ok=True)
     (out / "cross_validation.json").write_text(json.dumps(report, indent=1))
-    return report
-
-
-def choose_3d_settings(
-    package: Path,
-    data: Path,
-    blocks: Sequence[Sequence[int]],
-    thresholds: Sequence[float] = THRESHOLDS,
-    scales: Sequence[float] = GALA_SCALES,
-) -> dict:
-    """Choose a package's "3d" in-plane scale and threshold on gala, cross-validated by block.
-
-    Each block is scored at the settings best on the other blocks, so its figure is on data
-    that the choice did not see; the settings to ship are then chosen on all the blocks.
-
-    Parameters
-    ----------
-    package
-        An affinity model package.
-    data
-        Folder with ``gala/``.
-    blocks
-        Runs of consecutive gala sections (at least two blocks), e.g. those the package's
-        checkpoint was chosen on and that it never trained on.
-    thresholds, scales
-        The settings to choose from.
-
-    Returns
-    -------
-    dict
-        ``held_out``: per block its sections, the settings chosen on the others, its error at
-        them and its own best error (an oracle); ``chosen``: ``threshold`` and
-        ``in_plane_scale`` best over all blocks.
-    """
-    from napari_spines.models import open_package
-
-    opened = open_package(package)
-    errors = {}  # (scale, block) -> errors by threshold
-    for b, block in enumerate(blocks):
-        image, labels, mode = fold_stacks(data, [0], block)["gala"]
-        for scale in scales:
-            errors[scale, b] = errors_by_threshold(opened, image, labels, mode, thresholds, scale)[
-                :, 0
-            ]
-
-    def best(chosen_on: Sequence[int]) -> tuple[float, int]:
-        return min(
-            ((s, t) for s in scales for t in range(len(thresholds))),
-            key=lambda st: np.mean([errors[st[0], b][st[1]] for b in chosen_on]),
-        )
-
-    held_out = []
-    for b, block in enumerate(blocks):
-        scale, t = best([o for o in range(len(blocks)) if o != b])
-        held_out.append(
-            {
-                "sections": [block[0], block[-1]],
-                "in_plane_scale": scale,
-                "threshold": thresholds[t],
-                "error": round(float(errors[scale, b][t]), 4),
-                "oracle_error": round(float(min(errors[s, b].min() for s in scales)), 4),
-            }
-        )
-    scale, t = best(range(len(blocks)))
-    return {
-        "held_out": held_out,
-        "chosen": {"in_plane_scale": scale, "threshold": thresholds[t]},
-        "errors": {
-            f"scale {s}, block {b}": [round(float(e), 4) for e in errors[s, b]] for s, b in errors
-        },
-    }
-
-
-def record_3d_settings(package: Path, data: Path, sections: Sequence[int]) -> dict:
-    """Choose a package's "3d" settings on two halves of gala ``sections``; write model.yaml.
-
-    Parameters
-    ----------
-    package
-        The affinity package; ``postprocessing.modes.3d`` of its model.yaml is rewritten.
-    data
-        Folder with ``gala/``.
-    sections
-        Consecutive gala sections the package never trained on (its validation sections).
-
-    Returns
-    -------
-    dict
-        The `choose_3d_settings` report.
-    """
-    import dataclasses
-
-    from napari_spines.models import open_package
-    from napari_spines.models.spec import write_spec
-
-    run = list(sections)
-    half = len(run) // 2
-    report = choose_3d_settings(package, data, [run[:half], run[half:]])
-    held_out = ", ".join(
-        f"{h['sections'][0]}-{h['sections'][1]}: {h['error']}" for h in report["held_out"]
-    )
-    chosen_on = (
-        f"gala sections {run[0]}-{run[-1]} (never trained on); each half scored at the "
-        f"settings best on the other, adapted Rand error {held_out}"
-    )
-    spec = open_package(package).spec
-    modes = {**(spec.postprocessing.get("modes") or {})}
-    modes["3d"] = {**report["chosen"], "chosen_on": chosen_on}
-    postprocessing = {**spec.postprocessing, "modes": modes}
-    write_spec(
-        Path(package) / "model.yaml", dataclasses.replace(spec, postprocessing=postprocessing)
-    )
     return report

@@ -59,7 +59,7 @@ def test_cross_validation_trains_and_chooses_without_the_test_sections(tmp_path,
 def test_3d_settings_are_scored_on_a_block_that_did_not_choose_them(
     tmp_path, edge_affinity_package
 ):
-    from napari_spines.training.em_folds import choose_3d_settings
+    from napari_spines.training.mode_settings import choose_3d_settings
 
     write_em_folder(tmp_path / "em")
     blocks = [range(0, 8), range(8, 16), range(16, 24)]
