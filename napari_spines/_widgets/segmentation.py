@@ -166,12 +166,11 @@ class SegmentationWidget(Container):
                 raise ValueError("no image")
             check_image(tuple(layer.data.shape), layer_axes(layer))
             package = self._chosen_package()
-        except ValueError:  # Segment says why when pressed
-            self._settings.value = ""
+            data = layer.data[0] if layer.multiscale else layer.data
+            settings = stack_settings(data, package.spec, voxel, MODES[self._mode.value])
+        except ValueError as exc:  # Segment says it again when pressed
+            self._settings.value = "" if layer is None else first_line(exc)
             return
-        data = layer.data[0] if layer.multiscale else layer.data
-        mode = MODES[self._mode.value]
-        settings = stack_settings(data, package.spec, voxel, mode)
         hint = " (set it in Voxel size, or choose a mode)" if settings.assumed else ""
         self._settings.value = f"{settings.reason}{hint}"
         if self.session is None:

@@ -141,7 +141,18 @@ def stack_settings(
     Returns
     -------
     StackSettings
+
+    Raises
+    ------
+    BadValue
+        A given voxel size more than `MAX_RESCALE` times the model's on an axis (a size in the
+        wrong unit, most often), whatever the mode.
     """
+    from napari_spines.inference import check_rescaling, rescale_factors
+
+    if voxel_size_um is not None:
+        network = spec.network_voxel_size_um
+        check_rescaling(rescale_factors(voxel_size_um, network), voxel_size_um, spec)
     assumed = False
     if mode is not None:
         why = f"mode {mode} as asked"
