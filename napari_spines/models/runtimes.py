@@ -188,6 +188,9 @@ def _load_onnx(package: ModelPackage, device: str, explicit: bool) -> LoadedMode
     # tile shape) costs little memory and saves 12% of the time (docs/performance.md).
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = True
+    # errors are raised as exceptions and explained; ONNX Runtime's own log would print the
+    # load-time probe's failure on a too small tile (long-range shifts) in red as well
+    options.log_severity_level = 4
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
         providers.insert(0, "CUDAExecutionProvider")
