@@ -4,6 +4,8 @@
         --minutes 10 --recipe affinities
     python scripts/em_cross_validation.py --data ../shared/data/em --out runs/em-cv-boundary \
         --minutes 10 --recipe boundary
+    python scripts/em_cross_validation.py --data ../shared/data/em --out runs/em-cv-long-range \
+        --minutes 10 --recipe long-range
 
 Four folds. Each holds out a block of 5 ISBI sections and a block of 12-13 gala sections; the
 network trains on the rest but for an inner validation block (3 ISBI and 8 gala sections from
@@ -29,26 +31,59 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--minutes", type=float, default=10.0, help="training per fold")
     parser.add_argument(
-        "--recipe", choices=RECIPES, default="affinities", help="3D affinities or 2D boundary"
+        "--recipe", choices=RECIPES, default="affinities", help="one of the training recipes"
+    )
+    parser.add_argument(
+        "--method",
+        choices=("agglomeration", "mutex_watershed"),
+        help="segment the folds' packages this way instead of as each says (scores the "
+        "packages of an earlier run again, without training)",
+    )
+    parser.add_argument(
+        "--min-size",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="the mutex watershed's smallest segments to choose from (voxels)",
+    )
+    parser.add_argument(
+        "--only", choices=("isbi", "gala"), help="score one of the two volumes, not both"
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in ("onnx_ir", "onnxscript", "torch"):  # the exporter's logs
         logging.getLogger(name).setLevel(logging.WARNING)
-    report = cross_validate(args.data, args.out, args.minutes, recipe=args.recipe)
+    report = cross_validate(
+        args.data,
+        args.out,
+        args.minutes,
+        method=args.method,
+        min_sizes=args.min_size,
+        volumes=(args.only,) if args.only else ("isbi", "gala"),
+        recipe=args.recipe,
+    )
     print(
-        "| fold | ISBI test sections | 2d threshold (chosen) | ISBI error per section | "
-        "mean | gala test block | 3d scale, threshold (chosen) | gala error |"
+        "| fold | ISBI test sections | 2d threshold, min size (chosen) | ISBI error per section | "
+        "mean | gala test block | 3d scale, threshold, min size (chosen) | gala error |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in report["folds"]:
-        isbi, gala = r["isbi"], r["gala"]
-        errors = ", ".join(f"{e:.3f}" for e in isbi["test_errors"])
-        mean = sum(isbi["test_errors"]) / len(isbi["test_errors"])
+        isbi_cells, gala_cells = ["", "", ""], ["", ""]
+        if "isbi" in r:
+            isbi = r["isbi"]
+            errors = ", ".join(f"{e:.3f}" for e in isbi["test_errors"])
+            mean = sum(isbi["test_errors"]) / len(isbi["test_errors"])
+            isbi_cells = [f"{isbi['threshold']}, {isbi.get('min_size', 0)}", errors, f"{mean:.3f}"]
+        if "gala" in r:
+            gala = r["gala"]
+            gala_cells = [
+                f"{gala['in_plane_scale']:g}×, {gala['threshold']}, {gala.get('min_size', 0)}",
+                f"{gala['test_errors'][0]:.3f}",
+            ]
         print(
-            f"| {r['fold']} | {r['isbi_test'][0]}-{r['isbi_test'][-1]} | {isbi['threshold']} | "
-            f"{errors} | {mean:.3f} | {r['gala_test'][0]}-{r['gala_test'][1]} | "
-            f"{gala['in_plane_scale']:g}×, {gala['threshold']} | {gala['test_errors'][0]:.3f} |"
+            f"| {r['fold']} | {r['isbi_test'][0]}-{r['isbi_test'][-1]} | "
+            f"{' | '.join(isbi_cells)} | {r['gala_test'][0]}-{r['gala_test'][1]} | "
+            f"{' | '.join(gala_cells)} |"
         )
     print(report["summary"])
 

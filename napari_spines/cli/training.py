@@ -114,10 +114,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     affinities.add_argument(
         "--recipe",
-        choices=("affinities", "boundary"),
+        choices=("affinities", "boundary", "long-range"),
         default="affinities",
         help="affinities: a 3D U-Net predicts them (em-affinity); boundary: a 2D U-Net "
-        "predicts cell interior per section, and the affinities follow from it",
+        "predicts cell interior per section, and the affinities follow from it; long-range: "
+        "the 3D U-Net also predicts affinities 2 sections and 3, 9, 27 pixels away "
+        "(segment uses the nearest ones; see docs/segmentation.md)",
     )
     add_training_options(affinities)
     affinities.set_defaults(handler=train_affinities)

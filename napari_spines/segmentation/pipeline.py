@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from napari_spines.progress import ProgressCallback
+from napari_spines.segmentation.affinities import NEAREST
 from napari_spines.segmentation.agglomeration import (
     DEFAULT_THRESHOLD,
     Agglomeration,
@@ -73,7 +74,10 @@ def check_image(shape: Sequence[int], axes: str) -> None:
 
 
 def check_affinity_model(package: Any) -> None:
-    """Raise ValueError unless ``package`` predicts three nearest-neighbour affinities.
+    """Raise ValueError unless ``package`` predicts nearest-neighbour affinities first.
+
+    Its first three channels must be the z, y, x affinities (`NEAREST`); further channels
+    (long-range affinities) may follow.
 
     Parameters
     ----------
@@ -83,10 +87,16 @@ def check_affinity_model(package: Any) -> None:
     Raises
     ------
     ValueError
-        A model of another task, or without exactly three output channels.
+        A model of another task, with fewer than three output channels, or whose first three
+        offsets are not the nearest neighbours.
     """
     spec = package.spec
-    if spec.task != "affinities" or spec.n_output_channels != 3:
+    offsets = spec.outputs[0].offsets if spec.outputs else None
+    if (
+        spec.task != "affinities"
+        or spec.n_output_channels < 3
+        or (offsets is not None and tuple(map(tuple, offsets[:3])) != NEAREST)
+    ):
         raise ValueError(
             f"model {spec.name!r} predicts {spec.task} ({spec.n_output_channels} "
             f"channels), not z, y, x affinities: pick an affinity model"
@@ -170,7 +180,8 @@ def predict_affinities(
     Returns
     -------
     numpy.ndarray
-        float32 ``(3, Z, Y, X)``: z, y and x affinities.
+        float32 ``(3, Z, Y, X)``: z, y and x affinities (a model's long-range channels are
+        left out).
     """
     from napari_spines.models import run_model
 
@@ -179,7 +190,7 @@ def predict_affinities(
     run = run_model(
         package, data, axes, voxel_size_um, runtime=runtime, device=device, progress=progress
     )
-    return np.asarray(run.outputs, np.float32)
+    return np.asarray(run.outputs[:3], np.float32)
 
 
 def segment_affinities(

@@ -34,7 +34,7 @@ from scipy import ndimage as ndi
 from napari_spines.inference import normalisation_stats
 from napari_spines.models.spec import Normalisation
 from napari_spines.progress import ProgressCallback
-from napari_spines.segmentation.affinities import labels_to_affinities
+from napari_spines.segmentation.affinities import NEAREST, labels_to_affinities, pair_mask
 from napari_spines.training.export import TrainedModel, load_weights, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,17 @@ POOLS = ((1, 2, 2), (1, 2, 2), (1, 2, 2))
 #: after 600 steps, against 0.18 after 1400), because sections 50 nm apart are barely aligned.
 KERNELS = ((1, 3, 3), (1, 3, 3), (1, 3, 3), (3, 3, 3))
 CROP = (4, 192, 192)
-#: How the network makes affinities: itself (3D U-Net), or from a 2D interior map.
-RECIPES = ("affinities", "boundary")
+#: How the network makes affinities: itself (3D U-Net), from a 2D interior map, or itself
+#: with long-range affinities as well (the cross-validation segments those by mutex watershed).
+RECIPES = ("affinities", "boundary", "long-range")
+#: The long-range recipe's offsets: the nearest neighbours first, then 2 sections back and 3, 9
+#: and 27 pixels back in y and x (within the network's in-plane receptive field, 51 pixels).
+LONG_RANGE_OFFSETS = (
+    *NEAREST,
+    (-2, 0, 0),
+    *((0, -d, 0) for d in (3, 9, 27)),
+    *((0, 0, -d) for d in (3, 9, 27)),
+)
 ISBI_TRAIN = range(0, 15)
 ISBI_VALIDATE = range(15, 20)
 GALA_SPLIT = 35
@@ -62,6 +71,8 @@ ELASTIC_CHANCE = 0.5
 #: mean: a faint stretch of membrane then cannot pull two cells together. On ISBI 15–19 (the
 #: same model, per section) this scored 0.045 against 0.062 for the mean.
 QUANTILE = 50
+#: Thresholds that choose a checkpoint: the agglomeration's, and the mutex watershed's biases.
+VALIDATION_THRESHOLDS = ((0.6, 0.7, 0.75, 0.8, 0.85), (0.3, 0.4, 0.5, 0.6, 0.7))
 
 
 @dataclass
@@ -276,13 +287,29 @@ def synthetic_volume(seed: int) -> LabelledVolume:
     return LabelledVolume(normalise(sample.image), sample.labels.astype(np.int64), True)
 
 
-def recipe_network(recipe: str, width: int) -> Any:
-    """The untrained U-Net of a recipe (`RECIPES`): 3 affinity channels, or 1 interior channel.
+def recipe_offsets(recipe: str) -> tuple[tuple[int, int, int], ...]:
+    """The offsets of a recipe's affinities: `LONG_RANGE_OFFSETS`, or `NEAREST` for the others.
 
     Parameters
     ----------
     recipe
-        ``"affinities"`` (`KERNELS`) or ``"boundary"`` (`KERNELS_2D`, in-plane only).
+        One of `RECIPES`.
+
+    Returns
+    -------
+    tuple of (int, int, int)
+    """
+    return LONG_RANGE_OFFSETS if recipe == "long-range" else NEAREST
+
+
+def recipe_network(recipe: str, width: int) -> Any:
+    """The untrained U-Net of a recipe (`RECIPES`): an affinity channel per offset, or interior.
+
+    Parameters
+    ----------
+    recipe
+        ``"affinities"`` and ``"long-range"`` (`KERNELS`), or ``"boundary"`` (`KERNELS_2D`,
+        in-plane only).
     width
         Channels of the finest level.
 
@@ -295,13 +322,17 @@ def recipe_network(recipe: str, width: int) -> Any:
 
     if recipe == "boundary":
         return build_unet(1, 1, width=width, pools=POOLS, kernels=KERNELS_2D)
-    return build_unet(1, 3, width=width, pools=POOLS, kernels=KERNELS)
+    channels = len(recipe_offsets(recipe))
+    return build_unet(1, channels, width=width, pools=POOLS, kernels=KERNELS)
 
 
 def random_crop(
-    volume: LabelledVolume, rng: np.random.Generator, crop: Sequence[int] = CROP
+    volume: LabelledVolume,
+    rng: np.random.Generator,
+    crop: Sequence[int] = CROP,
+    offsets: Sequence[Sequence[int]] = NEAREST,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An augmented crop: (image (1, Z, Y, X), affinities (3, ...), loss mask (3, ...)).
+    """An augmented crop: (image (1, Z, Y, X), affinities (C, ...), loss mask (C, ...)).
 
     Flips along every axis and a y/x transpose; an elastic in-plane warp (`elastic_deform`, in
     `ELASTIC_CHANCE` of the crops); intensity gain and offset jitter, blur and noise. Volumes
@@ -315,14 +346,16 @@ def random_crop(
         Draws the crop's place and every augmentation.
     crop
         Crop shape (Z, Y, X) in voxels; the y/x transpose needs Y == X.
+    offsets
+        The affinities' offsets, one channel each (`labels_to_affinities`).
 
     Returns
     -------
     tuple of numpy.ndarray
-        float32 image ``(1, *crop)``, float32 z, y, x affinities ``(3, *crop)``
-        (`labels_to_affinities`) and float32 loss mask ``(3, *crop)``: 1 where a voxel and its
-        previous neighbour are both in the crop and not padding, 0 for the z channel where
-        ``volume.z_known`` is False.
+        float32 image ``(1, *crop)``, float32 affinities ``(len(offsets), *crop)``
+        (`labels_to_affinities`) and float32 loss mask of the same shape: 1 where a voxel and
+        its partner are both in the crop and not padding (`pair_mask`), 0 for the channels
+        that cross sections where ``volume.z_known`` is False.
     """
     shape = volume.image.shape
     starts = [int(rng.integers(0, max(n - c, 0) + 1)) for n, c in zip(shape, crop, strict=True)]
@@ -343,15 +376,10 @@ def random_crop(
         image = ndi.gaussian_filter(image, (0, *[rng.uniform(0.5, 1.5)] * 2))
     if rng.random() < 0.3:
         image = image + rng.normal(0, rng.uniform(0.02, 0.1), image.shape).astype(np.float32)
-    affinities = labels_to_affinities(np.ascontiguousarray(labels))
-    mask = np.zeros(affinities.shape, np.float32)
-    for axis in range(3):
-        here = [slice(None)] * 3
-        back = [slice(None)] * 3
-        here[axis], back[axis] = slice(1, None), slice(None, -1)
-        mask[(axis, *here)] = valid[tuple(here)] & valid[tuple(back)]
+    affinities = labels_to_affinities(np.ascontiguousarray(labels), offsets)
+    mask = pair_mask(valid, offsets)
     if not volume.z_known:
-        mask[0] = 0
+        mask[[c for c, o in enumerate(offsets) if o[0] != 0]] = 0
     return (np.ascontiguousarray(image[None], np.float32), affinities, mask)
 
 
@@ -432,7 +460,8 @@ def loss_fn(logits: Any, targets: Any, masks: Any) -> Any:
 def validation_scores(
     net: Any,
     volumes: Sequence[LabelledVolume],
-    thresholds: Sequence[float] = (0.6, 0.7, 0.75, 0.8, 0.85),
+    thresholds: Sequence[float] | None = None,
+    recipe: str = "affinities",
 ) -> dict:
     """Validation loss and adapted Rand error of whole held-out volumes (no augmentation).
 
@@ -448,7 +477,10 @@ def validation_scores(
     volumes
         The held-out volumes; `train` passes ISBI 15–19 and gala 35–49.
     thresholds
-        Affinity thresholds of `segment_affinities` to try.
+        Affinity thresholds of `segment_affinities` to try, or the mutex watershed's biases
+        for the long-range recipe; None: `VALIDATION_THRESHOLDS` of the recipe.
+    recipe
+        One of `RECIPES`: the long-range recipe is segmented by `mutex_watershed`.
 
     Returns
     -------
@@ -464,32 +496,39 @@ def validation_scores(
         score_per_section,
         score_segmentation,
     )
+    from napari_spines.segmentation.mutex import mutex_watershed
     from napari_spines.segmentation.pipeline import segment_affinities
     from napari_spines.training.network import TrainingNetwork, engine_spec
 
-    network = TrainingNetwork(net, engine_spec(model_spec()))
+    if thresholds is None:
+        thresholds = VALIDATION_THRESHOLDS[recipe == "long-range"]
+    network = TrainingNetwork(net, engine_spec(model_spec(recipe=recipe)))
+    offsets = recipe_offsets(recipe)
     losses, errors = [], []
     for volume in volumes:
         affinities = run_model(network, volume.image, "ZYX").outputs
-        targets = labels_to_affinities(volume.labels)
-        mask = np.ones_like(targets)
+        targets = labels_to_affinities(volume.labels, offsets)
+        mask = pair_mask(np.ones(volume.labels.shape, bool), offsets)
         if not volume.z_known:
-            mask[0] = 0
+            mask[[c for c, o in enumerate(offsets) if o[0] != 0]] = 0
         probs = torch.from_numpy(affinities).clamp(1e-6, 1 - 1e-6)
         losses.append(
             float(loss_fn(torch.logit(probs), torch.from_numpy(targets), torch.from_numpy(mask)))
         )
-        segmentation = segment_affinities(
-            affinities, "3d" if volume.z_known else "2d", quantile=QUANTILE
-        )
+        mode = "3d" if volume.z_known else "2d"
+        if recipe == "long-range":
+            segmentations = [mutex_watershed(affinities, offsets, t, mode) for t in thresholds]
+        else:
+            hierarchy = segment_affinities(affinities, mode, quantile=QUANTILE)
+            segmentations = [hierarchy.labels(t) for t in thresholds]
         errors.append(
             min(
                 (
-                    score_segmentation(volume.labels, segmentation.labels(t))
+                    score_segmentation(volume.labels, labels)
                     if volume.z_known
-                    else mean_score(score_per_section(volume.labels, segmentation.labels(t)))
+                    else mean_score(score_per_section(volume.labels, labels))
                 ).adapted_rand_error
-                for t in thresholds
+                for labels in segmentations
             )
         )
     return {
@@ -559,7 +598,8 @@ def train(
     recipe
         ``"affinities"``: the 3D U-Net predicts z, y, x affinities (em-affinity's recipe);
         ``"boundary"``: a 2D U-Net predicts cell interior per section, and the affinities
-        are derived from it (`napari_spines.training.boundary`).
+        are derived from it (`napari_spines.training.boundary`); ``"long-range"``: the 3D
+        U-Net predicts `LONG_RANGE_OFFSETS`, checkpoints are chosen by `mutex_watershed`.
     progress
         ``(seconds spent, seconds of the budget)`` callback (`timed_steps`); a cancel keeps the
         checkpoints saved so far.
@@ -606,7 +646,8 @@ def train(
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {recipe!r}")
     net = recipe_network(recipe, width)
-    scored = net if recipe == "affinities" else boundary_affinities(net)
+    scored = boundary_affinities(net) if recipe == "boundary" else net
+    offsets = recipe_offsets(recipe)
     step_offset = 0
     if start_from is not None:  # a checkpoint (its steps go on) or an em-affinity package
         net.load_state_dict(load_weights(Path(start_from)))
@@ -615,7 +656,8 @@ def train(
     net.to(device)
 
     def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        image, affinities, mask = random_crop(volumes[rng.choice(len(volumes), p=chances)], rng)
+        volume = volumes[rng.choice(len(volumes), p=chances)]
+        image, affinities, mask = random_crop(volume, rng, offsets=offsets)
         if recipe == "boundary":
             return (image, *interior_targets(affinities, mask))
         return image, affinities, mask
@@ -629,7 +671,7 @@ def train(
         ):
             if step % validate_every == 0 or last:
                 net.eval()
-                scores = validation_scores(scored, validation)
+                scores = validation_scores(scored, validation, recipe=recipe)
                 net.train()
                 record = {
                     "step": step,
@@ -691,21 +733,32 @@ def model_spec(
     from napari_spines.training.boundary import KERNELS_2D
     from napari_spines.training.unet import receptive_field, size_multiple
 
-    # a flipped axis's affinities are shifted by a voxel after flipping back, and a boundary
-    # model's affinities compare each voxel with its previous neighbour on every axis
+    # a flipped axis's affinities are shifted by their offset after flipping back, and a
+    # boundary model's affinities compare each voxel with its previous neighbour on every axis
     flipped = {dim - 2 for dims in TTA_FLIPS for dim in dims}
-    shifts = [int(axis in flipped) + (recipe == "boundary") for axis in range(3)]
+    offsets = recipe_offsets(recipe)
+    shifts = [
+        max(abs(o[axis]) for o in offsets) * (axis in flipped) + (recipe == "boundary")
+        for axis in range(3)
+    ]
     kernels = KERNELS_2D if recipe == "boundary" else KERNELS
     radius = receptive_field(POOLS, kernels)
     multiple = size_multiple(POOLS)
     halo = [-(-(r + s) // m) * m for r, s, m in zip(radius, shifts, multiple, strict=True)]
-    description = (
-        "Nearest-neighbour z, y, x affinities of serial-section and FIB-SEM EM: 3D U-Net with "
-        "in-plane pooling."
-        if recipe == "affinities"
-        else "z, y, x affinities of EM from a 2D U-Net's cell-interior map of each section "
-        "(the smaller interior probability of two neighbours)."
-    )
+    description = {
+        "affinities": "Nearest-neighbour z, y, x affinities of serial-section and FIB-SEM EM: "
+        "3D U-Net with in-plane pooling.",
+        "boundary": "z, y, x affinities of EM from a 2D U-Net's cell-interior map of each "
+        "section (the smaller interior probability of two neighbours).",
+        "long-range": "Nearest-neighbour and long-range affinities of EM (3D U-Net with in-plane "
+        "pooling); segment agglomerates the nearest-neighbour ones, the cross-validation "
+        "also segments all of them with the mutex watershed (docs/segmentation.md).",
+    }[recipe]
+    postprocessing: dict[str, Any] = {
+        "threshold": threshold,
+        "quantile": QUANTILE,
+        "agglomeration": f"{QUANTILE} % quantile (median) affinity (waterz)",
+    }
     return {
         "format_version": 1,
         "name": "em-affinity",
@@ -742,16 +795,13 @@ def model_spec(
         "outputs": [
             {
                 "name": "affinities",
-                "channels": 3,
-                "description": "affinity of each voxel to its previous z, y and x neighbour",
-                "offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]],
+                "channels": len(offsets),
+                "description": "affinity of each voxel to its previous z, y and x neighbour"
+                + ("" if recipe != "long-range" else ", then to the voxels at the longer offsets"),
+                "offsets": [list(o) for o in offsets],
             }
         ],
-        "postprocessing": {
-            "threshold": threshold,
-            "quantile": QUANTILE,
-            "agglomeration": f"{QUANTILE} % quantile (median) affinity (waterz)",
-        },
+        "postprocessing": postprocessing,
         "metrics": metrics or {},
     }
 
@@ -760,11 +810,16 @@ def model_spec(
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((4,), (3,), (3, 4))
 
 
-def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Any:
+def flip_averaged(
+    net: Any,
+    flips: Sequence[tuple[int, ...]] = TTA_FLIPS,
+    offsets: Sequence[Sequence[int]] = NEAREST,
+) -> Any:
     """``net`` with a sigmoid, averaged over its affinities of flipped inputs.
 
     A flip turns "affinity to the previous voxel" into "affinity to the next one", so after
-    flipping back, the flipped axis's channel is shifted by one voxel to mean the same again.
+    flipping back, each channel is shifted along the flipped axis by its offset to mean the
+    same again.
 
     Parameters
     ----------
@@ -772,6 +827,8 @@ def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Any
         The torch U-Net (logits out).
     flips
         Dims of (batch, channel, z, y, x) to flip, one tuple per extra prediction.
+    offsets
+        The offset of each output channel.
 
     Returns
     -------
@@ -779,35 +836,48 @@ def flip_averaged(net: Any, flips: Sequence[tuple[int, ...]] = TTA_FLIPS) -> Any
         Maps ``(B, 1, Z, Y, X)`` to the mean of the ``len(flips) + 1`` affinity predictions
         ``(B, 3, Z, Y, X)``.
     """
+    from functools import partial
+
     from napari_spines.training.export import flip_averaged as averaged
 
-    return averaged(net, flips, shift_flipped_affinities)
+    return averaged(net, flips, partial(shift_flipped_affinities, offsets=offsets))
 
 
-def shift_flipped_affinities(out: Any, dims: tuple[int, ...]) -> Any:
-    """Shift each flipped axis's channel of flipped-back affinities by one voxel (see above).
+def shift_flipped_affinities(
+    out: Any, dims: tuple[int, ...], offsets: Sequence[Sequence[int]] = NEAREST
+) -> Any:
+    """Shift each channel of flipped-back affinities along the flipped axes (see above).
 
     Parameters
     ----------
     out
-        Affinities ``(B, 3, Z, Y, X)`` (torch) of a flipped input, flipped back.
+        Affinities ``(B, C, Z, Y, X)`` (torch) of a flipped input, flipped back.
     dims
         The dims that were flipped: 2, 3, 4 for z, y, x.
+    offsets
+        The offset of each of the ``C`` channels.
 
     Returns
     -------
     torch.Tensor
-        Same shape; along each of ``dims`` its channel moves one voxel towards the end, its
-        first plane repeated.
+        Same shape; along each of ``dims``, a channel whose offset is ``-d`` on that axis
+        moves ``d`` voxels towards the end, its first plane repeated.
     """
     import torch
 
     channels = list(torch.unbind(out, dim=1))
-    for dim in dims:
-        c = channels[dim - 2]  # dims 2, 3, 4 hold channels z, y, x
-        channels[dim - 2] = torch.cat(
-            [c.narrow(dim - 1, 0, 1), c.narrow(dim - 1, 0, c.shape[dim - 1] - 1)], dim=dim - 1
-        )
+    for channel, offset in enumerate(offsets):
+        for dim in dims:
+            d = abs(int(offset[dim - 2]))  # dims 2, 3, 4 are z, y, x
+            if d == 0:
+                continue
+            c = channels[channel]
+            # the first plane d times, by concatenation: an expand to a shape would be traced
+            # as the export's constant shape and break the exported model on other tiles
+            first = [c.narrow(dim - 1, 0, 1)] * d
+            channels[channel] = torch.cat(
+                [*first, c.narrow(dim - 1, 0, c.shape[dim - 1] - d)], dim=dim - 1
+            )
     return torch.stack(channels, dim=1)
 
 
@@ -851,7 +921,7 @@ def export(
         }
     }
     return export_package(
-        flip_averaged(net, flips).eval(),
+        flip_averaged(net, flips, recipe_offsets(recipe)).eval(),
         folder,
         model_spec(metrics, command, recipe=recipe),
         (1, 1, 8, 64, 64),

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from napari_spines.training.affinity import GALA_SECTIONS, Split
-from napari_spines.training.mode_settings import GALA_SCALES, THRESHOLDS, errors_by_threshold
+from napari_spines.training.mode_settings import (
+    GALA_SCALES,
+    MUTEX_BIASES,
+    THRESHOLDS,
+    errors_by_threshold,
+    gala_block,
+    scoring_affinities,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,19 +126,15 @@ def fold_stacks(data: Path, isbi: Sequence[int], gala: Sequence[int]) -> dict[st
 
     from napari_spines.training.affinity import section_labels
 
-    picked, block = list(isbi), list(gala)
-    folder, gala_folder = data / "isbi2012", data / "gala"
+    folder = data / "isbi2012"
+    picked = list(isbi)
     return {
         "isbi": (
             tifffile.imread(folder / "isbi2012_train_image.tif")[picked],
             section_labels(tifffile.imread(folder / "isbi2012_train_membranes.tif")[picked]),
             "2d",
         ),
-        "gala": (
-            tifffile.imread(gala_folder / "gala_train_image.tif")[block],
-            tifffile.imread(gala_folder / "gala_train_labels.tif")[block],
-            "3d",
-        ),
+        "gala": (*gala_block(data, gala), "3d"),
     }
 
 
@@ -141,10 +144,14 @@ def score_fold(
     fold: Fold,
     thresholds: Sequence[float] = THRESHOLDS,
     gala_scales: Sequence[float] = GALA_SCALES,
+    method: str | None = None,
+    min_sizes: Sequence[int] = (0,),
+    volumes: Sequence[str] = ("isbi", "gala"),
 ) -> dict:
     """Choose each mode's settings on the fold's inner validation; score its test blocks.
 
-    ISBI ("2d") gets a threshold; gala ("3d") a threshold and an in-plane scale.
+    ISBI ("2d") gets a threshold; gala ("3d") a threshold and an in-plane scale; both a
+    ``min_size`` when the mutex watershed segments.
 
     Parameters
     ----------
@@ -158,6 +165,12 @@ def score_fold(
         Thresholds to choose from.
     gala_scales
         In-plane scales to choose from for gala.
+    method
+        How to segment (`errors_by_threshold`); None: as the package says.
+    min_sizes
+        The mutex watershed's ``min_size`` values to choose from.
+    volumes
+        Which of ``"isbi"`` and ``"gala"`` to score.
 
     Returns
     -------
@@ -173,20 +186,29 @@ def score_fold(
     test = fold_stacks(data, fold.isbi_test, fold.gala_test)
     result: dict[str, Any] = {}
     for name, scales in (("isbi", (1.0,)), ("gala", tuple(gala_scales))):
+        if name not in volumes:
+            continue
         image, labels, mode = inner[name]
-        choices = {
-            scale: errors_by_threshold(opened, image, labels, mode, thresholds, scale).mean(1)
-            for scale in scales
-        }
-        scale = min(choices, key=lambda s: choices[s].min())
-        chosen = int(np.argmin(choices[scale]))
+        choices = {}
+        for scale in scales:
+            affinities = scoring_affinities(opened, image, scale)
+            for size in min_sizes:
+                choices[scale, size] = errors_by_threshold(
+                    opened, image, labels, mode, thresholds, scale, method, size, affinities
+                ).mean(1)
+        scale, size = min(choices, key=lambda s: choices[s].min())
+        chosen = int(np.argmin(choices[scale, size]))
         image, labels, mode = test[name]
-        errors = errors_by_threshold(opened, image, labels, mode, thresholds, scale)
+        errors = errors_by_threshold(opened, image, labels, mode, thresholds, scale, method, size)
         oracle = int(np.argmin(errors.mean(1)))
         result[name] = {
             "threshold": thresholds[chosen],
             "in_plane_scale": scale,
-            "inner_errors": {str(s): round(float(e.min()), 4) for s, e in choices.items()},
+            "min_size": size,
+            "inner_errors": {
+                f"{s:g}" if len(min_sizes) == 1 else f"{s:g}, {m}": round(float(e.min()), 4)
+                for (s, m), e in choices.items()
+            },
             "test_errors": [round(float(e), 4) for e in errors[chosen]],
             "oracle_threshold": thresholds[oracle],
             "oracle_error": round(float(errors[oracle].mean()), 4),
@@ -199,13 +221,18 @@ def cross_validate(
     out: Path,
     minutes: float,
     folds: Sequence[Fold] | None = None,
-    thresholds: Sequence[float] = THRESHOLDS,
+    thresholds: Sequence[float] | None = None,
+    method: str | None = None,
+    min_sizes: Sequence[int] = (0,),
+    volumes: Sequence[str] = ("isbi", "gala"),
     **options: Any,
 ) -> dict:
     """Train, choose and test every fold; write ``out/cross_validation.json``.
 
     A fold whose ``fold_K/result.json`` exists is not run again, and one whose package was
-    exported is scored without training again, so an interrupted run goes on.
+    exported is scored without training again, so an interrupted run goes on. With a
+    ``method``, the packages are segmented that way instead of as they say, and the results
+    go to ``result_<method>.json`` and ``cross_validation_<method>.json``.
 
     Parameters
     ----------
@@ -218,7 +245,16 @@ def cross_validate(
     folds
         The folds; default `nested_folds`.
     thresholds
-        Agglomeration thresholds to choose from.
+        Agglomeration thresholds (mutex watershed biases) to choose from; None: `THRESHOLDS`,
+        or `MUTEX_BIASES` for the mutex watershed.
+    method
+        ``"agglomeration"`` or ``"mutex_watershed"`` (`errors_by_threshold`); None: the
+        mutex watershed for the long-range recipe, else as each package says.
+    min_sizes
+        The mutex watershed's ``min_size`` values to choose from.
+    volumes
+        Which of ``"isbi"`` and ``"gala"`` to score; with one only, ``_<volume>`` is added to
+        the file names.
     **options
         Further keyword arguments of `napari_spines.training.affinity.train`.
 
@@ -231,10 +267,18 @@ def cross_validate(
     from napari_spines.training.affinity import check_data, export, train
 
     check_data(data)
+    scoring = method
+    if method is None and options.get("recipe") == "long-range":  # what it was made for
+        scoring = "mutex_watershed"
+    if thresholds is None:
+        thresholds = MUTEX_BIASES if scoring == "mutex_watershed" else THRESHOLDS
+    suffix = ("" if method is None else f"_{method}") + (
+        "" if len(volumes) == 2 else f"_{volumes[0]}"
+    )
     results = []
     for fold in folds if folds is not None else nested_folds():
         folder = out / f"fold_{fold.index}"
-        done = folder / "result.json"
+        done = folder / f"result{suffix}.json"
         if done.exists():
             results.append(json.loads(done.read_text()))
             continue
@@ -248,15 +292,22 @@ def cross_validate(
             "gala_test": [fold.gala_test[0], fold.gala_test[-1]],
             "split": {key: list(value) for key, value in asdict(fold.split).items()},
             "minutes": minutes,
-            **score_fold(package, data, fold, thresholds),
+            **score_fold(
+                package,
+                data,
+                fold,
+                thresholds,
+                method=scoring,
+                min_sizes=min_sizes,
+                volumes=volumes,
+            ),
         }
         logger.info("fold %d: %s", fold.index, result)
         folder.mkdir(parents=True, exist_ok=True)
         done.write_text(json.dumps(result, indent=1))
         results.append(result)
     isbi = np.array([e for r in results for e in r["isbi"]["test_errors"]])
-    gala = np.array([r["gala"]["test_errors"][0] for r in results])
-    summary = {
+    summary: dict[str, Any] = {
         "isbi_per_section": {
             str(z): e
             for r in results
@@ -265,10 +316,12 @@ def cross_validate(
         "isbi_mean": round(float(isbi.mean()), 4),
         "isbi_fold_means": [round(float(np.mean(r["isbi"]["test_errors"])), 4) for r in results],
         "isbi_sd": round(float(isbi.std()), 4),
-        "gala_per_block": [round(float(e), 4) for e in gala],
-        "gala_mean": round(float(gala.mean()), 4),
     }
+    if "gala" in volumes:
+        gala = np.array([r["gala"]["test_errors"][0] for r in results])
+        summary["gala_per_block"] = [round(float(e), 4) for e in gala]
+        summary["gala_mean"] = round(float(gala.mean()), 4)
     report = {"folds": results, "summary": summary}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cross_validation.json").write_text(json.dumps(report, indent=1))
+    (out / f"cross_validation{suffix}.json").write_text(json.dumps(report, indent=1))
     return report

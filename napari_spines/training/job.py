@@ -23,6 +23,7 @@ def training_job(
     device: str,
     own: tuple[Any, np.ndarray, str] | None = None,
     command: str = "",
+    recipe: str = "affinities",
     progress: ProgressCallback | None = None,
 ) -> TrainedModel:
     """Train, export and score one model, as ``napari-spines train spines|affinities`` does.
@@ -45,6 +46,8 @@ def training_job(
         A stack, its labels and their name, added to em-affinity's training data; or None.
     command
         Recorded as the training command in the model card.
+    recipe
+        em-affinity's recipe (`napari_spines.training.affinity.RECIPES`); spine-2p has one.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
 
@@ -78,6 +81,7 @@ def training_job(
         device=device,
         command=command,
         extra=extra,
+        recipe=recipe,
     )
 
 

@@ -10,12 +10,15 @@ writes the settings best on all blocks into a package's ``postprocessing.modes``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(8, 20))  # 0.4 to 0.95
+#: The mutex watershed's biases to choose from (`mutex_watershed`): 0.05 to 0.75.
+MUTEX_BIASES = tuple(round(0.05 * i, 2) for i in range(1, 16))
 #: In-plane upsampling of gala's sections to choose from ("3d" mode's ``in_plane_scale``).
 GALA_SCALES = (1.0, 1.5, 2.0, 2.5)
 
@@ -27,11 +30,15 @@ def errors_by_threshold(
     mode: str,
     thresholds: Sequence[float] = THRESHOLDS,
     in_plane_scale: float = 1.0,
+    method: str | None = None,
+    min_size: int = 0,
+    affinities: np.ndarray | None = None,
 ) -> np.ndarray:
     """Adapted Rand errors of a segmentation at each threshold: per section in "2d", else 3D.
 
     The stack is segmented as `segment_image` does, on its own grid upsampled by
-    ``in_plane_scale`` in y and x.
+    ``in_plane_scale`` in y and x; a package whose ``postprocessing.method`` is
+    ``mutex_watershed`` by `mutex_watershed`, each threshold a bias.
 
     Parameters
     ----------
@@ -45,6 +52,14 @@ def errors_by_threshold(
         Agglomeration thresholds.
     in_plane_scale
         Upsampling of the sections before the network.
+    method
+        ``"agglomeration"`` (of the nearest-neighbour channels) or ``"mutex_watershed"``;
+        None: the package's ``postprocessing.method``, agglomeration when it names none.
+    min_size
+        The mutex watershed's ``min_size``.
+    affinities
+        The package's `scoring_affinities` of ``image`` at ``in_plane_scale``, when they were
+        computed already; None: computed here.
 
     Returns
     -------
@@ -52,21 +67,51 @@ def errors_by_threshold(
         ``(thresholds, sections)`` in "2d", ``(thresholds, 1)`` otherwise.
     """
     from napari_spines.segmentation.metrics import score_per_section, score_segmentation
-    from napari_spines.segmentation.pipeline import predict_affinities, segment_affinities
+    from napari_spines.segmentation.mutex import mutex_watershed
+    from napari_spines.segmentation.pipeline import segment_affinities
 
-    z, y, x = package.spec.network_voxel_size_um
-    voxel = None if in_plane_scale == 1 else (z, y * in_plane_scale, x * in_plane_scale)
-    affinities = predict_affinities(image, "ZYX", package, voxel)
-    quantile = package.spec.postprocessing.get("quantile")
-    segmentation = segment_affinities(affinities, mode, quantile=quantile)
+    spec = package.spec
+    if affinities is None:
+        affinities = scoring_affinities(package, image, in_plane_scale)
+    method = method or spec.postprocessing.get("method", "agglomeration")
+    if method == "mutex_watershed":
+        offsets = spec.outputs[0].offsets
+        segment = partial(mutex_watershed, affinities, offsets, mode=mode, min_size=min_size)
+    else:  # the nearest-neighbour channels come first
+        quantile = spec.postprocessing.get("quantile")
+        segment = segment_affinities(affinities[:3], mode, quantile=quantile).labels
     rows = []
     for t in thresholds:
-        predicted = segmentation.labels(t)
+        predicted = segment(t)
         if mode == "2d":
             rows.append([s.adapted_rand_error for s in score_per_section(labels, predicted)])
         else:
             rows.append([score_segmentation(labels, predicted).adapted_rand_error])
     return np.array(rows)
+
+
+def scoring_affinities(package: Any, image: np.ndarray, in_plane_scale: float = 1.0) -> np.ndarray:
+    """A package's affinities of a stack on its own grid upsampled by ``in_plane_scale``.
+
+    Parameters
+    ----------
+    package
+        An opened affinity model package.
+    image
+        A raw ``(Z, Y, X)`` stack.
+    in_plane_scale
+        Upsampling of the sections before the network (the output is on the stack's grid).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(channels, Z, Y, X)``.
+    """
+    from napari_spines.models import run_model
+
+    z, y, x = package.spec.network_voxel_size_um
+    voxel = None if in_plane_scale == 1 else (z, y * in_plane_scale, x * in_plane_scale)
+    return np.asarray(run_model(package, image, "ZYX", voxel).outputs, np.float32)
 
 
 def gala_block(data: Path, sections: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

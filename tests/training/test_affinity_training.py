@@ -29,6 +29,26 @@ def test_flip_averaging_keeps_affinities_aligned() -> None:
     np.testing.assert_allclose(out[inner], expected[inner], atol=1e-3)
 
 
+def test_flip_averaging_keeps_long_range_affinities_aligned() -> None:
+    # the same, with offsets of several voxels: each channel shifts by its own offset
+    torch = pytest.importorskip("torch")
+    from napari_spines.training.affinity import LONG_RANGE_OFFSETS
+
+    labels = cells_stack((4, 64, 64), n_cells=6, seed=2)[1].astype(np.float32)
+
+    class LabelAffinities(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            aff = labels_to_affinities(x[0, 0].numpy().astype(np.int64), LONG_RANGE_OFFSETS)
+            return torch.logit(torch.from_numpy(aff[None]).clamp(1e-4, 1 - 1e-4))
+
+    averaged = flip_averaged(LabelAffinities(), ((4,), (3,), (3, 4)), LONG_RANGE_OFFSETS)
+    with torch.no_grad():
+        out = averaged(torch.from_numpy(labels)[None, None]).numpy()[0]
+    expected = labels_to_affinities(labels.astype(np.int64), LONG_RANGE_OFFSETS)
+    inner = (slice(None), slice(None), slice(27, None), slice(27, None))
+    np.testing.assert_allclose(out[inner], expected[inner], atol=1e-3)
+
+
 def test_random_crop_targets_follow_the_augmented_labels() -> None:
     image, labels = cells_stack((6, 40, 40), n_cells=8, seed=4)
     volume = LabelledVolume(image.astype(np.float32) / 255, labels.astype(np.int64), True)
@@ -130,9 +150,9 @@ def record_crops(monkeypatch, shape) -> list[bool]:
     sampled: list[bool] = []
     crop = affinity.random_crop
 
-    def recording_crop(volume, rng, *args):
+    def recording_crop(volume, rng, *args, **kwargs):
         sampled.append(volume.image.shape == tuple(shape))
-        return crop(volume, rng, *args)
+        return crop(volume, rng, *args, **kwargs)
 
     monkeypatch.setattr(affinity, "random_crop", recording_crop)
     return sampled
@@ -238,3 +258,28 @@ def test_gala_blocks_that_are_not_neighbours_stay_separate_volumes(tmp_path) -> 
     volumes = load_gala(tmp_path / "em" / "gala", [0, 1, 2, 3, 20, 21, 22, 23, 24])
     assert [v.image.shape[0] for v in volumes] == [4, 5]
     assert contiguous_runs([3, 1, 2]) == [[1, 2, 3]]
+
+
+def test_the_long_range_recipe_is_scored_by_the_mutex_watershed(tmp_path) -> None:
+    """Long-range affinities train, export with their offsets, and are segmented by mutex."""
+    from napari_spines.models import open_package
+    from napari_spines.segmentation.pipeline import segment_image
+    from napari_spines.training.affinity import LONG_RANGE_OFFSETS, export, train
+    from napari_spines.training.mode_settings import errors_by_threshold
+
+    write_em_folder(tmp_path / "em")
+    checkpoint = train(tmp_path / "em", tmp_path / "run", minutes=0.2, width=4, recipe="long-range")
+    package = open_package(export(checkpoint, tmp_path / "run" / "package"))
+    spec = package.spec
+    assert spec.n_output_channels == len(LONG_RANGE_OFFSETS)
+    assert spec.outputs[0].offsets == LONG_RANGE_OFFSETS
+    assert spec.tiling.halo[1] >= 51 + 27  # the receptive field and the longest flipped shift
+    image, labels = cells_stack((4, 40, 40), n_cells=4, seed=0)
+    errors = errors_by_threshold(
+        package, image, labels, "2d", (0.3, 0.7), method="mutex_watershed", min_size=20
+    )
+    assert errors.shape == (2, 4) and np.isfinite(errors).all()
+    # segment and the widgets agglomerate its nearest-neighbour channels; on a stack of
+    # another shape than the export's example, so its shifts must follow the tile's shape
+    image = cells_stack((10, 88, 72), n_cells=6, seed=1)[0]
+    assert segment_image(image, "ZYX", package, mode="2d").affinities.shape == (3, *image.shape)

@@ -54,6 +54,20 @@ def test_cross_validation_trains_and_chooses_without_the_test_sections(tmp_path,
     assert json.loads((tmp_path / "cv" / "cross_validation.json").read_text()) == report
     monkeypatch.setattr(affinity, "train", lambda *a, **k: pytest.fail("trained again"))
     assert cross_validate(tmp_path / "em", tmp_path / "cv", 0.1, [fold], (0.5, 0.8)) == report
+    # the same packages segmented another way: scored again, its own files, nothing trained
+    again = cross_validate(
+        tmp_path / "em",
+        tmp_path / "cv",
+        0.1,
+        [fold],
+        (0.3, 0.6),
+        method="mutex_watershed",
+        min_sizes=(0, 50),
+    )
+    assert again["folds"][0]["isbi"]["threshold"] in (0.3, 0.6)
+    assert again["folds"][0]["gala"]["min_size"] in (0, 50)
+    assert (tmp_path / "cv" / "cross_validation_mutex_watershed.json").exists()
+    assert json.loads((tmp_path / "cv" / "cross_validation.json").read_text()) == report
 
 
 def test_3d_settings_are_scored_on_a_block_that_did_not_choose_them(
