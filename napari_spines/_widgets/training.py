@@ -41,6 +41,16 @@ WIDGET_COMMAND = "napari-spines Train model widget"
 MODELS = {"spine-2p (two-photon spines)": "spines", "em-affinity (EM affinities)": "affinities"}
 
 
+#: em-affinity's recipes (``train affinities --recipe``) and what each trains.
+RECIPE_TIPS = {
+    "affinities": "a 3D U-Net predicts z, y, x affinities (em-affinity's recipe)",
+    "boundary": "a 2D U-Net predicts each section's cell interior; affinities follow from it",
+    "long-range": "the 3D U-Net also predicts affinities 2 sections and 3, 9, 27 pixels away "
+    "(Segment uses the nearest ones)",
+}
+RECIPE_TIP = "; ".join(f"{name}: {tip}" for name, tip in RECIPE_TIPS.items())
+
+
 def sessions(text: str) -> list[str]:
     """``"tp0, tp1"`` or ``"tp0 tp1"`` → ``["tp0", "tp1"]``."""
     return [name for name in text.replace(",", " ").split() if name]
@@ -51,10 +61,10 @@ def training_in_child(*args: Any, progress: Any = None) -> TrainedModel:
 
     A stack of the user's is read here first, as a lazy one may not pickle.
     """
-    *first, own = args
+    *first, own, recipe = args
     if own is not None:
         own = (np.asarray(own[0]), own[1], own[2])
-    return run_in_child(training_job, *first, own, WIDGET_COMMAND, progress=progress)
+    return run_in_child(training_job, *first, own, WIDGET_COMMAND, recipe, progress=progress)
 
 
 class TrainingWidget(Container):
@@ -73,6 +83,9 @@ class TrainingWidget(Container):
         self._out = FileEdit(label="run folder", mode="d", value="runs/spine-2p")
         self._minutes = FloatSpinBox(label="minutes", value=60.0, min=0.05, max=10_000.0, step=5.0)
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda"))
+        self._recipe = ComboBox(
+            label="recipe", choices=tuple(RECIPE_TIPS), visible=False, tooltip=RECIPE_TIP
+        )
         self._own_image = OptionalChoice(
             label="your stack", choices=self._image_choices, nullable=True, visible=False
         )
@@ -94,6 +107,7 @@ class TrainingWidget(Container):
                 self._validate,
                 self._own_image,
                 self._own_labels,
+                self._recipe,
                 self._out,
                 self._minutes,
                 self._device,
@@ -143,7 +157,7 @@ class TrainingWidget(Container):
     def _show_sessions(self, *_args: object) -> None:
         spines = MODELS[self._model.value] == "spines"
         self._train.visible = self._validate.visible = spines
-        self._own_image.visible = self._own_labels.visible = not spines
+        self._own_image.visible = self._own_labels.visible = self._recipe.visible = not spines
         self._out.value = "runs/spine-2p" if spines else "runs/em-affinity"
 
     def run(self) -> None:
@@ -177,6 +191,7 @@ class TrainingWidget(Container):
             float(self._minutes.value),
             self._device.value,
             own,
+            self._recipe.value,
         )
         if self.task.run(job, on_result=self._done) is not None:
             self._run.enabled = False

@@ -80,8 +80,10 @@ def test_a_missing_session_is_one_clear_line(widget, qtbot):
 
 
 def test_em_affinity_hides_the_session_names(widget):
+    assert widget._recipe.native.isHidden()  # spine-2p has one recipe
     widget._model.value = "em-affinity (EM affinities)"
     assert not widget._train.visible and not widget._validate.visible
+    assert not widget._recipe.native.isHidden() and widget._recipe.value == "affinities"
     assert str(widget._out.value).endswith("em-affinity")
 
 
@@ -130,11 +132,16 @@ def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
     sent = record_child_jobs(monkeypatch)
     widget._minutes.value = 0.2
     widget._out.value = tmp_path / "run"
+    widget._recipe.value = "boundary"
     widget.run()
     qtbot.waitUntil(lambda: not widget.task.busy, timeout=300_000)
     assert widget.result is not None, widget._status.value
+    # the recipe chosen is the one trained
+    from napari_spines.models import open_package
+
+    assert "interior" in open_package(widget.result.package).spec.description
     # the training process got this stack and its labels (the core test checks they are used)
-    stack, labels, name = sent[0][-2]
+    stack, labels, name = sent[0][-3]
     np.testing.assert_array_equal(stack, mine.image)
     np.testing.assert_array_equal(labels, mine.labels)
     assert name == "mine proofread"
