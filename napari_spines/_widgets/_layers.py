@@ -12,7 +12,7 @@ from typing import Any
 
 import napari
 import numpy as np
-from napari.layers import Image, Labels, Layer
+from napari.layers import Image, Labels, Layer, Points
 
 from napari_spines.voxel_size import VoxelSize
 
@@ -82,6 +82,36 @@ def put_layer(viewer: napari.viewer.Viewer, kind: str, data: Any, meta: dict[str
             return layer
         viewer.layers.remove(layer)
     return viewer.add_layer(Layer.create(data, meta, kind))
+
+
+def click_points(viewer: napari.viewer.Viewer, name: str, placed: dict[str, Any]) -> Points:
+    """The Points layer ``name`` for clicking on segments; added (empty, 3D) when missing.
+
+    Parameters
+    ----------
+    viewer
+        The viewer.
+    name
+        The layer's name.
+    placed
+        Scale and translate of the image it goes over (`placed_like`).
+
+    Returns
+    -------
+    napari.layers.Points
+    """
+    layer = viewer.layers[name] if name in viewer.layers else None
+    if isinstance(layer, Points):
+        return layer
+    return viewer.add_points(
+        np.empty((0, 3)),
+        ndim=3,
+        name=name,
+        size=5,
+        face_color="cyan",
+        border_color="white",
+        **placed,
+    )
 
 
 def focus(

@@ -30,7 +30,12 @@ from napari_spines._widgets._layers import focus, in_viewer, layer_voxel_size, p
 from napari_spines._widgets._task import LatestWorker
 from napari_spines.errors import first_line
 from napari_spines.segmentation.edit_log import Edit
-from napari_spines.segmentation.session import ORDERS, SegmentationSession, describe_edit
+from napari_spines.segmentation.session import (
+    ORDERS,
+    SegmentationSession,
+    describe_edit,
+    void_edit_note,
+)
 from napari_spines.training.journal import waiting_edits_note
 from napari_spines.voxel_size import assumed_size_warning
 
@@ -246,11 +251,8 @@ class ProofreadingPanel(Container):
         except ValueError as exc:
             self._say(first_line(exc), error=True)
             return None
-        if edit is None:
-            self._say(f"nothing to {how}")
-            return None
-        if edit.operation == "fill_holes" and not session.changed:  # not recorded
-            self._say(f"segment {edit.ids[0]} has no holes")
+        if (note := void_edit_note(edit, session.changed, how)) is not None:
+            self._say(note)
             return None
         if session.changed:
             # napari re-slices only the shown plane; its partial refresh is private API

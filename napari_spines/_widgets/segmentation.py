@@ -17,7 +17,6 @@ from functools import partial
 from typing import Any
 
 import napari
-import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, PushButton
 from napari.layers import Image, Labels, Points
 from napari.utils.notifications import show_error, show_info
@@ -26,6 +25,7 @@ from qtpy.QtCore import QTimer
 from napari_spines._widgets._choices import DEVICES, chosen_model, follow_layers, model_names
 from napari_spines._widgets._ground_truth import GroundTruthPanel
 from napari_spines._widgets._layers import (
+    click_points,
     image_layers,
     in_viewer,
     layer_axes,
@@ -36,8 +36,7 @@ from napari_spines._widgets._layers import (
 from napari_spines._widgets._proofreading import ProofreadingPanel
 from napari_spines._widgets._task import LatestWorker, TaskPanel, status_label
 from napari_spines.errors import first_line
-from napari_spines.models import find_model
-from napari_spines.segmentation.pipeline import DEFAULT_MODEL, check_affinity_model, check_image
+from napari_spines.segmentation.pipeline import DEFAULT_MODEL, affinity_package, check_image
 from napari_spines.segmentation.session import (
     Relabelled,
     SegmentationSession,
@@ -171,8 +170,7 @@ class SegmentationWidget(Container):
         except ValueError as exc:  # Segment says it again when pressed
             self._settings.value = "" if layer is None else first_line(exc)
             return
-        hint = " (set it in Voxel size, or choose a mode)" if settings.assumed else ""
-        self._settings.value = f"{settings.reason}{hint}"
+        self._settings.value = settings.message("set it in Voxel size, or choose a mode")
         if self.session is None:
             self._set_slider(settings.threshold)
 
@@ -181,9 +179,7 @@ class SegmentationWidget(Container):
         name = chosen_model(self._model_path, self._model)
         if not name:
             raise ValueError("no affinity model installed: choose a model package folder")
-        package = find_model(name)
-        check_affinity_model(package)
-        return package
+        return affinity_package(name)
 
     def _set_slider(self, value: float) -> None:
         self._quiet = True
@@ -249,20 +245,8 @@ class SegmentationWidget(Container):
         meta = {"name": f"{image.name} segmentation", "metadata": metadata, **placed}
         self.labels_layer = put_layer(self._viewer, "labels", relabelled.proofreader.labels, meta)
         self.labels_layer.metadata["model"] = dict(model or {})
-        name = f"{image.name} proofreading points"
-        points = self._viewer.layers[name] if name in self._viewer.layers else None
-        if not isinstance(points, Points):
-            points = self._viewer.add_points(
-                np.empty((0, 3)),
-                ndim=3,
-                name=name,
-                size=5,
-                face_color="cyan",
-                border_color="white",
-                **placed,
-            )
-        self.points_layer = points
-        self.proofreading.attach(session, image, self.labels_layer, points)
+        self.points_layer = click_points(self._viewer, f"{image.name} proofreading points", placed)
+        self.proofreading.attach(session, image, self.labels_layer, self.points_layer)
         self.ground_truth.reset_choices()
         self._use_relabelled(relabelled)
         self._viewer.layers.selection.active = self.points_layer

@@ -564,6 +564,34 @@ def describe_edit(edit: Edit, how: str = "") -> str:
     return f"renumbered {len(edit.ids)} segments" if edit.ids else "the ids are already 1…N"
 
 
+def void_edit_note(edit: Edit | None, changed: bool, how: str = "") -> str | None:
+    """Why an operation changed nothing, in a line; None when it made a real edit.
+
+    Parameters
+    ----------
+    edit
+        What the operation returned (None: it found nothing to do).
+    changed
+        Whether the labels changed (`SegmentationSession.changed`).
+    how
+        The operation's verb, or ``"undo"`` / ``"redo"``.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> void_edit_note(None, False, "undo")
+    'nothing to undo'
+    """
+    if edit is None:
+        return f"nothing to {how}"
+    if edit.operation == "fill_holes" and not changed:  # not recorded
+        return f"segment {edit.ids[0]} has no holes"
+    return None
+
+
 def format_ids(ids: Sequence[int], most: int = 6) -> str:
     """``"3, 5, 8"``; long lists end in ``…``.
 

@@ -54,6 +54,20 @@ class StackSettings:
     assumed: bool
     reason: str
 
+    def message(self, how_to_change: str) -> str:
+        """`reason`, followed by ``how_to_change`` in brackets when the mode was assumed.
+
+        Parameters
+        ----------
+        how_to_change
+            Where the user sets the voxel size or the mode (the CLI's options, the widget's).
+
+        Returns
+        -------
+        str
+        """
+        return f"{self.reason} ({how_to_change})" if self.assumed else self.reason
+
 
 def mode_for_anisotropy(anisotropy: float) -> str:
     """The `MODES` entry for voxels ``anisotropy`` times deeper than wide.

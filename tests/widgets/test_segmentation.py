@@ -437,7 +437,7 @@ def test_a_spine_model_is_refused_with_a_clear_message(
     widget._model_path.value = str(tiny_package)
     widget.run()
     assert not widget.task.busy and len(viewer.layers) == 1
-    assert len(shown) == 1 and "pick an affinity model" in shown[0]
+    assert len(shown) == 1 and "is a spine-detection model, not affinities" in shown[0]
 
 
 def test_proofreading_before_segmenting_says_so(viewer_and_widget, monkeypatch):
