@@ -10,6 +10,11 @@ sections 15-19, gala sections 35-49), computed once; every method then gets the 
   end with its merge history kept; a threshold is a lookup-table relabel.
 - **waterz**: ``waterz.agglomerate`` with its own zwatershed fragments, by the mean or the
   median, one call per threshold sweep (how it is usually run).
+- **mutex watershed** (``mwatershed``): the nearest-neighbour affinities only (the model
+  predicts no long-range ones), each edge weighted ``affinity - bias``; per section ("2d", no
+  z-edges) on ISBI, in 3D on gala. One call per bias; then again with the specks it leaves
+  absorbed by their neighbours (``min_size``, `MIN_SIZES`). The long-range recipe's own figures
+  are in docs/segmentation.md.
 - **skimage**: a seeded watershed of the boundary map (seeds: connected components of voxels
   whose mean affinity is above a threshold), no agglomeration.
 
@@ -23,12 +28,16 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
+#: The mutex watershed's ``min_size`` in 3D and per section: what the cross-validation's inner
+#: blocks chose for the long-range recipe on gala and on ISBI (docs/segmentation.md).
+MIN_SIZES = (400, 100)
 
 
 def score(truth: np.ndarray, labels: np.ndarray, per_section: bool) -> float:
@@ -81,6 +90,15 @@ def waterz_sweep(
             )
         }
     return time.perf_counter() - started, results
+
+
+def mutex(affinities: np.ndarray, bias: float, per_section: bool, min_size: int = 0) -> np.ndarray:
+    """Mutex watershed of the nearest-neighbour affinities at one bias."""
+    from napari_spines.segmentation.affinities import NEAREST
+    from napari_spines.segmentation.mutex import mutex_watershed
+
+    mode = "2d" if per_section else "3d"
+    return mutex_watershed(affinities, NEAREST, bias, mode, min_size)
 
 
 def skimage_watershed(affinities: np.ndarray, seed_affinity: float) -> np.ndarray:
@@ -150,23 +168,35 @@ def main() -> None:
                     "mvoxels_per_s": mvox / seconds,
                 }
             )
-        timed = {}
-        for t in THRESHOLDS:
-            started = time.perf_counter()
-            labels = skimage_watershed(affinities, t)
-            timed[t] = (time.perf_counter() - started, score(truth, labels, per_section))
-        best = min(timed, key=lambda t: timed[t][1])
-        rows.append(
-            {
-                "stack": name,
-                "method": "skimage seeded watershed",
-                "threshold": best,
-                "arand": timed[best][1],
-                "seconds": timed[best][0],
-                "relabel_seconds": None,
-                "mvoxels_per_s": mvox / timed[best][0],
-            }
-        )
+        size = MIN_SIZES[per_section]
+        for method, run in (
+            (
+                "mutex watershed (mwatershed, nearest neighbours)",
+                partial(mutex, per_section=per_section),
+            ),
+            (
+                f"mutex watershed, segments under {size} voxels absorbed",
+                partial(mutex, per_section=per_section, min_size=size),
+            ),
+            ("skimage seeded watershed", skimage_watershed),
+        ):
+            timed = {}
+            for t in THRESHOLDS:
+                started = time.perf_counter()
+                labels = run(affinities, t)
+                timed[t] = (time.perf_counter() - started, score(truth, labels, per_section))
+            best = min(timed, key=lambda t: timed[t][1])
+            rows.append(
+                {
+                    "stack": name,
+                    "method": method,
+                    "threshold": best,
+                    "arand": timed[best][1],
+                    "seconds": timed[best][0],
+                    "relabel_seconds": None,
+                    "mvoxels_per_s": mvox / timed[best][0],
+                }
+            )
     print(
         "| stack | method | best threshold | adapted Rand error | time (s) | Mvoxel/s | "
         "relabel (s) |"
