@@ -279,7 +279,6 @@ def test_the_long_range_recipe_is_scored_by_the_mutex_watershed(tmp_path) -> Non
         package, image, labels, "2d", (0.3, 0.7), method="mutex_watershed", min_size=20
     )
     assert errors.shape == (2, 4) and np.isfinite(errors).all()
-    # segment and the widgets agglomerate its nearest-neighbour channels; on a stack of
-    # another shape than the export's example, so its shifts must follow the tile's shape
+    # segment and the widgets agglomerate its nearest-neighbour channels
     image = cells_stack((10, 88, 72), n_cells=6, seed=1)[0]
     assert segment_image(image, "ZYX", package, mode="2d").affinities.shape == (3, *image.shape)
