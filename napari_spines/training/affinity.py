@@ -383,6 +383,49 @@ def random_crop(
     return (np.ascontiguousarray(image[None], np.float32), affinities, mask)
 
 
+@dataclass
+class AffinityExamples:
+    """Makes random training crops; a class, not a closure, so worker processes can be sent it.
+
+    Parameters
+    ----------
+    volumes
+        The labelled volumes crops are cut from.
+    chances
+        Probability of each volume being drawn.
+    offsets
+        Affinity offsets of the targets.
+    interiors
+        Return interior targets (the boundary recipe) instead of affinities.
+    """
+
+    volumes: list[LabelledVolume]
+    chances: np.ndarray
+    offsets: Sequence[tuple[int, int, int]]
+    interiors: bool = False
+
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """One crop: image, targets and loss mask.
+
+        Parameters
+        ----------
+        rng
+            Draws the volume, the crop and its augmentation.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Image, targets and mask.
+        """
+        from napari_spines.training.boundary import interior_targets
+
+        volume = self.volumes[rng.choice(len(self.volumes), p=self.chances)]
+        image, affinities, mask = random_crop(volume, rng, offsets=self.offsets)
+        if self.interiors:
+            return (image, *interior_targets(affinities, mask))
+        return image, affinities, mask
+
+
 def elastic_deform(
     rng: np.random.Generator,
     image: np.ndarray,
@@ -618,7 +661,7 @@ def train(
     import torch
 
     from napari_spines.training.batches import example_batches, resolve_device
-    from napari_spines.training.boundary import boundary_affinities, interior_targets
+    from napari_spines.training.boundary import boundary_affinities
     from napari_spines.training.loop import timed_steps
 
     device = resolve_device(device)
@@ -655,13 +698,7 @@ def train(
             step_offset = int(torch.load(start_from, map_location="cpu", weights_only=True)["step"])
     net.to(device)
 
-    def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        volume = volumes[rng.choice(len(volumes), p=chances)]
-        image, affinities, mask = random_crop(volume, rng, offsets=offsets)
-        if recipe == "boundary":
-            return (image, *interior_targets(affinities, mask))
-        return image, affinities, mask
-
+    example = AffinityExamples(volumes, chances, offsets, recipe == "boundary")
     batches = example_batches(example, batch_size, seed, workers, device)
     best = math.inf
     checkpoint: dict | None = None

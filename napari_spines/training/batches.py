@@ -70,22 +70,20 @@ def example_batches(
         One batched tensor per array of an example, on ``device``.
     """
     import torch
-    from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+    from torch.utils.data import DataLoader
 
-    class Examples(IterableDataset):
-        def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
-            info = get_worker_info()
-            rng = np.random.default_rng([seed, 0 if info is None else info.id + 1])
-            while True:
-                yield make_example(rng)
+    from napari_spines.training.example_stream import ExampleStream
 
     loader = DataLoader(
-        Examples(),
+        ExampleStream(make_example, seed),
         batch_size=batch_size,
         num_workers=workers,
         pin_memory=device.startswith("cuda"),
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers else None,
+        # workers start from a clean process: a child forked from one with Qt, ONNX Runtime
+        # or OpenGL threads can hang for ever on a lock one of them held
+        multiprocessing_context="forkserver" if workers else None,
     )
     for batch in loader:
         yield tuple(torch.as_tensor(b).to(device, non_blocking=True) for b in batch)

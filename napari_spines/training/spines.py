@@ -296,6 +296,39 @@ def random_crop(
     )
 
 
+@dataclass
+class SpineExamples:
+    """Makes random training crops; a class, not a closure, so worker processes can be sent it.
+
+    Parameters
+    ----------
+    volumes
+        Real volumes first, then synthetic ones.
+    n_real
+        How many of ``volumes`` are real; they give three crops in four.
+    """
+
+    volumes: list[TrainingVolume]
+    n_real: int
+
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """One augmented crop and its targets.
+
+        Parameters
+        ----------
+        rng
+            Draws the volume, the crop and its augmentation.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            What `random_crop` returns.
+        """
+        real = rng.random() < 0.75 or len(self.volumes) == self.n_real
+        pick = rng.integers(self.n_real) if real else rng.integers(self.n_real, len(self.volumes))
+        return random_crop(self.volumes[pick], rng)
+
+
 def rotated_grid(
     centre: Sequence[float], crop: Sequence[int], angle: float, scale: float
 ) -> np.ndarray:
@@ -592,12 +625,7 @@ def train(
     net.to(device)
     kernels = unet_layout(net.state_dict())[1]
 
-    def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        real = rng.random() < 0.75 or len(volumes) == n_real
-        pick = rng.integers(n_real) if real else rng.integers(n_real, len(volumes))
-        return random_crop(volumes[pick], rng)
-
-    batches = example_batches(example, batch_size, seed, workers, device)
+    batches = example_batches(SpineExamples(volumes, n_real), batch_size, seed, workers, device)
     best = -1.0
     with open(out / "log.jsonl", "a") as log:
         for step, loss, last in timed_steps(

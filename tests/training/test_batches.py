@@ -73,3 +73,20 @@ def test_timed_steps_stop_at_the_budget_and_decay_the_learning_rate():
     assert steps[0][0] == 8 and [s for s, _, _ in steps] == list(range(8, 8 + len(steps)))
     assert [last for _, _, last in steps] == [False] * (len(steps) - 1) + [True]
     assert steps[-1][1] < steps[0][1]  # it learnt
+
+
+def test_the_trainers_example_makers_can_be_sent_to_worker_processes():
+    """Workers start from a clean process, so what makes the examples must pickle."""
+    import pickle
+
+    from napari_spines.training import affinity, spines
+
+    makers = [
+        affinity.AffinityExamples([affinity.synthetic_volume(1)], np.ones(1), affinity.NEAREST),
+        spines.SpineExamples([spines.synthetic_volume(1, (8, 48, 48))], 1),
+    ]
+    for maker in makers:
+        sent = pickle.loads(pickle.dumps(maker))
+        here = maker(np.random.default_rng(3))
+        there = sent(np.random.default_rng(3))
+        assert all(np.array_equal(a, b) for a, b in zip(here, there, strict=True))
