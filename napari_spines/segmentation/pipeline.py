@@ -1,4 +1,8 @@
-"""Segment an EM stack: affinity model → fragments → mean-affinity agglomeration."""
+"""Segment an EM stack: affinity model → fragments → agglomeration.
+
+The fragments are a watershed of the nearest-neighbour affinities, or the mutex watershed of
+long-range ones when the model's settings for the mode say ``method: mutex_watershed``.
+"""
 
 from __future__ import annotations
 
@@ -161,6 +165,7 @@ def predict_affinities(
     runtime: str = "auto",
     device: str = "auto",
     progress: ProgressCallback | None = None,
+    every_channel: bool = False,
 ) -> np.ndarray:
     """Run an affinity model over a ``ZYX`` stack.
 
@@ -176,12 +181,14 @@ def predict_affinities(
         See `napari_spines.models.load_model`.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
+    every_channel
+        Return a model's long-range channels too, after the nearest three.
 
     Returns
     -------
     numpy.ndarray
-        float32 ``(3, Z, Y, X)``: z, y and x affinities (a model's long-range channels are
-        left out).
+        float32 ``(3, Z, Y, X)``: z, y and x affinities (``(channels, Z, Y, X)`` with
+        ``every_channel``).
     """
     from napari_spines.models import run_model
 
@@ -190,7 +197,7 @@ def predict_affinities(
     run = run_model(
         package, data, axes, voxel_size_um, runtime=runtime, device=device, progress=progress
     )
-    return np.asarray(run.outputs[:3], np.float32)
+    return np.asarray(run.outputs if every_channel else run.outputs[:3], np.float32)
 
 
 def segment_affinities(
@@ -199,6 +206,7 @@ def segment_affinities(
     threshold: float = DEFAULT_THRESHOLD,
     quantile: int | None = None,
     progress: ProgressCallback | None = None,
+    fragments: np.ndarray | None = None,
 ) -> Segmentation:
     """Fragments and agglomeration of given affinities (see `agglomeration` and `MODES`).
 
@@ -214,6 +222,9 @@ def segment_affinities(
         Score edges by that quantile (percent) of their affinities; None: their mean.
     progress
         ``(done, total)`` callback over fragments and agglomeration; may raise `Cancelled`.
+    fragments
+        ``(Z, Y, X)`` fragment ids 1..N made already (by the mutex watershed); None: by a
+        watershed of the affinities.
 
     Returns
     -------
@@ -234,7 +245,8 @@ def segment_affinities(
         if progress is not None:
             progress(done, n_blocks + 1)
 
-    fragments = watershed_fragments(affinities, in_plane=in_plane, progress=fragment_progress)
+    if fragments is None:
+        fragments = watershed_fragments(affinities, in_plane=in_plane, progress=fragment_progress)
     merged = affinities
     if mode == "2d":  # no z-edge may merge: score them 1, above every threshold but the last
         merged = np.array(affinities, np.float32)
@@ -304,8 +316,19 @@ def segment_image(
 
         return report
 
+    mutex = settings.mutex_bias is not None
     affinities = predict_affinities(
-        data, axes, package, settings.run_voxel_um, runtime, device, stage(0, 70)
+        data, axes, package, settings.run_voxel_um, runtime, device, stage(0, 70), mutex
     )
     mode, threshold = settings.mode, settings.threshold
-    return segment_affinities(affinities, mode, threshold, quantile, stage(70, 30))
+    fragments = None
+    if mutex:
+        from napari_spines.segmentation.mutex import mutex_watershed
+
+        offsets = spec.outputs[0].offsets
+        within = "3d" if mode == "3d" else "2d"
+        fragments = mutex_watershed(
+            affinities, offsets, settings.mutex_bias, within, settings.mutex_min_size
+        )
+        affinities = affinities[:3]
+    return segment_affinities(affinities, mode, threshold, quantile, stage(70, 30), fragments)

@@ -10,6 +10,11 @@ An affinity model may give settings per mode in its ``model.yaml``::
       threshold: 0.8            # every mode without its own
       modes:
         3d: {threshold: 0.8, in_plane_scale: 1.5}
+        2d: {method: mutex_watershed, bias: 0.4, min_size: 100, threshold: 0.0}
+
+``method: mutex_watershed`` makes the fragments by the mutex watershed of every channel,
+nearest-neighbour and long-range (`napari_spines.segmentation.mutex`), instead of a watershed
+of the nearest ones; the agglomeration then merges them above ``threshold`` (0: none).
 
 ``in_plane_scale`` runs the network on the stack's sections upsampled by that factor in y and
 x (chosen by cross-validation on gala for em-affinity). z is never resampled for affinities:
@@ -53,6 +58,10 @@ class StackSettings:
     run_voxel_um: tuple[float, float, float] | None
     assumed: bool
     reason: str
+    #: the mutex watershed's bias when it makes the fragments (``method: mutex_watershed``)
+    mutex_bias: float | None = None
+    #: its segments smaller than this go to their neighbours
+    mutex_min_size: int = 0
 
     def message(self, how_to_change: str) -> str:
         """`reason`, followed by ``how_to_change`` in brackets when the mode was assumed.
@@ -125,7 +134,8 @@ def mode_postprocessing(spec: Any, mode: str) -> dict:
     Returns
     -------
     dict
-        Possibly ``threshold`` and ``in_plane_scale``.
+        Possibly ``threshold``, ``in_plane_scale``, and ``method: mutex_watershed`` with its
+        ``bias`` and ``min_size``.
     """
     modes = spec.postprocessing.get("modes") or {}
     return dict(modes.get(mode) or {})
@@ -201,4 +211,9 @@ def stack_settings(
         why += f", sections upsampled {float(scale):g}× in y and x"
     elif voxel_size_um is not None:  # in-plane to the model's pixels; z is the stack's own
         run_voxel = (network_z, float(voxel_size_um[1]), float(voxel_size_um[2]))
-    return StackSettings(mode, threshold, run_voxel, assumed, f"{why}, threshold {threshold:g}")
+    bias, min_size = None, 0
+    if settings.get("method", spec.postprocessing.get("method")) == "mutex_watershed":
+        bias, min_size = float(settings.get("bias", 0.5)), int(settings.get("min_size", 0))
+        why += f", mutex watershed fragments (bias {bias:g})"
+    why += f", threshold {threshold:g}"
+    return StackSettings(mode, threshold, run_voxel, assumed, why, bias, min_size)

@@ -163,6 +163,42 @@ def make_edge_affinity_package(folder: Path, name: str = "edge-affinity") -> Pat
     return export_package(EdgeAffinities(), folder, fields, (1, 1, 4, 16, 16), ("onnx",))
 
 
+def make_long_range_edge_package(
+    folder: Path, offsets: Sequence[Triple], name: str = "long-range-edge"
+) -> Path:
+    """`make_edge_affinity_package`'s rule at any backward ``offsets``, one channel each."""
+    import torch
+
+    reach = [max(-o[axis] for o in offsets) for axis in range(3)]
+
+    class EdgeAffinities(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z, y, x_ = reach
+            padded = torch.nn.functional.pad(x, (x_, 0, y, 0, z, 0), mode="replicate")
+            depth, height, width = x.shape[2:]
+            here = padded[:, :, z:, y:, x_:]
+            back = [
+                padded[:, :, z + a : z + a + depth, y + b : y + b + height, x_ + c : x_ + c + width]
+                for a, b, c in offsets
+            ]
+            return torch.cat(
+                [torch.sigmoid(12.0 * (torch.minimum(here, b) - 0.5)) for b in back], dim=1
+            )
+
+    fields = spec_fields(
+        name=name,
+        task="affinities",
+        channels_in=1,
+        channels_out=len(offsets),
+        voxel_size_um=(0.05, 0.004, 0.004),
+        tile=(8, 64, 64),
+        multiple=(1, 1, 1),
+        halo=(max(reach[0], 1), max(reach[1], 2), max(reach[2], 2)),
+    )
+    fields["outputs"][0]["offsets"] = [list(o) for o in offsets]
+    return export_package(EdgeAffinities(), folder, fields, (1, 1, 4, 16, 16), ("onnx",))
+
+
 def cells_stack(shape: Triple = (6, 64, 64), n_cells: int = 12, seed: int = 0) -> tuple[Any, Any]:
     """A (image uint8, labels uint32) pair: Voronoi cells, bright inside, dark 1-voxel walls.
 

@@ -52,3 +52,34 @@ def test_pair_mask_knows_which_partners_lie_inside() -> None:
     mask = pair_mask(np.ones((2, 5, 30), bool), LONG_RANGE_OFFSETS)
     assert not mask[LONG_RANGE_OFFSETS.index((0, 0, -27)), :, :, :27].any()
     assert mask[LONG_RANGE_OFFSETS.index((0, 0, -27)), :, :, 27:].all()
+
+
+def test_segment_makes_mutex_fragments_where_the_models_settings_say_so(tmp_path) -> None:
+    """A mode whose settings name the mutex watershed gets its fragments, merged above 0."""
+    import yaml
+
+    from napari_spines.models import open_package
+    from napari_spines.segmentation.metrics import score_per_section
+    from napari_spines.segmentation.pipeline import segment_image
+    from napari_spines.training.mode_settings import scoring_affinities
+    from tests.models.tiny import cells_stack, make_long_range_edge_package
+
+    offsets = [(-1, 0, 0), (0, -1, 0), (0, 0, -1), (0, -4, 0), (0, 0, -4)]
+    folder = make_long_range_edge_package(tmp_path / "lr", offsets)
+    image, labels = cells_stack((4, 64, 64), n_cells=8, seed=2)
+    plain = segment_image(image, "ZYX", open_package(folder), mode="2d")
+    card = folder / "model.yaml"
+    fields = yaml.safe_load(card.read_text())
+    mutex = {"method": "mutex_watershed", "bias": 0.5, "min_size": 5, "threshold": 0.0}
+    fields["postprocessing"]["modes"] = {"2d": mutex}
+    card.write_text(yaml.safe_dump(fields))
+    package = open_package(folder)
+    segmentation = segment_image(image, "ZYX", package, mode="2d")
+    expected = mutex_watershed(scoring_affinities(package, image), offsets, 0.5, "2d", 5)
+    assert segmentation.affinities.shape == (3, *image.shape)
+    assert np.array_equal(segmentation.agglomeration.fragments, expected)
+    assert not np.array_equal(expected, plain.agglomeration.fragments)
+    at_zero = segmentation.labels()  # threshold 0 from the settings: the fragments as they are
+    assert len(np.unique(at_zero)) == len(np.unique(expected))
+    assert max(s.adapted_rand_error for s in score_per_section(labels, at_zero)) < 0.1
+    assert len(np.unique(segmentation.labels(0.999))) < len(np.unique(expected))

@@ -269,7 +269,8 @@ def test_the_long_range_recipe_is_scored_by_the_mutex_watershed(tmp_path) -> Non
 
     write_em_folder(tmp_path / "em")
     checkpoint = train(tmp_path / "em", tmp_path / "run", minutes=0.2, width=4, recipe="long-range")
-    package = open_package(export(checkpoint, tmp_path / "run" / "package"))
+    folder = export(checkpoint, tmp_path / "run" / "package")
+    package = open_package(folder)
     spec = package.spec
     assert spec.n_output_channels == len(LONG_RANGE_OFFSETS)
     assert spec.outputs[0].offsets == LONG_RANGE_OFFSETS
