@@ -49,6 +49,11 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("isbi", "gala"), help="score one of the two volumes, not both"
     )
+    parser.add_argument(
+        "--continue-from",
+        type=Path,
+        help="an earlier run folder: each fold trains on from its last checkpoint",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in ("onnx_ir", "onnxscript", "torch"):  # the exporter's logs
@@ -60,6 +65,7 @@ def main() -> None:
         method=args.method,
         min_sizes=args.min_size,
         volumes=(args.only,) if args.only else ("isbi", "gala"),
+        continue_from=args.continue_from,
         recipe=args.recipe,
     )
     print(

@@ -787,9 +787,10 @@ def model_spec(
         "3D U-Net with in-plane pooling.",
         "boundary": "z, y, x affinities of EM from a 2D U-Net's cell-interior map of each "
         "section (the smaller interior probability of two neighbours).",
-        "long-range": "Nearest-neighbour and long-range affinities of EM (3D U-Net with in-plane "
-        "pooling); segment agglomerates the nearest-neighbour ones, the cross-validation "
-        "also segments all of them with the mutex watershed (docs/segmentation.md).",
+        "long-range": "Nearest-neighbour and long-range affinities of serial-section and "
+        "FIB-SEM EM (3D U-Net with in-plane pooling); where its settings for a mode say so, "
+        "segment makes fragments of all of them by the mutex watershed, else of the "
+        "nearest-neighbour ones, and agglomerates them (docs/segmentation.md).",
     }[recipe]
     postprocessing: dict[str, Any] = {
         "threshold": threshold,
@@ -799,7 +800,7 @@ def model_spec(
     return {
         "format_version": 1,
         "name": "em-affinity",
-        "version": "0.2.0",
+        "version": "0.3.0" if recipe == "long-range" else "0.2.0",
         "task": "affinities",
         "description": description,
         "license": "BSD-3-Clause",

@@ -225,6 +225,7 @@ def cross_validate(
     method: str | None = None,
     min_sizes: Sequence[int] = (0,),
     volumes: Sequence[str] = ("isbi", "gala"),
+    continue_from: Path | None = None,
     **options: Any,
 ) -> dict:
     """Train, choose and test every fold; write ``out/cross_validation.json``.
@@ -255,6 +256,9 @@ def cross_validate(
     volumes
         Which of ``"isbi"`` and ``"gala"`` to score; with one only, ``_<volume>`` is added to
         the file names.
+    continue_from
+        An earlier cross-validation run folder: fold ``K`` goes on training from its
+        ``fold_K/last.pt`` (same sections), for ``minutes`` more.
     **options
         Further keyword arguments of `napari_spines.training.affinity.train`.
 
@@ -284,6 +288,8 @@ def cross_validate(
             continue
         package = folder / "em-affinity"
         if not (package / "model.yaml").exists():
+            if continue_from is not None:
+                options["start_from"] = continue_from / f"fold_{fold.index}" / "last.pt"
             checkpoint = train(data, folder, minutes=minutes, split=fold.split, **options)
             export(checkpoint, package, command=f"fold {fold.index}")
         result = {

@@ -68,6 +68,18 @@ def test_cross_validation_trains_and_chooses_without_the_test_sections(tmp_path,
     assert again["folds"][0]["gala"]["min_size"] in (0, 50)
     assert (tmp_path / "cv" / "cross_validation_mutex_watershed.json").exists()
     assert json.loads((tmp_path / "cv" / "cross_validation.json").read_text()) == report
+    # a longer budget: each fold trains on from its own last checkpoint, on the same sections
+    monkeypatch.undo()
+    loaded.clear()
+    monkeypatch.setattr(affinity, "load_isbi", spy_isbi)
+    cv, longer = tmp_path / "cv", tmp_path / "cv-longer"
+    cross_validate(tmp_path / "em", longer, 0.1, [fold], (0.5, 0.8), continue_from=cv, **options)
+    assert loaded and not set(loaded) & set(fold.isbi_test)
+
+    def steps(run):
+        return [json.loads(line)["step"] for line in (run / "fold_0" / "log.jsonl").open()]
+
+    assert min(steps(longer)) > max(steps(cv))
 
 
 def test_3d_settings_are_scored_on_a_block_that_did_not_choose_them(
@@ -92,3 +104,34 @@ def test_3d_settings_are_scored_on_a_block_that_did_not_choose_them(
         assert chosen == pytest.approx(best)
         assert held["oracle_error"] <= held["error"]
     assert report["chosen"]["in_plane_scale"] in scales
+
+
+def test_the_shipped_settings_are_the_folds_medians_of_the_better_method_per_mode():
+    from napari_spines.training.shipped_settings import shipped_settings
+
+    def report(isbi_mean, gala_mean, isbi_thresholds, gala_thresholds, min_size=0):
+        folds = [
+            {
+                "isbi": {"threshold": i, "in_plane_scale": 1.0, "min_size": min_size},
+                "gala": {"threshold": g, "in_plane_scale": 2.0, "min_size": min_size},
+            }
+            for i, g in zip(isbi_thresholds, gala_thresholds, strict=True)
+        ]
+        summary = {"isbi_mean": isbi_mean, "isbi_per_section": {"0": isbi_mean}}
+        return {"folds": folds, "summary": summary | {"gala_mean": gala_mean}}
+
+    reports = {
+        "agglomeration": report(0.08, 0.09, [0.4, 0.6, 0.65], [0.55, 0.7, 0.5]),
+        "mutex_watershed": report(0.07, 0.12, [0.45, 0.4, 0.4], [0.5, 0.5, 0.5], 100),
+    }
+    postprocessing, figures = shipped_settings(reports)
+    assert postprocessing["threshold"] == 0.6  # ISBI's agglomeration median
+    two_d, three_d = postprocessing["modes"]["2d"], postprocessing["modes"]["3d"]
+    assert two_d["method"] == "mutex_watershed" and two_d["bias"] == 0.4
+    assert two_d["threshold"] == 0.0 and two_d["min_size"] == 100
+    assert "method" not in three_d and three_d["threshold"] == 0.55
+    assert three_d["in_plane_scale"] == 2.0
+    assert figures["isbi"]["shipped"] == "mutex_watershed"
+    assert figures["gala"]["shipped"] == "agglomeration"
+    reports["agglomeration"]["summary"]["isbi_mean"] = 0.05  # now it wins on ISBI too
+    assert "method" not in shipped_settings(reports)[0]["modes"]["2d"]
