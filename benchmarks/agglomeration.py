@@ -10,11 +10,12 @@ sections 15-19, gala sections 35-49), computed once; every method then gets the 
   end with its merge history kept; a threshold is a lookup-table relabel.
 - **waterz**: ``waterz.agglomerate`` with its own zwatershed fragments, by the mean or the
   median, one call per threshold sweep (how it is usually run).
-- **mutex watershed** (``mwatershed``): the nearest-neighbour affinities only (the model
-  predicts no long-range ones), each edge weighted ``affinity - bias``; per section ("2d", no
-  z-edges) on ISBI, in 3D on gala. One call per bias; then again with the specks it leaves
-  absorbed by their neighbours (``min_size``, `MIN_SIZES`). The long-range recipe's own figures
-  are in docs/segmentation.md.
+- **mutex watershed** (``mwatershed``): every channel the model predicts (em-affinity 0.3.0:
+  nearest-neighbour and long-range), each edge weighted ``affinity - bias``; per section ("2d",
+  no z-edges) on ISBI, in 3D on gala. One call per bias; then again with the specks it leaves
+  absorbed by their neighbours (``min_size``, `MIN_SIZES`), and then on the nearest-neighbour
+  channels only. ``segment``'s default on serial sections is the absorbed mutex watershed's
+  fragments under our agglomeration (its threshold 0: no merge), so that row is the default.
 - **skimage**: a seeded watershed of the boundary map (seeds: connected components of voxels
   whose mean affinity is above a threshold), no agglomeration.
 
@@ -92,13 +93,18 @@ def waterz_sweep(
     return time.perf_counter() - started, results
 
 
-def mutex(affinities: np.ndarray, bias: float, per_section: bool, min_size: int = 0) -> np.ndarray:
-    """Mutex watershed of the nearest-neighbour affinities at one bias."""
-    from napari_spines.segmentation.affinities import NEAREST
+def mutex(
+    affinities: np.ndarray,
+    bias: float,
+    offsets: list,
+    per_section: bool,
+    min_size: int = 0,
+) -> np.ndarray:
+    """Mutex watershed of the channels at ``offsets`` (the first ones), at one bias."""
     from napari_spines.segmentation.mutex import mutex_watershed
 
     mode = "2d" if per_section else "3d"
-    return mutex_watershed(affinities, NEAREST, bias, mode, min_size)
+    return mutex_watershed(affinities[: len(offsets)], offsets, bias, mode, min_size)
 
 
 def skimage_watershed(affinities: np.ndarray, seed_affinity: float) -> np.ndarray:
@@ -114,12 +120,14 @@ def skimage_watershed(affinities: np.ndarray, seed_affinity: float) -> np.ndarra
 
 
 def stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
-    """Affinities of em-affinity on the held-out stacks: name → (affinities, truth, 2D)."""
+    """em-affinity's affinities (every channel) of its validation stacks: name → (affinities,
+    truth, 2D).
+    """
     from napari_spines.segmentation.pipeline import predict_affinities
     from napari_spines.training.affinity import validation_stacks
 
     return {
-        name: (predict_affinities(image, "ZYX"), labels, per_section)
+        name: (predict_affinities(image, "ZYX", every_channel=True), labels, per_section)
         for name, (image, labels, per_section, _) in validation_stacks(data).items()
     }
 
@@ -129,8 +137,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED / "data/em")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
+    from napari_spines.models import find_model
+    from napari_spines.segmentation.affinities import NEAREST
+
+    offsets = [tuple(o) for o in find_model("em-affinity").spec.outputs[0].offsets]
     rows = []
-    for name, (affinities, truth, per_section) in stacks(args.data).items():
+    for name, (every_channel, truth, per_section) in stacks(args.data).items():
+        affinities = every_channel[:3]
         mvox = truth.size / 1e6
         for quantile in (None, 50, 75):
             for mode in ("2d", "2d+z", "3d"):
@@ -169,21 +182,23 @@ def main() -> None:
                 }
             )
         size = MIN_SIZES[per_section]
+        channels = f"{len(offsets)} channels" if len(offsets) > 3 else "nearest neighbours"
         for method, run in (
+            (f"mutex watershed (mwatershed, {channels})", partial(mutex, offsets=offsets)),
             (
-                "mutex watershed (mwatershed, nearest neighbours)",
-                partial(mutex, per_section=per_section),
+                f"mutex watershed, {channels}, segments under {size} voxels absorbed",
+                partial(mutex, offsets=offsets, min_size=size),
             ),
             (
-                f"mutex watershed, segments under {size} voxels absorbed",
-                partial(mutex, per_section=per_section, min_size=size),
+                f"mutex watershed, nearest neighbours, segments under {size} voxels absorbed",
+                partial(mutex, offsets=list(NEAREST), min_size=size),
             ),
-            ("skimage seeded watershed", skimage_watershed),
+            ("skimage seeded watershed", lambda a, t, per_section: skimage_watershed(a[:3], t)),
         ):
             timed = {}
             for t in THRESHOLDS:
                 started = time.perf_counter()
-                labels = run(affinities, t)
+                labels = run(every_channel, t, per_section=per_section)
                 timed[t] = (time.perf_counter() - started, score(truth, labels, per_section))
             best = min(timed, key=lambda t: timed[t][1])
             rows.append(

@@ -43,10 +43,10 @@ MODELS = {"spine-2p (two-photon spines)": "spines", "em-affinity (EM affinities)
 
 #: em-affinity's recipes (``train affinities --recipe``) and what each trains.
 RECIPE_TIPS = {
-    "affinities": "a 3D U-Net predicts z, y, x affinities (em-affinity's recipe)",
+    "long-range": "a 3D U-Net predicts the nearest-neighbour affinities and those 2 sections "
+    "and 3, 9, 27 pixels away (em-affinity 0.3.0's recipe)",
+    "affinities": "a 3D U-Net predicts the nearest-neighbour affinities only (em-affinity 0.2.0)",
     "boundary": "a 2D U-Net predicts each section's cell interior; affinities follow from it",
-    "long-range": "the 3D U-Net also predicts affinities 2 sections and 3, 9, 27 pixels away "
-    "(Segment uses the nearest ones)",
 }
 RECIPE_TIP = "; ".join(f"{name}: {tip}" for name, tip in RECIPE_TIPS.items())
 

@@ -115,11 +115,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     affinities.add_argument(
         "--recipe",
         choices=("affinities", "boundary", "long-range"),
-        default="affinities",
-        help="affinities: a 3D U-Net predicts them (em-affinity); boundary: a 2D U-Net "
-        "predicts cell interior per section, and the affinities follow from it; long-range: "
-        "the 3D U-Net also predicts affinities 2 sections and 3, 9, 27 pixels away "
-        "(segment uses the nearest ones; see docs/segmentation.md)",
+        default=None,
+        help="long-range (em-affinity 0.3.0's): a 3D U-Net predicts the nearest-neighbour "
+        "affinities and those 2 sections and 3, 9, 27 pixels away; affinities: the nearest "
+        "ones only (em-affinity 0.2.0); boundary: a 2D U-Net predicts cell interior per "
+        "section, and the affinities follow from it (see docs/segmentation.md) (default: "
+        "that of --start-from, else long-range)",
     )
     add_training_options(affinities)
     affinities.set_defaults(handler=train_affinities)

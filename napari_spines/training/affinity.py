@@ -53,6 +53,8 @@ CROP = (4, 192, 192)
 #: How the network makes affinities: itself (3D U-Net), from a 2D interior map, or itself
 #: with long-range affinities as well (the cross-validation segments those by mutex watershed).
 RECIPES = ("affinities", "boundary", "long-range")
+#: The recipe that won the cross-validation (docs/segmentation.md), em-affinity 0.3.0's.
+DEFAULT_RECIPE = "long-range"
 #: The long-range recipe's offsets: the nearest neighbours first, then 2 sections back and 3, 9
 #: and 27 pixels back in y and x (within the network's in-plane receptive field, 51 pixels).
 LONG_RANGE_OFFSETS = (
@@ -326,6 +328,24 @@ def recipe_network(recipe: str, width: int) -> Any:
     return build_unet(1, channels, width=width, pools=POOLS, kernels=KERNELS)
 
 
+def recipe_of(state: dict) -> str:
+    """The recipe a U-Net state dict was trained with, from its output channels.
+
+    Parameters
+    ----------
+    state
+        A state dict (`load_weights`).
+
+    Returns
+    -------
+    str
+        ``"boundary"`` (one channel), ``"long-range"`` (one per `LONG_RANGE_OFFSETS`), else
+        ``"affinities"``.
+    """
+    channels = int(state["head.weight"].shape[0])
+    return {1: "boundary", len(LONG_RANGE_OFFSETS): "long-range"}.get(channels, "affinities")
+
+
 def random_crop(
     volume: LabelledVolume,
     rng: np.random.Generator,
@@ -596,7 +616,7 @@ def train(
     workers: int = 0,
     extra: Sequence[LabelledVolume] = (),
     split: Split = SHIPPED_SPLIT,
-    recipe: str = "affinities",
+    recipe: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> Path:
     """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
@@ -643,6 +663,7 @@ def train(
         ``"boundary"``: a 2D U-Net predicts cell interior per section, and the affinities
         are derived from it (`napari_spines.training.boundary`); ``"long-range"``: the 3D
         U-Net predicts `LONG_RANGE_OFFSETS`, checkpoints are chosen by `mutex_watershed`.
+        None: that of ``start_from`` (`recipe_of`), else `DEFAULT_RECIPE`.
     progress
         ``(seconds spent, seconds of the budget)`` callback (`timed_steps`); a cancel keeps the
         checkpoints saved so far.
@@ -656,7 +677,7 @@ def train(
     ------
     ValueError
         If the budget ends before the first step, ``device`` asks for CUDA and torch sees no
-        GPU, or the recipe is unknown.
+        GPU, the recipe is unknown, or ``start_from`` was trained with another recipe.
     """
     import torch
 
@@ -686,14 +707,22 @@ def train(
         *load_gala(data / "gala", split.gala_validate),
     ]
     logger.info("data ready in %.0f s", time.monotonic() - started)
+    start = None if start_from is None else load_weights(Path(start_from))
+    if recipe is None:
+        recipe = DEFAULT_RECIPE if start is None else recipe_of(start)
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {recipe!r}")
+    if start is not None and recipe_of(start) != recipe:
+        raise ValueError(
+            f"{start_from} was trained with the {recipe_of(start)} recipe, not {recipe}: "
+            f"leave the recipe out, or start from a {recipe} model"
+        )
     net = recipe_network(recipe, width)
     scored = boundary_affinities(net) if recipe == "boundary" else net
     offsets = recipe_offsets(recipe)
     step_offset = 0
-    if start_from is not None:  # a checkpoint (its steps go on) or an em-affinity package
-        net.load_state_dict(load_weights(Path(start_from)))
+    if start is not None:  # a checkpoint (its steps go on) or an em-affinity package
+        net.load_state_dict(start)
         if not Path(start_from).is_dir():
             step_offset = int(torch.load(start_from, map_location="cpu", weights_only=True)["step"])
     net.to(device)

@@ -385,18 +385,23 @@ class _LabelsRun:
     ) -> None:
         import torch
 
-        from napari_spines.training.affinity import KERNELS, POOLS
+        from napari_spines.training.affinity import recipe_network, recipe_of
         from napari_spines.training.batches import resolve_device
         from napari_spines.training.corrections import labels_volumes
         from napari_spines.training.export import load_weights
-        from napari_spines.training.unet import build_unet
 
         self.package, self.lr, self.every, self.seed = package, lr, validate_every, seed
         self.device = resolve_device(device)
         torch.manual_seed(seed)
         state = load_weights(package.root)
-        width = int(state["down.0.0.weight"].shape[0])
-        self.net = build_unet(1, 3, width=width, pools=POOLS, kernels=KERNELS)
+        self.recipe = recipe_of(state)
+        if self.recipe == "boundary":
+            raise ValueError(
+                f"{package.spec.name} derives its affinities from a 2D interior map; "
+                "fine-tuning supports affinity networks (em-affinity's recipes) only"
+            )
+        self.width = int(state["down.0.0.weight"].shape[0])
+        self.net = recipe_network(self.recipe, self.width)
         self.net.load_state_dict(state)
         pairs = [labels_volumes(e, holdout) for e in entries]
         self.volumes = [train for train, _ in pairs]
@@ -408,7 +413,7 @@ class _LabelsRun:
         from napari_spines.training.affinity import validation_scores
 
         self.net.eval()
-        scores = validation_scores(self.net, self.validations)
+        scores = validation_scores(self.net, self.validations, recipe=self.recipe)
         self.net.train()
         return {
             "adapted_rand_error": round(scores["adapted_rand_error"], 4),
@@ -424,7 +429,7 @@ class _LabelsRun:
         report: Validation,
     ) -> tuple[dict, dict, dict]:
         """Train; return (held-out before, held-out of the kept weights, kept state dict)."""
-        from napari_spines.training.affinity import loss_fn, random_crop
+        from napari_spines.training.affinity import AffinityExamples, loss_fn, recipe_offsets
 
         if not self.validations:
             raise ValueError(
@@ -432,12 +437,7 @@ class _LabelsRun:
                 "save a larger region"
             )
         sizes = np.array([v.labels.size for v in self.volumes], float)
-
-        def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-            return random_crop(
-                self.volumes[rng.choice(len(self.volumes), p=sizes / sizes.sum())], rng
-            )
-
+        example = AffinityExamples(self.volumes, sizes / sizes.sum(), recipe_offsets(self.recipe))
         better = lambda new, old: new["adapted_rand_error"] < old["adapted_rand_error"]  # noqa: E731
         return _keep_best(
             self, example, 2, loss_fn, better, minutes, started, patience, progress, report
@@ -447,12 +447,15 @@ class _LabelsRun:
         self, state: dict, out: Path, name: str, lineage: dict, before: dict, after: dict
     ) -> None:
         """Write the package: the kept weights, averaged over em-affinity's flips."""
-        from napari_spines.training.affinity import KERNELS, POOLS, TTA_FLIPS, flip_averaged
+        from napari_spines.training.affinity import (
+            TTA_FLIPS,
+            flip_averaged,
+            recipe_network,
+            recipe_offsets,
+        )
         from napari_spines.training.export import export_package
-        from napari_spines.training.unet import build_unet
 
-        width = int(state["down.0.0.weight"].shape[0])
-        net = build_unet(1, 3, width=width, pools=POOLS, kernels=KERNELS)
+        net = recipe_network(self.recipe, self.width)
         net.load_state_dict({k: v.cpu() for k, v in state.items()})
         spec = _derived_spec(self.package, name, lineage)
         spec["metrics"] = {
@@ -462,10 +465,17 @@ class _LabelsRun:
                 "after": after,
             }
         }
-        export_package(flip_averaged(net, TTA_FLIPS).eval(), out, spec, (1, 1, 8, 64, 64))
+        averaged = flip_averaged(net, TTA_FLIPS, recipe_offsets(self.recipe))
+        export_package(averaged.eval(), out, spec, (1, 1, 8, 64, 64))
 
     def choose_threshold(self, out: Path) -> dict:
-        """Segment the held-out parts with the package at every threshold; keep the best."""
+        """Segment the held-out parts with the package at every threshold; keep the best.
+
+        The threshold is chosen per mode the held-out parts ran in ("3d" where the labels
+        cross sections, else "2d"), among `AFFINITY_THRESHOLDS` and the mode's default (0 for
+        mutex watershed fragments: no merge), and goes where that mode reads it: its own
+        ``postprocessing.modes`` entry when it has one, else the top-level threshold.
+        """
         from napari_spines.models import open_package
         from napari_spines.segmentation.metrics import (
             mean_score,
@@ -475,27 +485,46 @@ class _LabelsRun:
         from napari_spines.segmentation.pipeline import segment_image
 
         package = open_package(out)
-        errors = {t: [] for t in AFFINITY_THRESHOLDS}
+        errors: dict[str, dict[float, list[float]]] = {}
         for volume in self.validations:
             mode = "3d" if volume.z_known else "2d"
             segmentation = segment_image(volume.image, "ZYX", package, mode=mode)
-            for t in AFFINITY_THRESHOLDS:
+            candidates = sorted({*AFFINITY_THRESHOLDS, segmentation.threshold})
+            by_threshold = errors.setdefault(mode, {t: [] for t in candidates})
+            for t in by_threshold:
                 predicted = segmentation.labels(t)
                 score = (
                     score_segmentation(volume.labels, predicted)
                     if volume.z_known
                     else mean_score(score_per_section(volume.labels, predicted))
                 )
-                errors[t].append(score.adapted_rand_error)
-        mean = {t: float(np.mean(v)) for t, v in errors.items()}
-        best = min(mean, key=mean.__getitem__)
+                by_threshold[t].append(score.adapted_rand_error)
+        postprocessing = dict(package.spec.postprocessing)
+        modes = {m: dict(v) for m, v in (postprocessing.get("modes") or {}).items()}
+        per_mode, all_errors = {}, []
+        for mode, by_threshold in errors.items():
+            mean = {t: float(np.mean(v)) for t, v in by_threshold.items()}
+            best = min(mean, key=mean.__getitem__)
+            all_errors += by_threshold[best]
+            if mode in modes:
+                modes[mode]["threshold"] = best
+            else:
+                postprocessing["threshold"] = best
+            per_mode[mode] = {
+                "threshold": best,
+                "adapted_rand_error": round(mean[best], 4),
+                "adapted_rand_error_by_threshold": {str(t): round(e, 4) for t, e in mean.items()},
+            }
+        first = next(iter(per_mode.values()))
         chosen = {
             "through": "napari-spines segment on the held-out parts",
-            "threshold": best,
-            "adapted_rand_error": round(mean[best], 4),
-            "adapted_rand_error_by_threshold": {str(t): round(e, 4) for t, e in mean.items()},
+            "threshold": first["threshold"],
+            "adapted_rand_error": round(float(np.mean(all_errors)), 4),
+            "modes": per_mode,
         }
-        _update_spec(out, {"threshold": best}, {"held_out_segment": chosen})
+        if modes:
+            postprocessing["modes"] = modes
+        _update_spec(out, postprocessing, {"held_out_segment": chosen})
         return chosen
 
     @staticmethod

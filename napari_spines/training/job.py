@@ -23,7 +23,7 @@ def training_job(
     device: str,
     own: tuple[Any, np.ndarray, str] | None = None,
     command: str = "",
-    recipe: str = "affinities",
+    recipe: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> TrainedModel:
     """Train, export and score one model, as ``napari-spines train spines|affinities`` does.
@@ -47,7 +47,8 @@ def training_job(
     command
         Recorded as the training command in the model card.
     recipe
-        em-affinity's recipe (`napari_spines.training.affinity.RECIPES`); spine-2p has one.
+        em-affinity's recipe (`napari_spines.training.affinity.RECIPES`; None: the default);
+        spine-2p has one.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
 

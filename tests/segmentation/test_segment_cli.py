@@ -107,6 +107,16 @@ def test_segment_refuses_a_2d_image(tmp_path, edge_affinity_package, capsys) -> 
     assert not (tmp_path / "l.tif").exists()
 
 
+def test_segment_refuses_a_stack_of_channels_in_one_line(tmp_path, capsys) -> None:
+    """An ImageJ file whose planes are channels: refused before its voxel size is used."""
+    path = tmp_path / "channels.tif"
+    image = np.zeros((4, 32, 32), np.uint8)
+    tifffile.imwrite(path, image, imagej=True, resolution=(100, 100), metadata={"axes": "CYX"})
+    code = main(["segment", str(path), "-o", str(tmp_path / "l.tif")])
+    err = capsys.readouterr().err
+    assert code == 2 and "this is CYX" in err and "Traceback" not in err
+
+
 def test_segment_refuses_a_model_that_is_not_an_affinity_model(
     em_stack, tiny_package, tmp_path, capsys
 ) -> None:

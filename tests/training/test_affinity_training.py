@@ -211,12 +211,27 @@ def test_leave_one_section_out_never_picks_the_threshold_on_the_scored_section()
 
 def test_the_builtin_package_is_a_start_for_fine_tuning() -> None:
     from napari_spines.models.registry import builtin_dir
-    from napari_spines.training.affinity import KERNELS, POOLS
+    from napari_spines.training.affinity import DEFAULT_RECIPE, recipe_network, recipe_of
     from napari_spines.training.export import load_weights
-    from napari_spines.training.unet import build_unet
 
-    net = build_unet(1, 3, width=12, pools=POOLS, kernels=KERNELS)
-    net.load_state_dict(load_weights(builtin_dir() / "em-affinity"))  # strict: all keys
+    state = load_weights(builtin_dir() / "em-affinity")
+    assert recipe_of(state) == DEFAULT_RECIPE  # `train --start-from em-affinity` needs no recipe
+    recipe_network(recipe_of(state), 12).load_state_dict(state)  # strict: all keys
+
+
+def test_starting_from_weights_of_another_recipe_is_refused_in_one_line(tmp_path) -> None:
+    from napari_spines.models.registry import builtin_dir
+    from napari_spines.training.affinity import train
+
+    write_em_folder(tmp_path / "em")
+    with pytest.raises(ValueError, match="was trained with the long-range recipe, not boundary"):
+        train(
+            tmp_path / "em",
+            tmp_path / "run",
+            0.1,
+            start_from=builtin_dir() / "em-affinity",
+            recipe="boundary",
+        )
 
 
 def test_boundary_affinities_are_the_smaller_interior_of_two_neighbours() -> None:

@@ -83,7 +83,7 @@ def test_em_affinity_hides_the_session_names(widget):
     assert widget._recipe.native.isHidden()  # spine-2p has one recipe
     widget._model.value = "em-affinity (EM affinities)"
     assert not widget._train.visible and not widget._validate.visible
-    assert not widget._recipe.native.isHidden() and widget._recipe.value == "affinities"
+    assert not widget._recipe.native.isHidden() and widget._recipe.value == "long-range"
     assert str(widget._out.value).endswith("em-affinity")
 
 
