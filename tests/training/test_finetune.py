@@ -136,3 +136,45 @@ def test_finetuning_refuses_what_it_cannot_learn_from(tmp_path):
         finetune(tmp_path, "spine-2p", tmp_path / "out", minutes=0.1)
     with pytest.raises(ValueError, match="not a napari-spines U-Net"):
         finetune(tmp_path, "spine-dog", tmp_path / "out", minutes=0.1)
+
+
+def test_the_builtin_affinity_model_fine_tunes_on_proofread_labels(tmp_path):
+    """em-affinity (long-range) fine-tunes on a labels entry; the package keeps its channels,
+    and the threshold chosen for a mode goes where that mode reads it.
+    """
+    pytest.importorskip("torch")
+    from napari_spines.models import find_model, open_package
+    from napari_spines.segmentation.pipeline import segment_image
+    from napari_spines.synthetic import synthetic_em
+    from napari_spines.training.finetune import _LabelsRun, finetune
+    from napari_spines.training.store import add_labels
+
+    base = find_model("em-affinity").spec
+    sample = synthetic_em(shape=(8, 96, 96), n_cells=8, seed=2)
+    per_section = np.stack([sample.labels[z] + 1000 * z for z in range(8)])  # ids stay in z
+    add_labels(tmp_path / "store", sample.image, per_section, base.network_voxel_size_um)
+    result = finetune(
+        tmp_path / "store",
+        "em-affinity",
+        tmp_path / "tuned",
+        minutes=0.3,
+        validate_every=2,
+        patience=1,
+        register=False,
+    )
+    tuned = open_package(result.package).spec
+    assert tuned.outputs[0].offsets == base.outputs[0].offsets
+    if result.after is result.before:  # no step beat the base: its settings are kept
+        assert "kept" in tuned.metrics
+        assert tuned.postprocessing["modes"] == base.postprocessing["modes"]
+    # the threshold chosen on the held-out part goes where mode 2d reads it
+    job = _LabelsRun(
+        open_package(result.package), load_store(tmp_path / "store").entries, "cpu", 0.25, 0
+    )
+    chosen = job.choose_threshold(result.package)
+    tuned = open_package(result.package).spec
+    assert "0.0" in chosen["modes"]["2d"]["adapted_rand_error_by_threshold"]  # its default
+    assert tuned.postprocessing["modes"]["2d"]["threshold"] == chosen["modes"]["2d"]["threshold"]
+    assert tuned.postprocessing["modes"]["2d"]["method"] == "mutex_watershed"
+    labels = segment_image(sample.image, "ZYX", open_package(result.package), mode="2d").labels()
+    assert labels.shape == sample.image.shape and labels.max() > 1
