@@ -20,7 +20,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from napari_spines.training.affinity import RECIPES
+from napari_spines.training.affinity import DEFAULT_RECIPE, RECIPES
 from napari_spines.training.em_folds import cross_validate
 
 
@@ -31,7 +31,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--minutes", type=float, default=10.0, help="training per fold")
     parser.add_argument(
-        "--recipe", choices=RECIPES, default="affinities", help="one of the training recipes"
+        "--recipe",
+        choices=RECIPES,
+        default=DEFAULT_RECIPE,
+        help=f"one of the training recipes (default: {DEFAULT_RECIPE})",
     )
     parser.add_argument(
         "--method",

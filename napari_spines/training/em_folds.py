@@ -268,11 +268,12 @@ def cross_validate(
         ``folds`` (each fold's sections, training step chosen, thresholds and test errors) and
         ``summary``: per ISBI section and per gala block the test error, with means and spread.
     """
-    from napari_spines.training.affinity import check_data, export, train
+    from napari_spines.training.affinity import DEFAULT_RECIPE, check_data, export, train
 
     check_data(data)
     scoring = method
-    if method is None and options.get("recipe") == "long-range":  # what it was made for
+    recipe = options.get("recipe") or DEFAULT_RECIPE
+    if method is None and recipe == "long-range":  # what it was made for
         scoring = "mutex_watershed"
     if thresholds is None:
         thresholds = MUTEX_BIASES if scoring == "mutex_watershed" else THRESHOLDS
@@ -312,17 +313,19 @@ def cross_validate(
         folder.mkdir(parents=True, exist_ok=True)
         done.write_text(json.dumps(result, indent=1))
         results.append(result)
-    isbi = np.array([e for r in results for e in r["isbi"]["test_errors"]])
-    summary: dict[str, Any] = {
-        "isbi_per_section": {
+    summary: dict[str, Any] = {}
+    if "isbi" in volumes:
+        isbi = np.array([e for r in results for e in r["isbi"]["test_errors"]])
+        summary["isbi_per_section"] = {
             str(z): e
             for r in results
             for z, e in zip(r["isbi_test"], r["isbi"]["test_errors"], strict=True)
-        },
-        "isbi_mean": round(float(isbi.mean()), 4),
-        "isbi_fold_means": [round(float(np.mean(r["isbi"]["test_errors"])), 4) for r in results],
-        "isbi_sd": round(float(isbi.std()), 4),
-    }
+        }
+        summary["isbi_mean"] = round(float(isbi.mean()), 4)
+        summary["isbi_fold_means"] = [
+            round(float(np.mean(r["isbi"]["test_errors"])), 4) for r in results
+        ]
+        summary["isbi_sd"] = round(float(isbi.std()), 4)
     if "gala" in volumes:
         gala = np.array([r["gala"]["test_errors"][0] for r in results])
         summary["gala_per_block"] = [round(float(e), 4) for e in gala]

@@ -68,6 +68,10 @@ def test_cross_validation_trains_and_chooses_without_the_test_sections(tmp_path,
     assert again["folds"][0]["gala"]["min_size"] in (0, 50)
     assert (tmp_path / "cv" / "cross_validation_mutex_watershed.json").exists()
     assert json.loads((tmp_path / "cv" / "cross_validation.json").read_text()) == report
+    gala_only = cross_validate(
+        tmp_path / "em", tmp_path / "cv", 0.1, [fold], (0.5,), "agglomeration", volumes=("gala",)
+    )
+    assert set(gala_only["summary"]) == {"gala_per_block", "gala_mean"}
     # a longer budget: each fold trains on from its own last checkpoint, on the same sections
     monkeypatch.undo()
     loaded.clear()
