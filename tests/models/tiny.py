@@ -139,28 +139,7 @@ def make_edge_affinity_package(folder: Path, name: str = "edge-affinity") -> Pat
     ``sigmoid(12 · (min(both intensities) − 0.5))`` of the normalised image, so a synthetic
     stack whose cells are bright and whose boundaries are dark gets near-perfect affinities.
     """
-    import torch
-
-    class EdgeAffinities(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            padded = torch.nn.functional.pad(x, (1, 0, 1, 0, 1, 0), mode="replicate")
-            here = padded[:, :, 1:, 1:, 1:]
-            back = [padded[:, :, :-1, 1:, 1:], padded[:, :, 1:, :-1, 1:], padded[:, :, 1:, 1:, :-1]]
-            return torch.cat(
-                [torch.sigmoid(12.0 * (torch.minimum(here, b) - 0.5)) for b in back], dim=1
-            )
-
-    fields = spec_fields(
-        name=name,
-        task="affinities",
-        channels_in=1,
-        channels_out=3,
-        voxel_size_um=(0.05, 0.004, 0.004),
-        tile=(8, 64, 64),
-        multiple=(1, 1, 1),
-        halo=(1, 2, 2),
-    )
-    return export_package(EdgeAffinities(), folder, fields, (1, 1, 4, 16, 16), ("onnx",))
+    return make_long_range_edge_package(folder, [(-1, 0, 0), (0, -1, 0), (0, 0, -1)], name)
 
 
 def make_long_range_edge_package(
