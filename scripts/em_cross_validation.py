@@ -57,6 +57,11 @@ def main() -> None:
         type=Path,
         help="an earlier run folder: each fold trains on from its last checkpoint",
     )
+    parser.add_argument(
+        "--defects",
+        action="store_true",
+        help="augment with missing and misaligned sections (training.section_defects)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in ("onnx_ir", "onnxscript", "torch"):  # the exporter's logs
@@ -70,6 +75,7 @@ def main() -> None:
         volumes=(args.only,) if args.only else ("isbi", "gala"),
         continue_from=args.continue_from,
         recipe=args.recipe,
+        defects=args.defects,
     )
     print(
         "| fold | ISBI test sections | 2d threshold, min size (chosen) | ISBI error per section | "

@@ -122,6 +122,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "section, and the affinities follow from it (see docs/segmentation.md) (default: "
         "that of --start-from, else long-range)",
     )
+    affinities.add_argument(
+        "--every-section",
+        action="store_true",
+        help="train on every ISBI (0-19) and gala (0-49) section and choose nothing on them: "
+        "the package is the last checkpoint; take its settings from a cross-validation "
+        "(scripts/em_shipped_settings.py)",
+    )
+    affinities.add_argument(
+        "--section-defects",
+        action="store_true",
+        help="augment with missing and misaligned sections (serial-section defects)",
+    )
     add_training_options(affinities)
     affinities.set_defaults(handler=train_affinities)
     restoration.add_train_parser(what)
@@ -158,7 +170,12 @@ def train_spines(args: argparse.Namespace) -> int:
 def train_affinities(args: argparse.Namespace) -> int:
     """Train em-affinity, export the best checkpoint and score it on the held-out sections."""
     from napari_spines.io import read_volumes
-    from napari_spines.training.affinity import train_and_export, user_volume
+    from napari_spines.training.affinity import (
+        EVERY_SECTION,
+        SHIPPED_SPLIT,
+        train_and_export,
+        user_volume,
+    )
 
     extra = []
     for image_path, labels_path in args.add:
@@ -175,6 +192,8 @@ def train_affinities(args: argparse.Namespace) -> int:
         args.out,
         extra=extra,
         recipe=args.recipe,
+        split=EVERY_SECTION if args.every_section else SHIPPED_SPLIT,
+        defects=args.section_defects,
         **shared_options(args),
     )
 

@@ -36,6 +36,7 @@ from napari_spines.models.spec import Normalisation
 from napari_spines.progress import ProgressCallback
 from napari_spines.segmentation.affinities import NEAREST, labels_to_affinities, pair_mask
 from napari_spines.training.export import TrainedModel, load_weights, save_checkpoint
+from napari_spines.training.section_defects import section_defects
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ class Split:
 
 
 SHIPPED_SPLIT = Split()
+#: Every section the cross-validation folds use (ISBI 0–19, gala 0–49) trains, none chooses:
+#: the weights of a recipe whose choices were made by cross-validation.
+EVERY_SECTION = Split(tuple(range(20)), (), tuple(range(GALA_SECTIONS)), ())
 
 
 def normalise(image: np.ndarray) -> np.ndarray:
@@ -351,12 +355,14 @@ def random_crop(
     rng: np.random.Generator,
     crop: Sequence[int] = CROP,
     offsets: Sequence[Sequence[int]] = NEAREST,
+    defects: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An augmented crop: (image (1, Z, Y, X), affinities (C, ...), loss mask (C, ...)).
 
     Flips along every axis and a y/x transpose; an elastic in-plane warp (`elastic_deform`, in
-    `ELASTIC_CHANCE` of the crops); intensity gain and offset jitter, blur and noise. Volumes
-    smaller than the crop are padded, and the padding is masked.
+    `ELASTIC_CHANCE` of the crops); with ``defects``, missing and misaligned sections
+    (`section_defects`); intensity gain and offset jitter, blur and noise. Volumes smaller
+    than the crop are padded, and the padding is masked.
 
     Parameters
     ----------
@@ -368,6 +374,8 @@ def random_crop(
         Crop shape (Z, Y, X) in voxels; the y/x transpose needs Y == X.
     offsets
         The affinities' offsets, one channel each (`labels_to_affinities`).
+    defects
+        Add serial-section defects (`napari_spines.training.section_defects`).
 
     Returns
     -------
@@ -391,6 +399,8 @@ def random_crop(
         image, labels, valid = (np.swapaxes(a, 1, 2) for a in (image, labels, valid))
     if rng.random() < ELASTIC_CHANCE:
         image, labels, valid = elastic_deform(rng, image, labels, valid)
+    if defects:
+        image, labels, valid = section_defects(rng, image, labels, valid)
     image = image * rng.uniform(0.8, 1.2) + rng.uniform(-0.15, 0.15)
     if rng.random() < 0.3:
         image = ndi.gaussian_filter(image, (0, *[rng.uniform(0.5, 1.5)] * 2))
@@ -417,12 +427,15 @@ class AffinityExamples:
         Affinity offsets of the targets.
     interiors
         Return interior targets (the boundary recipe) instead of affinities.
+    defects
+        Add missing and misaligned sections (`random_crop`).
     """
 
     volumes: list[LabelledVolume]
     chances: np.ndarray
     offsets: Sequence[tuple[int, int, int]]
     interiors: bool = False
+    defects: bool = False
 
     def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         """One crop: image, targets and loss mask.
@@ -440,7 +453,9 @@ class AffinityExamples:
         from napari_spines.training.boundary import interior_targets
 
         volume = self.volumes[rng.choice(len(self.volumes), p=self.chances)]
-        image, affinities, mask = random_crop(volume, rng, offsets=self.offsets)
+        image, affinities, mask = random_crop(
+            volume, rng, offsets=self.offsets, defects=self.defects
+        )
         if self.interiors:
             return (image, *interior_targets(affinities, mask))
         return image, affinities, mask
@@ -617,6 +632,7 @@ def train(
     extra: Sequence[LabelledVolume] = (),
     split: Split = SHIPPED_SPLIT,
     recipe: str | None = None,
+    defects: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Path:
     """Train on ISBI 0–14, gala 0–34 and synthetic volumes; return the best checkpoint's path.
@@ -664,6 +680,9 @@ def train(
         are derived from it (`napari_spines.training.boundary`); ``"long-range"``: the 3D
         U-Net predicts `LONG_RANGE_OFFSETS`, checkpoints are chosen by `mutex_watershed`.
         None: that of ``start_from`` (`recipe_of`), else `DEFAULT_RECIPE`.
+    defects
+        Augment with missing and misaligned sections
+        (`napari_spines.training.section_defects`).
     progress
         ``(seconds spent, seconds of the budget)`` callback (`timed_steps`); a cancel keeps the
         checkpoints saved so far.
@@ -702,10 +721,15 @@ def train(
         sizes = np.array([v.labels.size for v in extra], float)
         chances = np.concatenate([chances / 2, sizes / sizes.sum() / 2])
         volumes += list(extra)
-    validation = [
-        load_isbi(data / "isbi2012", split.isbi_validate),
-        *load_gala(data / "gala", split.gala_validate),
-    ]
+    choosing = bool(split.isbi_validate or split.gala_validate)
+    validation = (
+        [
+            load_isbi(data / "isbi2012", split.isbi_validate),
+            *load_gala(data / "gala", split.gala_validate),
+        ]
+        if choosing
+        else []
+    )
     logger.info("data ready in %.0f s", time.monotonic() - started)
     start = None if start_from is None else load_weights(Path(start_from))
     if recipe is None:
@@ -727,7 +751,7 @@ def train(
             step_offset = int(torch.load(start_from, map_location="cpu", weights_only=True)["step"])
     net.to(device)
 
-    example = AffinityExamples(volumes, chances, offsets, recipe == "boundary")
+    example = AffinityExamples(volumes, chances, offsets, recipe == "boundary", defects)
     batches = example_batches(example, batch_size, seed, workers, device)
     best = math.inf
     checkpoint: dict | None = None
@@ -736,9 +760,11 @@ def train(
             net, batches, loss_fn, lr, minutes, started, step_offset, progress
         ):
             if step % validate_every == 0 or last:
-                net.eval()
-                scores = validation_scores(scored, validation, recipe=recipe)
-                net.train()
+                scores: dict[str, Any] = {}
+                if choosing:  # else the latest checkpoint is the best one
+                    net.eval()
+                    scores = validation_scores(scored, validation, recipe=recipe)
+                    net.train()
                 record = {
                     "step": step,
                     "minutes": round((time.monotonic() - started) / 60, 2),
@@ -748,23 +774,23 @@ def train(
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 logger.info(
-                    "step %d loss %.4f validation %.4f adapted Rand error %s",
+                    "step %d loss %.4f validation %s adapted Rand error %s",
                     step,
                     loss.item(),
-                    scores["validation_loss"],
-                    scores["adapted_rand_errors"],
+                    scores.get("validation_loss", "-"),
+                    scores.get("adapted_rand_errors", "- (no section chooses)"),
                 )
                 checkpoint = {
                     "state_dict": net.state_dict(),
                     "width": width,
                     "recipe": recipe,
                     "step": step,
-                    "validation_loss": scores["validation_loss"],
-                    "adapted_rand_error": scores["adapted_rand_error"],
+                    "validation_loss": scores.get("validation_loss"),
+                    "adapted_rand_error": scores.get("adapted_rand_error"),
                 }
                 save_checkpoint(checkpoint, out / f"step_{step}.pt")
-                if scores["adapted_rand_error"] < best:
-                    best = scores["adapted_rand_error"]
+                if not choosing or scores["adapted_rand_error"] < best:
+                    best = scores.get("adapted_rand_error", best)
                     save_checkpoint(checkpoint, out / "best.pt")
     if checkpoint is None:
         raise ValueError(f"{minutes} minutes were too short for one training step")
@@ -980,13 +1006,10 @@ def export(
     net.load_state_dict(state["state_dict"])
     if recipe == "boundary":
         net = boundary_affinities(net)
-    metrics = {
-        "training": {
-            "step": int(state["step"]),
-            "validation_loss": round(float(state["validation_loss"]), 4),
-            "test_time_flips": [list(f) for f in flips],
-        }
-    }
+    training: dict[str, Any] = {"step": int(state["step"])}
+    if state.get("validation_loss") is not None:  # None: trained on every section
+        training["validation_loss"] = round(float(state["validation_loss"]), 4)
+    metrics = {"training": {**training, "test_time_flips": [list(f) for f in flips]}}
     return export_package(
         flip_averaged(net, flips, recipe_offsets(recipe)).eval(),
         folder,
@@ -1031,7 +1054,8 @@ def train_and_export(
     """Check the data, `train`, `export` the best checkpoint, `evaluate` it, set its "3d" mode.
 
     The "3d" settings are chosen on the gala validation sections
-    (`napari_spines.training.mode_settings.record_3d_settings`).
+    (`napari_spines.training.mode_settings.record_3d_settings`). A split without validation
+    sections (`EVERY_SECTION`) exports the last checkpoint and scores nothing.
 
     Parameters
     ----------
@@ -1063,6 +1087,12 @@ def train_and_export(
         progress(0, 0)  # exporting and scoring: no count to show
     package = export(checkpoint, out / "em-affinity", command=command)
     split = options.get("split", SHIPPED_SPLIT)
+    if not (split.isbi_validate or split.gala_validate):
+        return TrainedModel(
+            package,
+            "trained on every section, so none is left to score it or to choose its settings: "
+            "write them from a cross-validation with scripts/em_shipped_settings.py",
+        )
     measured = evaluate(package, data, split=split)
     gala_block = contiguous_runs([z for z in split.gala_validate if z < gala_depth(data)])[0]
     chosen = record_3d_settings(package, data, gala_block)["chosen"]

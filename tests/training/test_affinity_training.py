@@ -298,3 +298,40 @@ def test_the_long_range_recipe_is_scored_by_the_mutex_watershed(tmp_path) -> Non
     # segment and the widgets agglomerate its nearest-neighbour channels
     image = cells_stack((10, 88, 72), n_cells=6, seed=1)[0]
     assert segment_image(image, "ZYX", package, mode="2d").affinities.shape == (3, *image.shape)
+
+
+def test_training_on_every_section_chooses_nothing_and_exports_the_last_step(
+    tmp_path, monkeypatch
+) -> None:
+    """``--every-section``: all ISBI 0-19 and gala sections train, none is loaded to choose."""
+    import json
+
+    from napari_spines.cli import main
+    from napari_spines.models import open_package
+    from napari_spines.training import affinity
+
+    write_em_folder(tmp_path / "em")
+    loaded: list[tuple[int, ...]] = []
+    load_isbi = affinity.load_isbi
+    monkeypatch.setattr(
+        affinity,
+        "load_isbi",
+        lambda folder, sections: loaded.append(tuple(sections)) or load_isbi(folder, sections),
+    )
+    defects: list[bool] = []
+    crop = affinity.random_crop
+    monkeypatch.setattr(
+        affinity,
+        "random_crop",
+        lambda *a, **k: defects.append(k.get("defects", False)) or crop(*a, **k),
+    )
+    command = ["train", "affinities", "--data", str(tmp_path / "em"), "--out"]
+    command += [str(tmp_path / "run"), "--minutes", "0.15", "--width", "4"]
+    assert main([*command, "--every-section", "--section-defects"]) == 0
+    assert loaded == [tuple(range(20))], "ISBI 0-19 trains; no validation sections are loaded"
+    assert defects and all(defects)
+    log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert "adapted_rand_error" not in log[-1]
+    spec = open_package(tmp_path / "run/em-affinity").spec
+    assert spec.metrics["training"]["step"] == log[-1]["step"], "the last checkpoint"
+    assert "validation" not in spec.metrics
