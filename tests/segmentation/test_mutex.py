@@ -83,3 +83,32 @@ def test_segment_makes_mutex_fragments_where_the_models_settings_say_so(tmp_path
     assert len(np.unique(at_zero)) == len(np.unique(expected))
     assert max(s.adapted_rand_error for s in score_per_section(labels, at_zero)) < 0.1
     assert len(np.unique(segmentation.labels(0.999))) < len(np.unique(expected))
+
+
+def test_from_a_worker_thread_it_runs_in_a_child_process(monkeypatch) -> None:
+    """mwatershed keeps the GIL: off the main thread (napari's workers) it must not run here."""
+    import threading
+
+    from napari_spines import child_process
+
+    truth = cells_stack((4, 64, 64), n_cells=8, seed=3)[1]
+    affinities = labels_to_affinities(truth, LONG_RANGE_OFFSETS)
+    children = []
+    run_in_child = child_process.run_in_child
+    monkeypatch.setattr(
+        child_process,
+        "run_in_child",
+        lambda func, *args, **kwargs: children.append(func) or run_in_child(func, *args, **kwargs),
+    )
+    here = mutex_watershed(affinities, LONG_RANGE_OFFSETS, 0.5, "2d", 4)
+    assert children == [], "on the main thread it runs in this process"
+    result = {}
+    worker = threading.Thread(
+        target=lambda: result.update(
+            labels=mutex_watershed(affinities, LONG_RANGE_OFFSETS, 0.5, "2d", 4)
+        )
+    )
+    worker.start()
+    worker.join(timeout=120)
+    assert len(children) == 1
+    np.testing.assert_array_equal(result["labels"], here)
