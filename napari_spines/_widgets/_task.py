@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from magicgui.widgets import Label
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QSizePolicy, QWidget
 
 from napari_spines.errors import DataWarning, first_line
@@ -89,6 +90,11 @@ class TaskPanel(QWidget):
     a Qt signal, so the bar is updated on the main thread. ``succeeded`` (with the result),
     ``failed`` (with the exception) and ``cancelled`` are emitted on the main thread too, which
     is where layers may be changed. A failure shows one line, never a traceback.
+
+    An ``on_result`` that is a generator function shows its result in steps: each step (up to
+    a ``yield``) runs in its own turn of the event loop, so the viewer draws and answers
+    between them (one layer added per step, not all at once). The panel stays busy until the
+    last step, and then emits ``succeeded``.
     """
 
     progressed = Signal(int, int)
@@ -109,18 +115,20 @@ class TaskPanel(QWidget):
         self.progressed.connect(self._show_progress)
         self.worker: Any = None
         self._progress: CancellableProgress | None = None
-        self._on_result: Callable[[Any], None] = lambda _result: None
+        self._on_result: Callable[[Any], Any] = lambda _result: None
+        self._steps: Iterator | None = None
         self.setVisible(False)
 
     @property
     def busy(self) -> bool:
-        """True while a task runs."""
-        return self.worker is not None
+        """True while a task runs or its result is still being shown."""
+        return self.worker is not None or self._steps is not None
 
-    def run(self, func: Callable[..., Any], on_result: Callable[[Any], None], **kwargs: Any) -> Any:
+    def run(self, func: Callable[..., Any], on_result: Callable[[Any], Any], **kwargs: Any) -> Any:
         """Start ``func(progress=..., **kwargs)`` in a worker; None if a task already runs.
 
-        ``on_result`` gets the return value on the main thread (not called on failure/cancel).
+        ``on_result`` gets the return value on the main thread (not called on failure/cancel);
+        a generator function shows it in steps, one per turn of the event loop.
         """
         if self.busy:
             return None
@@ -163,10 +171,32 @@ class TaskPanel(QWidget):
                 show_error(first_line(outcome.error))
                 self.failed.emit(outcome.error)
             else:
-                self._on_result(outcome.result)
+                shown = self._on_result(outcome.result)
+                if inspect.isgenerator(shown):
+                    self._steps = shown
+                    QTimer.singleShot(0, lambda: self._step_on(outcome.result))
+                    return
                 self.succeeded.emit(outcome.result)
-        finally:
+        except BaseException:
             self.finished.emit()
+            raise
+        self.finished.emit()
+
+    def _step_on(self, result: Any) -> None:
+        """Run the next step of the result being shown; come back on the next turn."""
+        assert self._steps is not None
+        try:
+            next(self._steps)
+        except StopIteration:
+            self._steps = None
+            self.succeeded.emit(result)
+            self.finished.emit()
+        except BaseException:
+            self._steps = None
+            self.finished.emit()
+            raise
+        else:
+            QTimer.singleShot(0, lambda: self._step_on(result))
 
 
 class LatestWorker:

@@ -12,7 +12,7 @@ so napari never freezes on a large volume.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -212,7 +212,7 @@ class SegmentationWidget(Container):
             layer.name,
             placed_like(layer)["scale"],
         )
-        shown = partial(self.show_segmentation, layer, model=model_record(package))
+        shown = partial(self.segmentation_steps, layer, model=model_record(package))
         if self.task.run(job, on_result=shown) is not None:
             self._run.enabled = False
             self._status.value = f"segmenting {layer.name} with {package.spec.name}…"
@@ -224,6 +224,17 @@ class SegmentationWidget(Container):
         prepared it (`segment_for_layers`). ``model``: the model's provenance
         (`model_record`), kept in the labels' metadata. New affinity layers start hidden: the
         labels are the result, and drawing fewer layers keeps the window responsive.
+        """
+        for _step in self.segmentation_steps(image, run, model):
+            pass
+
+    def segmentation_steps(self, image: Image, run: tuple, model: Any = None) -> Iterator[None]:
+        """`show_segmentation` in steps, one layer each, for `TaskPanel` to run one per turn.
+
+        Yields
+        ------
+        None
+            After each layer is added, so the viewer draws and answers clicks in between.
         """
         session, relabelled, *prepared = run
         self.session, self.source = session, image
@@ -237,6 +248,7 @@ class SegmentationWidget(Container):
             layer = put_layer(self._viewer, kind, data, {**meta, **placed, **new})
             if meta.get("rgb"):
                 self.affinities_layer = layer
+            yield
         self._relabel_timer.stop()
         self._relabeller.discard()  # a relabel of the previous run still on its way is void
         self._set_slider(relabelled.threshold)
@@ -245,10 +257,13 @@ class SegmentationWidget(Container):
         meta = {"name": f"{image.name} segmentation", "metadata": metadata, **placed}
         self.labels_layer = put_layer(self._viewer, "labels", relabelled.proofreader.labels, meta)
         self.labels_layer.metadata["model"] = dict(model or {})
+        yield
         self.points_layer = click_points(self._viewer, f"{image.name} proofreading points", placed)
+        yield
         self.proofreading.attach(session, image, self.labels_layer, self.points_layer)
         self.ground_truth.reset_choices()
         self._use_relabelled(relabelled)
+        yield
         self._viewer.layers.selection.active = self.points_layer
         self.points_layer.mode = "add"
         show_info(f"{self._status.value}; click points and use ⇧M / ⇧S / ⇧D / ⇧F / ⇧N.")

@@ -19,6 +19,7 @@ review one by one (`_proposal_review`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ class SessionsWidget(Container):
         )
         for note in assumed_voxel_notes(self._dendrites.value, sessions.voxel_um):
             show_info(note)
-        return self._start(job, partial(self.show_tracks, sessions))
+        return self._start(job, partial(self.tracks_steps, sessions))
 
     def _tracked_layer(self) -> Points | None:
         layer = self._viewer.layers[TRACKED_NAME] if TRACKED_NAME in self._viewer.layers else None
@@ -196,6 +197,17 @@ class SessionsWidget(Container):
 
     def show_tracks(self, sessions: Sessions, tracked: Tracked) -> None:
         """Add (or replace) the tracked spines and tracks layers; plot the dynamics."""
+        for _step in self.tracks_steps(sessions, tracked):
+            pass
+
+    def tracks_steps(self, sessions: Sessions, tracked: Tracked) -> Iterator[None]:
+        """`show_tracks` in steps, one layer each, for `TaskPanel` to run one per turn.
+
+        Yields
+        ------
+        None
+            After the plot, and after each layer.
+        """
         self.tracked, self.voxel_um = tracked, sessions.voxel_um
         self.edits.start(tracked)
         n_sessions = len(tracked.points_um)
@@ -208,6 +220,7 @@ class SessionsWidget(Container):
         if not len(data):
             show_info(f"No spines in any of the {n_sessions} sessions.")
             return
+        yield
         style = spine_points_style(sessions.voxel_um)
         style.update(face_color=[DYNAMICS_COLOURS[d] for d in dynamics], border_color="white")
         points = self._viewer.add_points(
@@ -220,6 +233,7 @@ class SessionsWidget(Container):
         )
         points.feature_defaults = {"track_id": 0, "dynamics": "transient"}
         self.edits.bind_keys(points)
+        yield
         self._viewer.add_tracks(
             tracks_layer_data(ids, data),
             name=TRACKS_NAME,

@@ -8,6 +8,7 @@ stack with an unsaved journal are shown, "Restore unsaved edits (N)" brings the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ class SpineDetectionWidget(Container):
             SEARCH_FRACTION * self._threshold.value,
             device=self._device.value,
         )
-        shown = partial(self.show_detections, layer, model=self._model.value)
+        shown = partial(self.detection_steps, layer, model=self._model.value)
         if self.task.run(job, on_result=shown) is not None:
             self._run.enabled = False
 
@@ -133,9 +134,23 @@ class SpineDetectionWidget(Container):
         self, image: napari.layers.Image, found: Detections, model: str | None = None
     ) -> None:
         """Add (or replace) the spines layer for ``found`` (by ``model``); start a review."""
+        for _step in self.detection_steps(image, found, model):
+            pass
+
+    def detection_steps(
+        self, image: napari.layers.Image, found: Detections, model: str | None = None
+    ) -> Iterator[None]:
+        """`show_detections` in steps, for `TaskPanel` to run one per turn of the event loop.
+
+        Yields
+        ------
+        None
+            After the old layer is removed, after the new one is added, after the review starts.
+        """
         name = f"{image.name} spines"
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
+            yield
         self.layer = self._viewer.add_points(
             found.coords,
             name=name,
@@ -150,7 +165,9 @@ class SpineDetectionWidget(Container):
             self.layer.metadata["model"] = model_record(find_model(model))
         self.layer.events.data.connect(self._on_data_changed)
         bind_review_keys(self.layer, self)
+        yield
         self._start_review()
+        yield
         source = image.source.path  # an annotated stack: offer to score against it
         if source and all(path.exists() for path in session_files(source)):
             self._session.value = source

@@ -212,6 +212,43 @@ def test_task_panel_runs_one_task_at_a_time(make_napari_viewer, qtbot):
     assert len(started) == 1
 
 
+def test_task_panel_shows_a_result_in_steps_with_the_event_loop_between(make_napari_viewer, qtbot):
+    """A generator ``on_result`` runs one step per turn: the main thread ticks between them."""
+    from qtpy.QtCore import QTimer
+
+    from napari_spines._widgets._task import TaskPanel
+
+    make_napari_viewer()
+    panel = TaskPanel()
+    events = []
+    ticker = QTimer()
+    ticker.setInterval(0)
+    ticker.timeout.connect(lambda: events.append("tick"))
+
+    def shown(result):
+        for layer in range(3):
+            events.append(f"{result} layer {layer}")
+            yield
+
+    panel.succeeded.connect(lambda result: events.append(f"succeeded {result}"))
+    panel.finished.connect(lambda: events.append("finished"))
+    ticker.start()
+    assert panel.run(lambda progress: "labels", on_result=shown) is not None
+    qtbot.waitUntil(lambda: not panel.busy, timeout=10_000)
+    ticker.stop()
+    steps = [e for e in events if e != "tick"]
+    assert steps == [
+        "labels layer 0",
+        "labels layer 1",
+        "labels layer 2",
+        "succeeded labels",
+        "finished",
+    ]
+    first, last = events.index("labels layer 0"), events.index("labels layer 2")
+    between = events[first:last]
+    assert between.count("tick") >= 2, "the event loop ran between the steps"
+
+
 def test_voxel_size_widget_sets_scale_on_matching_layers(make_napari_viewer):
     viewer = make_napari_viewer()
     image = viewer.add_image(
