@@ -26,6 +26,7 @@ from qtpy.QtWidgets import QApplication
 from napari_spines._widgets import _track_editing
 from napari_spines._widgets._app import PLUGIN
 from napari_spines._widgets._session_layers import gather_sessions
+from napari_spines._widgets._task import show_now
 from napari_spines.cli.sessions import read_tracks
 from napari_spines.sessions.track import Tracked
 
@@ -55,7 +56,7 @@ def main() -> None:
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sessions")
     points, ids, _voxel = read_tracks(args.tracks)
     tracked = Tracked(points, ids, [], {}, []).with_track_ids(ids)
-    widget.show_tracks(gather_sessions(layers), tracked)
+    show_now(widget.show_tracks(gather_sessions(layers), tracked))
     settle()
     layer = viewer.layers["tracked spines"]
     # spines of session 1 whose track began in session 0: each can be split there

@@ -172,15 +172,14 @@ class TaskPanel(QWidget):
                 self.failed.emit(outcome.error)
             else:
                 shown = self._on_result(outcome.result)
-                if inspect.isgenerator(shown):
+                if inspect.isgenerator(shown):  # finished comes after its last step
                     self._steps = shown
                     QTimer.singleShot(0, lambda: self._step_on(outcome.result))
-                    return
-                self.succeeded.emit(outcome.result)
-        except BaseException:
-            self.finished.emit()
-            raise
-        self.finished.emit()
+                else:
+                    self.succeeded.emit(outcome.result)
+        finally:
+            if self._steps is None:
+                self.finished.emit()
 
     def _step_on(self, result: Any) -> None:
         """Run the next step of the result being shown; come back on the next turn."""
@@ -190,13 +189,20 @@ class TaskPanel(QWidget):
         except StopIteration:
             self._steps = None
             self.succeeded.emit(result)
-            self.finished.emit()
         except BaseException:
             self._steps = None
-            self.finished.emit()
             raise
         else:
             QTimer.singleShot(0, lambda: self._step_on(result))
+        finally:
+            if self._steps is None:
+                self.finished.emit()
+
+
+def show_now(steps: Iterator[None]) -> None:
+    """Run every step of a result shown in steps (see `TaskPanel`) at once, here."""
+    for _step in steps:
+        pass
 
 
 class LatestWorker:

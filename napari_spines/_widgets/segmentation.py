@@ -212,29 +212,23 @@ class SegmentationWidget(Container):
             layer.name,
             placed_like(layer)["scale"],
         )
-        shown = partial(self.segmentation_steps, layer, model=model_record(package))
+        shown = partial(self.show_segmentation, layer, model=model_record(package))
         if self.task.run(job, on_result=shown) is not None:
             self._run.enabled = False
             self._status.value = f"segmenting {layer.name} with {package.spec.name}…"
 
-    def show_segmentation(self, image: Image, run: tuple, model: Any = None) -> None:
+    def show_segmentation(self, image: Image, run: tuple, model: Any = None) -> Iterator[None]:
         """Add or update the affinities, labels and proofreading-points layers of ``image``.
 
         ``run``: the session and its labels, and the affinities' layer data when the worker
         prepared it (`segment_for_layers`). ``model``: the model's provenance
         (`model_record`), kept in the labels' metadata. New affinity layers start hidden: the
         labels are the result, and drawing fewer layers keeps the window responsive.
-        """
-        for _step in self.segmentation_steps(image, run, model):
-            pass
-
-    def segmentation_steps(self, image: Image, run: tuple, model: Any = None) -> Iterator[None]:
-        """`show_segmentation` in steps, one layer each, for `TaskPanel` to run one per turn.
 
         Yields
         ------
         None
-            After each layer is added, so the viewer draws and answers clicks in between.
+            After each layer, for `TaskPanel` to run one step per turn (`show_now`: at once).
         """
         session, relabelled, *prepared = run
         self.session, self.source = session, image

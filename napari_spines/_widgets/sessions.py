@@ -189,24 +189,20 @@ class SessionsWidget(Container):
         )
         for note in assumed_voxel_notes(self._dendrites.value, sessions.voxel_um):
             show_info(note)
-        return self._start(job, partial(self.tracks_steps, sessions))
+        return self._start(job, partial(self.show_tracks, sessions))
 
     def _tracked_layer(self) -> Points | None:
         layer = self._viewer.layers[TRACKED_NAME] if TRACKED_NAME in self._viewer.layers else None
         return layer if isinstance(layer, Points) else None
 
-    def show_tracks(self, sessions: Sessions, tracked: Tracked) -> None:
-        """Add (or replace) the tracked spines and tracks layers; plot the dynamics."""
-        for _step in self.tracks_steps(sessions, tracked):
-            pass
-
-    def tracks_steps(self, sessions: Sessions, tracked: Tracked) -> Iterator[None]:
-        """`show_tracks` in steps, one layer each, for `TaskPanel` to run one per turn.
+    def show_tracks(self, sessions: Sessions, tracked: Tracked) -> Iterator[None]:
+        """Add (or replace) the tracked spines and tracks layers; plot the dynamics.
 
         Yields
         ------
         None
-            After the plot, and after each layer.
+            After the plot and after each layer, for `TaskPanel` to run one step per turn
+            (`show_now`: at once).
         """
         self.tracked, self.voxel_um = tracked, sessions.voxel_um
         self.edits.start(tracked)

@@ -126,26 +126,19 @@ class SpineDetectionWidget(Container):
             SEARCH_FRACTION * self._threshold.value,
             device=self._device.value,
         )
-        shown = partial(self.detection_steps, layer, model=self._model.value)
+        shown = partial(self.show_detections, layer, model=self._model.value)
         if self.task.run(job, on_result=shown) is not None:
             self._run.enabled = False
 
     def show_detections(
         self, image: napari.layers.Image, found: Detections, model: str | None = None
-    ) -> None:
-        """Add (or replace) the spines layer for ``found`` (by ``model``); start a review."""
-        for _step in self.detection_steps(image, found, model):
-            pass
-
-    def detection_steps(
-        self, image: napari.layers.Image, found: Detections, model: str | None = None
     ) -> Iterator[None]:
-        """`show_detections` in steps, for `TaskPanel` to run one per turn of the event loop.
+        """Add (or replace) the spines layer for ``found`` (by ``model``); start a review.
 
         Yields
         ------
         None
-            After the old layer is removed, after the new one is added, after the review starts.
+            After each layer change, for `TaskPanel` to run one step per turn (`show_now`).
         """
         name = f"{image.name} spines"
         if name in self._viewer.layers:
@@ -216,16 +209,14 @@ class SpineDetectionWidget(Container):
     def undo(self) -> None:
         """Revert the last accept or reject."""
         if self.queue is not None:
-            index = self.queue.undo()
-            self._refresh()
-            if index is not None:
-                self._journal_edit()
-            self._focus(index)
+            self._reviewed(self.queue.undo())
 
     def _decide(self, status: str) -> None:
-        if self.queue is None:
-            return
-        index = self.queue.decide(status)
+        if self.queue is not None:
+            self._reviewed(self.queue.decide(status))
+
+    def _reviewed(self, index: int | None) -> None:
+        """Show a decision (or its undo) on spine ``index``; journal it; go to it."""
         self._refresh()
         if index is not None:
             self._journal_edit()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from napari_spines._widgets._app import PLUGIN
+from napari_spines._widgets._task import show_now
 from tests.models.tiny import cells_stack, make_edge_affinity_package
 
 pytestmark = pytest.mark.gui
@@ -474,7 +475,7 @@ def test_labels_of_a_stack_without_a_voxel_size_warn_when_saved(segmented, tmp_p
     viewer, widget, _ = segmented
     image = viewer.layers["cells"]
     image.metadata["voxel_size_known"] = False  # as our reader marks a file without one
-    widget.show_segmentation(image, (widget.session, widget.session.relabel(0.5)))
+    show_now(widget.show_segmentation(image, (widget.session, widget.session.relabel(0.5))))
     assert widget.labels_layer.metadata["voxel_size_known"] is False
     _, message = widget.proofreading.save(tmp_path / "cells.tif"), widget._status.value
     assert "assumed" in message and "Voxel size" in message

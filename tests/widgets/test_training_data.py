@@ -17,6 +17,7 @@ from napari.utils.notifications import NotificationSeverity, notification_manage
 
 from napari_spines._widgets._app import PLUGIN
 from napari_spines._widgets._layers import same_layer
+from napari_spines._widgets._task import show_now
 from napari_spines.io.labels_tiff import read_edit_log
 from napari_spines.settings import TRAINING_STORE, save_setting, training_store
 from napari_spines.spines.detection import Detections
@@ -65,7 +66,7 @@ def review_three(make_napari_viewer, sample):
     image = viewer.add_image(sample.image, name="dendrite", scale=VOXEL)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spine detection")
     widget._threshold.value = 0.5
-    widget.show_detections(image, detections(sample), model="spine-dog")
+    show_now(widget.show_detections(image, detections(sample), model="spine-dog"))
     widget.accept()
     widget.reject()
     widget.layer.add(np.array([[6.0, 40.0, 40.0]]))
@@ -89,7 +90,7 @@ def test_the_review_survives_a_crash_and_restores(make_napari_viewer, sample, no
     image = again.add_image(sample.image, name="dendrite", scale=VOXEL)
     _, fresh = again.window.add_plugin_dock_widget(PLUGIN, "Spine detection")
     assert not fresh.restore_button.enabled  # nothing shown yet
-    fresh.show_detections(image, detections(sample))
+    show_now(fresh.show_detections(image, detections(sample)))
     assert set(fresh.layer.features["status"]) == {"auto"}
     assert fresh.restore_button.enabled and fresh.restore_button.text.endswith("(3)")
     assert any("Unsaved edits wait" in message for _, message in notes)
@@ -112,7 +113,7 @@ def test_editing_without_restoring_keeps_the_old_journal_aside(make_napari_viewe
     again = make_napari_viewer()
     image = again.add_image(sample.image, name="dendrite", scale=VOXEL)
     _, fresh = again.window.add_plugin_dock_widget(PLUGIN, "Spine detection")
-    fresh.show_detections(image, detections(sample))
+    show_now(fresh.show_detections(image, detections(sample)))
     earlier = set(path.parent.glob("*.done-*.jsonl"))  # other tests' journals may be aside too
     fresh.reject()  # declined: a new journal begins, the old one is renamed, not lost
     assert not fresh.restore_button.enabled
