@@ -18,6 +18,7 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -56,15 +57,18 @@ def sessions(text: str) -> list[str]:
     return [name for name in text.replace(",", " ").split() if name]
 
 
-def training_in_child(*args: Any, progress: Any = None) -> TrainedModel:
+def training_in_child(
+    *args: Any, own: Any = None, progress: Any = None, **options: Any
+) -> TrainedModel:
     """`training_job` in a child process (runs in the worker thread, touches no layer).
 
     A stack of the user's is read here first, as a lazy one may not pickle.
     """
-    *first, own, recipe = args
     if own is not None:
         own = (np.asarray(own[0]), own[1], own[2])
-    return run_in_child(training_job, *first, own, WIDGET_COMMAND, recipe, progress=progress)
+    return run_in_child(
+        training_job, *args, own=own, command=WIDGET_COMMAND, progress=progress, **options
+    )
 
 
 class TrainingWidget(Container):
@@ -85,6 +89,17 @@ class TrainingWidget(Container):
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda"))
         self._recipe = ComboBox(
             label="recipe", choices=tuple(RECIPE_TIPS), visible=False, tooltip=RECIPE_TIP
+        )
+        self._every_section = CheckBox(
+            text="train on every section",
+            visible=False,
+            tooltip="train on every ISBI and gala section and choose nothing on them: the "
+            "package is the last checkpoint (as --every-section)",
+        )
+        self._defects = CheckBox(
+            text="missing and misaligned sections",
+            visible=False,
+            tooltip="augment with serial-section defects (as --section-defects)",
         )
         self._own_image = OptionalChoice(
             label="your stack", choices=self._image_choices, nullable=True, visible=False
@@ -108,6 +123,8 @@ class TrainingWidget(Container):
                 self._own_image,
                 self._own_labels,
                 self._recipe,
+                self._every_section,
+                self._defects,
                 self._out,
                 self._minutes,
                 self._device,
@@ -157,7 +174,14 @@ class TrainingWidget(Container):
     def _show_sessions(self, *_args: object) -> None:
         spines = MODELS[self._model.value] == "spines"
         self._train.visible = self._validate.visible = spines
-        self._own_image.visible = self._own_labels.visible = self._recipe.visible = not spines
+        for widget in (
+            self._own_image,
+            self._own_labels,
+            self._recipe,
+            self._every_section,
+            self._defects,
+        ):
+            widget.visible = not spines
         self._out.value = "runs/spine-2p" if spines else "runs/em-affinity"
 
     def run(self) -> None:
@@ -190,8 +214,10 @@ class TrainingWidget(Container):
             validate,
             float(self._minutes.value),
             self._device.value,
-            own,
-            self._recipe.value,
+            own=own,
+            recipe=self._recipe.value,
+            every_section=self._every_section.value,
+            defects=self._defects.value,
         )
         if self.task.run(job, on_result=self._done) is not None:
             self._run.enabled = False

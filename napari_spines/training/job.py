@@ -24,6 +24,8 @@ def training_job(
     own: tuple[Any, np.ndarray, str] | None = None,
     command: str = "",
     recipe: str | None = None,
+    every_section: bool = False,
+    defects: bool = False,
     progress: ProgressCallback | None = None,
 ) -> TrainedModel:
     """Train, export and score one model, as ``napari-spines train spines|affinities`` does.
@@ -49,6 +51,11 @@ def training_job(
     recipe
         em-affinity's recipe (`napari_spines.training.affinity.RECIPES`; None: the default);
         spine-2p has one.
+    every_section
+        em-affinity: train on every ISBI and gala section and choose nothing
+        (`napari_spines.training.affinity.EVERY_SECTION`), as ``--every-section``.
+    defects
+        em-affinity: augment with missing and misaligned sections, as ``--section-defects``.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
 
@@ -70,8 +77,8 @@ def training_job(
             device=device,
             command=command,
         )
+    from napari_spines.training.affinity import EVERY_SECTION, SHIPPED_SPLIT, user_volume
     from napari_spines.training.affinity import train_and_export as train_affinities
-    from napari_spines.training.affinity import user_volume
 
     extra = [] if own is None else [user_volume(*own)]
     return train_affinities(
@@ -83,6 +90,8 @@ def training_job(
         command=command,
         extra=extra,
         recipe=recipe,
+        split=EVERY_SECTION if every_section else SHIPPED_SPLIT,
+        defects=defects,
     )
 
 

@@ -84,6 +84,8 @@ def test_em_affinity_hides_the_session_names(widget):
     widget._model.value = "em-affinity (EM affinities)"
     assert not widget._train.visible and not widget._validate.visible
     assert not widget._recipe.native.isHidden() and widget._recipe.value == "long-range"
+    assert not widget._every_section.native.isHidden() and not widget._every_section.value
+    assert not widget._defects.native.isHidden() and not widget._defects.value
     assert str(widget._out.value).endswith("em-affinity")
 
 
@@ -133,6 +135,7 @@ def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
     widget._minutes.value = 0.2
     widget._out.value = tmp_path / "run"
     widget._recipe.value = "boundary"
+    widget._every_section.value = widget._defects.value = True
     widget.run()
     qtbot.waitUntil(lambda: not widget.task.busy, timeout=300_000)
     assert widget.result is not None, widget._status.value
@@ -141,21 +144,25 @@ def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
 
     assert "interior" in open_package(widget.result.package).spec.description
     # the training process got this stack and its labels (the core test checks they are used)
-    stack, labels, name = sent[0][-3]
+    _, options = sent[0]
+    stack, labels, name = options["own"]
     np.testing.assert_array_equal(stack, mine.image)
     np.testing.assert_array_equal(labels, mine.labels)
     assert name == "mine proofread"
+    # ... and the two checkboxes: every section trains, none chooses; defects augment
+    assert options["every_section"] and options["defects"]
+    assert "em_shipped_settings" in widget.result.summary
 
 
 def record_child_jobs(monkeypatch) -> list[tuple]:
     """Spy on what the Train widget hands to its child process."""
     from napari_spines._widgets import training
 
-    sent: list[tuple] = []
+    sent: list[tuple[tuple, dict]] = []
     real = training.run_in_child
 
     def recording(func, *args, **kwargs):
-        sent.append(args)
+        sent.append((args, kwargs))
         return real(func, *args, **kwargs)
 
     monkeypatch.setattr(training, "run_in_child", recording)
