@@ -34,6 +34,7 @@ from napari_spines._widgets._layers import (
     put_layer,
 )
 from napari_spines._widgets._proofreading import ProofreadingPanel
+from napari_spines._widgets._settings_line import SettingsLine
 from napari_spines._widgets._task import LatestWorker, TaskPanel, status_label
 from napari_spines.errors import first_line
 from napari_spines.segmentation.pipeline import DEFAULT_MODEL, affinity_package, check_image
@@ -42,7 +43,7 @@ from napari_spines.segmentation.session import (
     SegmentationSession,
     segment_for_layers,
 )
-from napari_spines.segmentation.stack_settings import stack_settings
+from napari_spines.segmentation.stack_settings import StackSettings
 from napari_spines.training.store import model_record
 
 #: "mode" choice → ``mode`` of `segment_image` (None: from the voxel size).
@@ -85,8 +86,7 @@ class SegmentationWidget(Container):
         self._device = ComboBox(label="device", choices=DEVICES)
         self._mode = ComboBox(label="mode", choices=tuple(MODES), tooltip=MODE_TIP)
         self._run = PushButton(text="Segment")
-        self._settings = status_label("")  # the mode and threshold Segment will use, and why
-        self._settings_for: tuple = ()
+        self.settings_line = SettingsLine(self._settings_known)
         self._status = status_label("")
         self._threshold = FloatSlider(
             label="threshold", min=0.0, max=1.0, step=0.01, value=0.5, tooltip=THRESHOLD_TIP
@@ -107,7 +107,7 @@ class SegmentationWidget(Container):
         super().__init__(
             widgets=[
                 *(self._image, self._model, self._model_path, options),
-                *(self._run, self._settings, self._status),
+                *(self._run, self.settings_line.label, self._status),
             ]
         )
         self.task = TaskPanel()
@@ -150,28 +150,19 @@ class SegmentationWidget(Container):
         self._review.reset_choices()
 
     def _show_settings(self, *_args: object) -> None:
-        """Say which mode and threshold Segment will use, and what it assumed.
-
-        Before the first run, that threshold goes on the slider too.
-        """
+        """Say which mode and threshold Segment will use, and what it assumed (`SettingsLine`)."""
         layer = self._image.value
-        voxel = layer_voxel_size(layer).for_model() if layer is not None else None
-        key = (id(layer), voxel, self._model.value, str(self._model_path.value), self._mode.value)
-        if key == self._settings_for:
-            return  # the estimate reads the stack: not again at every layer event
-        self._settings_for = key
-        try:
-            if layer is None:
-                raise ValueError("no image")
-            check_image(tuple(layer.data.shape), layer_axes(layer))
-            package = self._chosen_package()
-            data = layer.data[0] if layer.multiscale else layer.data
-            settings = stack_settings(data, package.spec, voxel, MODES[self._mode.value])
-        except ValueError as exc:  # Segment says it again when pressed
-            self._settings.value = "" if layer is None else first_line(exc)
-            return
-        self._settings.value = settings.message("set it in Voxel size, or choose a mode")
-        if self.session is None:
+        data = None if layer is None else layer.data[0] if layer.multiscale else layer.data
+        self.settings_line.show(
+            data,
+            "" if layer is None else layer_axes(layer),
+            chosen_model(self._model_path, self._model),
+            None if layer is None else layer_voxel_size(layer).for_model(),
+            MODES[self._mode.value],
+        )
+
+    def _settings_known(self, settings: StackSettings) -> None:
+        if self.session is None:  # before the first run, its threshold goes on the slider
             self._set_slider(settings.threshold)
 
     def _chosen_package(self) -> Any:

@@ -79,8 +79,7 @@ def segment_stack(args: argparse.Namespace) -> int:
     from napari_spines.io.labels_tiff import write_labels_tiff
     from napari_spines.io.outputs import write_float_tiff
     from napari_spines.models import ModelError
-    from napari_spines.segmentation.pipeline import affinity_package, check_image, segment_image
-    from napari_spines.segmentation.stack_settings import stack_settings
+    from napari_spines.segmentation.pipeline import segment_image, segmentation_plan
 
     for path in (args.output, args.affinities_out):
         if path is not None and (problem := output_problem(path, (".tif", ".tiff"))):
@@ -92,11 +91,10 @@ def segment_stack(args: argparse.Namespace) -> int:
     voxel = volume.voxel_size.given(args.voxel_size)
     started = time.perf_counter()
     try:
-        check_image(volume.levels[0].shape, volume.axes)  # before reading it for its settings
-        package = affinity_package(args.model)
-        settings = stack_settings(
+        package, settings = segmentation_plan(
             volume.levels[0],
-            package.spec,
+            volume.axes,
+            args.model,
             voxel.for_model(),
             None if args.mode == "auto" else args.mode,
             args.threshold,

@@ -22,6 +22,7 @@ from napari_spines.segmentation.agglomeration import (
 )
 from napari_spines.segmentation.stack_settings import (  # noqa: F401 (re-exported)
     MODES,
+    StackSettings,
     default_mode,
     stack_settings,
 )
@@ -132,6 +133,46 @@ def affinity_package(model: str | Any) -> Any:
     package = find_model(model, task="affinities") if isinstance(model, str) else model
     check_affinity_model(package)
     return package
+
+
+def segmentation_plan(
+    data: Any,
+    axes: str,
+    model: str | Any,
+    voxel_size_um: Sequence[float] | None,
+    mode: str | None = None,
+    threshold: float | None = None,
+) -> tuple[Any, StackSettings]:
+    """Check a stack, open its affinity model and choose how to segment it (before any work).
+
+    What ``segment`` and the Segmentation widget's line below Segment say before running.
+
+    Parameters
+    ----------
+    data
+        The stack (numpy, dask or zarr; read only when its anisotropy must be estimated).
+    axes
+        Its axes (`check_image`).
+    model
+        A registered name, a package path or an opened package (`affinity_package`).
+    voxel_size_um
+        ``(z, y, x)`` in µm, or None when nothing gives it (`stack_settings`).
+    mode, threshold
+        The user's choices; None: from the model and the stack.
+
+    Returns
+    -------
+    tuple
+        The package and its `StackSettings` for this stack.
+
+    Raises
+    ------
+    ValueError
+        A stack that is not 3D, no such model, or not an affinity model.
+    """
+    check_image(tuple(data.shape), axes)
+    package = affinity_package(model)
+    return package, stack_settings(data, package.spec, voxel_size_um, mode, threshold)
 
 
 def check_mode(mode: str | None) -> None:

@@ -496,16 +496,20 @@ def test_the_line_below_segment_says_what_a_stack_without_voxel_size_is_taken_fo
     layer = viewer.add_image(isotropic.image, name="fibsem", metadata={"voxel_size_known": False})
     widget._image.value = layer
     widget._model.value = "edge-affinity"
-    line = widget._settings.value
-    assert "no voxel size" in line and "mode 3d" in line and "Voxel size" in line
+
+    def line() -> str:  # made in a worker: estimating the anisotropy reads the stack
+        qtbot.waitUntil(lambda: not widget.settings_line.busy, timeout=30_000)
+        return widget.settings_line.label.value
+
+    assert "no voxel size" in line() and "mode 3d" in line() and "Voxel size" in line()
     widget._mode.value = "2d"
-    assert "mode 2d as asked" in widget._settings.value
+    assert "mode 2d as asked" in line()
     widget._mode.value = "auto"
     layer.scale = VOXEL
     layer.metadata["voxel_size_known"] = True
     widget.reset_choices()
     widget._image.changed.emit(layer)
-    assert "from the voxel size" in widget._settings.value and "mode 2d" in widget._settings.value
+    assert "from the voxel size" in line() and "mode 2d" in line()
     widget.run()
     qtbot.waitUntil(lambda: not widget.task.busy, timeout=60_000)
     labels = viewer.layers["fibsem segmentation"].data
