@@ -178,6 +178,27 @@ def load_isbi(folder: Path, sections: Sequence[int]) -> LabelledVolume:
     return LabelledVolume(normalise(image[picked]), section_labels(membranes[picked]), False)
 
 
+def sections(indices: Sequence[int]) -> str:
+    """Section indices as ranges, the way a model card names them.
+
+    Parameters
+    ----------
+    indices
+        Section indices, in any order.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> sections(range(20)), sections([0, 1, 2, 5, 6, 9])
+    ('0-19', '0-2, 5-6, 9')
+    """
+    runs = contiguous_runs(indices)
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs) or "none"
+
+
 def contiguous_runs(sections: Sequence[int]) -> list[list[int]]:
     """Split section indices into runs of consecutive sections.
 
@@ -784,6 +805,7 @@ def train(
                     "state_dict": net.state_dict(),
                     "width": width,
                     "recipe": recipe,
+                    "trained_on": {"isbi": list(split.isbi_train), "gala": list(split.gala_train)},
                     "step": step,
                     "validation_loss": scores.get("validation_loss"),
                     "adapted_rand_error": scores.get("adapted_rand_error"),
@@ -803,6 +825,7 @@ def model_spec(
     command: str = "",
     threshold: float = 0.5,
     recipe: str = "affinities",
+    trained_on: dict[str, Sequence[int]] | None = None,
 ) -> dict:
     """The model.yaml content of em-affinity (without weights).
 
@@ -816,6 +839,9 @@ def model_spec(
         Default affinity threshold (``postprocessing.threshold``).
     recipe
         One of `RECIPES`: sets the description and the halo.
+    trained_on
+        ``{"isbi": sections, "gala": sections}`` it trained on (``training.data``); None:
+        those of `SHIPPED_SPLIT`.
 
     Returns
     -------
@@ -847,6 +873,8 @@ def model_spec(
         "segment makes fragments of all of them by the mutex watershed, else of the "
         "nearest-neighbour ones, and agglomerates them (docs/segmentation.md).",
     }[recipe]
+    if trained_on is None:
+        trained_on = {"isbi": SHIPPED_SPLIT.isbi_train, "gala": SHIPPED_SPLIT.gala_train}
     postprocessing: dict[str, Any] = {
         "threshold": threshold,
         "quantile": QUANTILE,
@@ -862,8 +890,9 @@ def model_spec(
         "authors": ["napari-spines developers"],
         "training": {
             "data": [
-                "ISBI 2012 training volume, sections 0-14 (z-affinities masked)",
-                "gala example volume, sections 0-34 (dense 3D ids)",
+                f"ISBI 2012 training volume, sections {sections(trained_on['isbi'])} "
+                "(z-affinities masked)",
+                f"gala example volume, sections {sections(trained_on['gala'])} (dense 3D ids)",
                 "synthetic EM volumes (napari_spines.synthetic)",
             ],
             "command": command,
@@ -1013,7 +1042,7 @@ def export(
     return export_package(
         flip_averaged(net, flips, recipe_offsets(recipe)).eval(),
         folder,
-        model_spec(metrics, command, recipe=recipe),
+        model_spec(metrics, command, recipe=recipe, trained_on=state.get("trained_on")),
         (1, 1, 8, 64, 64),
     )
 

@@ -156,17 +156,59 @@ def score_defaults(package_dir: Path, data: Path) -> dict[str, dict]:
     return scores
 
 
-def write_shipped_settings(package_dir: Path, reports: dict[str, dict], data: Path) -> dict:
-    """Write `shipped_settings` into a package's model.yaml, then its `score_defaults`.
+def settings_of_package(package_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The per-mode settings and cross-validated figures an affinity package's card holds.
+
+    For weights trained again with the same recipe (e.g. on every section): they take the
+    settings the cross-validation gave the earlier weights.
+
+    Parameters
+    ----------
+    package_dir
+        An affinity package whose model.yaml has ``postprocessing.modes`` and
+        ``metrics.cross_validation`` (as `write_shipped_settings` writes them).
+
+    Returns
+    -------
+    tuple of dict
+        As `shipped_settings`.
+
+    Raises
+    ------
+    ValueError
+        If the card lacks either.
+    """
+    from napari_spines.models.spec import read_spec
+
+    spec = read_spec(Path(package_dir) / "model.yaml")
+    cross_validation = spec.metrics.get("cross_validation")
+    if not spec.postprocessing.get("modes") or not cross_validation:
+        raise ValueError(f"{package_dir}: its model.yaml has no cross-validated settings")
+    postprocessing = {key: spec.postprocessing[key] for key in ("threshold", "modes")}
+    return postprocessing, cross_validation
+
+
+def write_shipped_settings(
+    package_dir: Path,
+    settings: tuple[dict[str, Any], dict[str, Any]],
+    data: Path,
+    trained_on_them: bool = False,
+) -> dict:
+    """Write settings into a package's model.yaml, then its `score_defaults`.
 
     Parameters
     ----------
     package_dir
         The affinity package folder whose model.yaml is rewritten.
-    reports
-        See `shipped_settings`.
+    settings
+        ``postprocessing`` and ``metrics.cross_validation`` entries, from `shipped_settings`
+        or `settings_of_package`.
     data
         Folder with ``isbi2012/`` and ``gala/``.
+    trained_on_them
+        True when the weights trained on the scored sections (``--every-section``): the
+        scores go to ``metrics.training_sections``, a check that the package reproduces, not
+        an accuracy; else to ``metrics.validation``.
 
     Returns
     -------
@@ -178,7 +220,7 @@ def write_shipped_settings(package_dir: Path, reports: dict[str, dict], data: Pa
     from napari_spines.models.spec import read_spec, write_spec
 
     card = package_dir / "model.yaml"
-    postprocessing, cross_validation = shipped_settings(reports)
+    postprocessing, cross_validation = settings
     spec = read_spec(card)
     spec = dataclasses.replace(
         spec,
@@ -186,11 +228,23 @@ def write_shipped_settings(package_dir: Path, reports: dict[str, dict], data: Pa
         metrics={**spec.metrics, "cross_validation": cross_validation},
     )
     write_spec(card, spec)
-    validation = {
-        "through": "napari-spines segment at the package's defaults; these sections chose the "
-        "checkpoint, the settings come from the cross-validation",
-        **score_defaults(package_dir, data),
-    }
-    spec = dataclasses.replace(spec, metrics={**spec.metrics, "validation": validation})
+    if trained_on_them:
+        key, through = (
+            "training_sections",
+            (
+                "napari-spines segment at the package's defaults, on sections it trained on: a "
+                "check that it reproduces, not its accuracy (see cross_validation)"
+            ),
+        )
+    else:
+        key, through = (
+            "validation",
+            (
+                "napari-spines segment at the package's defaults; these sections chose the "
+                "checkpoint, the settings come from the cross-validation"
+            ),
+        )
+    scores = {"through": through, **score_defaults(package_dir, data)}
+    spec = dataclasses.replace(spec, metrics={**spec.metrics, key: scores})
     write_spec(card, spec)
     return {"postprocessing": spec.postprocessing, "metrics": spec.metrics}

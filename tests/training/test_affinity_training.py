@@ -335,3 +335,5 @@ def test_training_on_every_section_chooses_nothing_and_exports_the_last_step(
     spec = open_package(tmp_path / "run/em-affinity").spec
     assert spec.metrics["training"]["step"] == log[-1]["step"], "the last checkpoint"
     assert "validation" not in spec.metrics
+    assert "ISBI 2012 training volume, sections 0-19" in spec.training["data"][0]
+    assert "gala example volume, sections 0-49" in spec.training["data"][1]

@@ -139,3 +139,34 @@ def test_the_shipped_settings_are_the_folds_medians_of_the_better_method_per_mod
     assert figures["gala"]["shipped"] == "agglomeration"
     reports["agglomeration"]["summary"]["isbi_mean"] = 0.05  # now it wins on ISBI too
     assert "method" not in shipped_settings(reports)[0]["modes"]["2d"]
+
+
+def test_weights_trained_again_take_the_settings_of_their_recipes_package(tmp_path, monkeypatch):
+    """``--settings-from``: the settings and figures are copied; on sections the weights
+    trained on, the scores are recorded as a check, never as validation."""
+    import shutil
+    from dataclasses import replace
+    from pathlib import Path
+
+    from napari_spines.models import find_model
+    from napari_spines.models.spec import read_spec, write_spec
+    from napari_spines.training import shipped_settings as module
+
+    source = Path(find_model("em-affinity").root)
+    fresh = tmp_path / "em-affinity"
+    shutil.copytree(source, fresh)
+    card = read_spec(fresh / "model.yaml")
+    bare = {k: v for k, v in card.postprocessing.items() if k != "modes"}
+    write_spec(fresh / "model.yaml", replace(card, postprocessing=bare, metrics={}))
+    with pytest.raises(ValueError, match="no cross-validated settings"):
+        module.settings_of_package(fresh)
+    monkeypatch.setattr(module, "score_defaults", lambda package, data: {"isbi": {"e": 0.1}})
+    settings = module.settings_of_package(source)
+    module.write_shipped_settings(fresh, settings, tmp_path, trained_on_them=True)
+    written = read_spec(fresh / "model.yaml")
+    assert (
+        written.postprocessing["modes"] == read_spec(source / "model.yaml").postprocessing["modes"]
+    )
+    assert written.metrics["cross_validation"] == settings[1]
+    assert "validation" not in written.metrics
+    assert "not its accuracy" in written.metrics["training_sections"]["through"]
