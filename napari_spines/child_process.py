@@ -5,6 +5,9 @@ napari's window even from a worker thread. In a child process it holds only the 
 the worker thread in napari just waits for messages (docs/performance.md, "The GUI while work
 runs"). The child is started with ``spawn``, never ``fork``, which is unsafe in a process that
 runs Qt and threads.
+
+Large numpy arguments travel through shared memory (`SharedArray`), not a pickle: pickling a
+few hundred MB holds the GIL for most of a second, copying into shared memory does not.
 """
 
 from __future__ import annotations
@@ -20,10 +23,65 @@ from napari_spines.progress import Cancelled, ProgressCallback
 CANCEL_GRACE_S = 60.0
 #: Seconds between looks at a child that sends nothing.
 POLL_S = 0.1
+#: numpy arguments of at least this many bytes go through shared memory.
+SHARED_BYTES = 1 << 20
 
 
 class ChildProcessError(RuntimeError):
     """The child process ended without an answer (killed, or out of memory)."""
+
+
+class SharedArray:
+    """A numpy array copied into shared memory; it pickles as its name, shape and dtype.
+
+    The parent makes one per large argument and `release`s it when the child is done; the
+    child `attach`es to it without a copy.
+    """
+
+    def __init__(self, array: Any) -> None:
+        from multiprocessing import shared_memory
+
+        import numpy as np
+
+        self.shape, self.dtype = array.shape, array.dtype
+        self._memory = shared_memory.SharedMemory(create=True, size=max(array.nbytes, 1))
+        self.name = self._memory.name
+        np.copyto(self.array(), array)  # releases the GIL, unlike a pickle
+
+    def array(self) -> Any:
+        """The array, a view of the shared memory."""
+        import numpy as np
+
+        return np.ndarray(self.shape, self.dtype, buffer=self._memory.buf)
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name, "shape": self.shape, "dtype": self.dtype}
+
+    def __setstate__(self, state: dict) -> None:
+        from multiprocessing import shared_memory
+
+        self.__dict__.update(state)
+        self._memory = shared_memory.SharedMemory(name=self.name)
+
+    def release(self) -> None:
+        """Free the shared memory (the parent's side, once the child has finished)."""
+        self._memory.close()
+        try:
+            self._memory.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _shared(value: Any) -> Any:
+    """``value``, or a `SharedArray` of it when it is a numpy array of `SHARED_BYTES` or more."""
+    import numpy as np
+
+    large = isinstance(value, np.ndarray) and value.nbytes >= SHARED_BYTES
+    return SharedArray(value) if large and not value.dtype.hasobject else value
+
+
+def _attached(value: Any) -> Any:
+    return value.array() if isinstance(value, SharedArray) else value
 
 
 def run_in_child(
@@ -31,6 +89,7 @@ def run_in_child(
     *args: Any,
     progress: ProgressCallback | None = None,
     relay: dict[str, Callable[[Any], None]] | None = None,
+    grace_s: float = CANCEL_GRACE_S,
     **kwargs: Any,
 ) -> Any:
     """Call ``func(*args, progress=..., **kwargs)`` in a spawned process and return its result.
@@ -45,6 +104,11 @@ def run_in_child(
         Gets the child's ``(done, total)`` reports here; when it raises `Cancelled`, the child
         is asked to stop at its next step, and terminated after `CANCEL_GRACE_S`. In the child,
         ``progress.cancelled`` says whether a stop was asked (`raise_if_cancelled` works).
+        A `CancellableProgress` that is cancelled while the child reports nothing is noticed
+        too, within `POLL_S`.
+    grace_s
+        Seconds a cancelled child has to stop by itself before it is terminated (0 for work
+        that never reports progress, e.g. one call into a C extension).
     relay
         ``{keyword: callback}``: ``func`` gets a callable for each keyword, and what it is
         called with in the child (a picklable value) reaches the callback here, in order.
@@ -66,6 +130,8 @@ def run_in_child(
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
+    args = tuple(_shared(value) for value in args)
+    kwargs = {name: _shared(value) for name, value in kwargs.items()}
     messages = context.Queue()
     stop = context.Event()
     child = context.Process(
@@ -82,14 +148,14 @@ def run_in_child(
             except queue.Empty:
                 if not child.is_alive():
                     return _answer_after_exit(messages, child)
-                cancelled_at = _check_cancel(progress, stop, child, cancelled_at)
+                cancelled_at = _check_cancel(progress, stop, child, cancelled_at, grace_s)
                 continue
             if kind == "progress":
                 try:
                     if progress is not None and cancelled_at is None:
                         progress(*payload)
                 except Cancelled:
-                    cancelled_at = _check_cancel(None, stop, child, None, asked=True)
+                    cancelled_at = _check_cancel(None, stop, child, None, grace_s, asked=True)
             elif kind == "warning":
                 category, message = payload
                 warnings.warn(category(message), stacklevel=2)
@@ -103,6 +169,9 @@ def run_in_child(
         if child.is_alive():
             child.terminate()
             child.join()
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, SharedArray):
+                value.release()
 
 
 def _check_cancel(
@@ -110,6 +179,7 @@ def _check_cancel(
     stop: Any,
     child: Any,
     cancelled_at: float | None,
+    grace_s: float,
     asked: bool = False,
 ) -> float | None:
     """Pass a Cancel on to the child; terminate it once it had its grace period."""
@@ -120,7 +190,7 @@ def _check_cancel(
     if asked and cancelled_at is None:
         stop.set()
         return time.monotonic()
-    if cancelled_at is not None and time.monotonic() - cancelled_at > CANCEL_GRACE_S:
+    if cancelled_at is not None and time.monotonic() - cancelled_at >= grace_s:
         child.terminate()
         raise Cancelled("cancelled")
     return cancelled_at
@@ -178,6 +248,8 @@ def _child_main(
         messages.put(("warning", category, str(message)))
 
     warnings.showwarning = relay
+    args = tuple(_attached(value) for value in args)
+    kwargs = {name: _attached(value) for name, value in kwargs.items()}
     try:
         result = func(*args, progress=progress, **kwargs)
     except Cancelled:

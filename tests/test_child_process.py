@@ -34,6 +34,14 @@ def endless(progress=None) -> None:
         time.sleep(0.05)
 
 
+def silent(progress=None) -> None:
+    time.sleep(3600)  # one long call that never reports, as into a C extension
+
+
+def summing(image, scale=1.0, progress=None) -> tuple:
+    return float(image.sum()) * scale, image.shape, str(image.dtype)
+
+
 def dying(progress=None) -> None:
     os._exit(3)
 
@@ -63,6 +71,16 @@ def test_cancel_stops_the_child_at_its_next_step():
     assert time.monotonic() - started < 30
 
 
+def test_cancel_ends_a_child_that_never_reports_without_a_grace_period():
+    """The mutex watershed's child: one call into mwatershed, no step to stop at."""
+    progress = CancellableProgress()
+    progress.cancel()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_in_child(silent, progress=progress, grace_s=0.0)
+    assert time.monotonic() - started < 30  # not the hour, nor the default grace (60 s)
+
+
 def test_a_child_that_dies_is_a_clear_error_not_a_hang():
     with pytest.raises(ChildProcessError, match="exit code 3"):
         run_in_child(dying)
@@ -77,3 +95,29 @@ def test_relayed_values_reach_their_callback_in_order():
     got = []
     run_in_child(recording, 3, relay={"on_record": got.append})
     assert got == [{"step": 0}, {"step": 1}, {"step": 2}]
+
+
+def test_large_arrays_travel_through_shared_memory_and_are_freed(monkeypatch):
+    """A pickle of a large array holds the GIL; shared memory is copied into without it."""
+    import numpy as np
+
+    from napari_spines import child_process
+
+    made = []
+    init = child_process.SharedArray.__init__
+
+    def recording(self, array):
+        init(self, array)
+        made.append(self)
+
+    monkeypatch.setattr(child_process.SharedArray, "__init__", recording)
+    image = np.arange(3 * 256 * 512, dtype=np.float32).reshape(3, 256, 512)  # 1.5 MB
+    small = np.ones(10, np.uint8)
+    total, shape, dtype = run_in_child(summing, image, scale=2.0)
+    assert (total, shape, dtype) == (float(image.sum()) * 2.0, image.shape, "float32")
+    assert run_in_child(summing, small)[0] == 10.0
+    assert len(made) == 1, "the large array went through shared memory, the small one not"
+    from multiprocessing import shared_memory
+
+    with pytest.raises(FileNotFoundError):  # freed once the child was done
+        shared_memory.SharedMemory(name=made[0].name)

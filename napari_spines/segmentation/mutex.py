@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from napari_spines.progress import ProgressCallback, raise_if_cancelled
 from napari_spines.segmentation.affinities import boundary_map
 
 
@@ -35,6 +36,7 @@ def mutex_watershed(
     bias: float = 0.5,
     mode: str = "3d",
     min_size: int = 0,
+    progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Segment affinities with the mutex watershed.
 
@@ -53,6 +55,9 @@ def mutex_watershed(
         segmented on its own. Offsets longer than the stack are left out.
     min_size
         Segments of fewer voxels go to their neighbours (`absorb_small_segments`); 0: kept.
+    progress
+        Only its Cancel is used: off the main thread, a cancelled `CancellableProgress` stops
+        the child process at once (mwatershed reports no progress).
 
     Returns
     -------
@@ -63,6 +68,8 @@ def mutex_watershed(
     ------
     ValueError
         A channel count that differs from the number of offsets.
+    Cancelled
+        ``progress`` was cancelled (off the main thread).
 
     Examples
     --------
@@ -74,11 +81,21 @@ def mutex_watershed(
     """
     if len(affinities) != len(offsets):
         raise ValueError(f"{len(affinities)} affinity channels for {len(offsets)} offsets")
+    raise_if_cancelled(progress)
     if threading.current_thread() is not threading.main_thread():  # keep the GIL free
         from napari_spines.child_process import run_in_child
 
         offsets = [tuple(int(d) for d in o) for o in offsets]
-        return run_in_child(_mutex_watershed, np.asarray(affinities), offsets, bias, mode, min_size)
+        return run_in_child(
+            _mutex_watershed,
+            np.asarray(affinities),
+            offsets,
+            bias,
+            mode,
+            min_size,
+            progress=progress,
+            grace_s=0.0,
+        )
     return _mutex_watershed(affinities, offsets, bias, mode, min_size)
 
 

@@ -369,7 +369,7 @@ def segment_image(
         offsets = spec.outputs[0].offsets
         within = "3d" if mode == "3d" else "2d"
         fragments = mutex_watershed(
-            affinities, offsets, settings.mutex_bias, within, settings.mutex_min_size
+            affinities, offsets, settings.mutex_bias, within, settings.mutex_min_size, progress
         )
         affinities = affinities[:3]
     return segment_affinities(affinities, mode, threshold, quantile, stage(70, 30), fragments)
