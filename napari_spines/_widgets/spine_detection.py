@@ -34,7 +34,7 @@ from napari_spines._widgets._review import (
 )
 from napari_spines._widgets._task import TaskPanel, status_label
 from napari_spines.io.layers import spine_points_style
-from napari_spines.io.points_csv import write_points_csv
+from napari_spines.io.points_csv import write_kept_points
 from napari_spines.models import find_model
 from napari_spines.spines.detection import Detections, detect_spines, detections_table
 from napari_spines.spines.evaluate import score_reviewed, session_files
@@ -277,10 +277,15 @@ class SpineDetectionWidget(Container):
         if self.layer is None or self.queue is None:
             show_error("Detect spines first.")
             return
-        path, keep = Path(str(self._export_path.value)), self.queue.kept
-        features = {k: self.layer.features[k].to_numpy()[keep] for k in self.layer.features}
-        write_points_csv(path, self.layer.data[keep], layer_voxel_size(self.layer).um, features)
-        show_info(f"{int(keep.sum())} spines written to {path}")
+        path, voxel = Path(str(self._export_path.value)), layer_voxel_size(self.layer).um
+        try:
+            n = write_kept_points(
+                path, self.layer.data, voxel, self.layer.features, self.queue.kept
+            )
+        except OSError as exc:  # a folder that does not exist or cannot be written
+            show_error(f"{path}: {exc.strerror or exc}")
+            return
+        show_info(f"{n} spines written to {path}")
 
     def score(self) -> None:
         """Score the spines that count (shown, not rejected) against an annotated stack."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -222,3 +223,36 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def write_kept_points(
+    path: str | Path,
+    coords: np.ndarray,
+    voxel_size_um: Sequence[float],
+    properties: Mapping[str, Any],
+    keep: np.ndarray,
+) -> int:
+    """Write the points ``keep`` selects, with their properties, atomically.
+
+    Parameters
+    ----------
+    path
+        Destination ``.csv``.
+    coords
+        ``(N, 3)`` voxel coordinates of every point.
+    voxel_size_um
+        ``(z, y, x)`` voxel size in µm.
+    properties
+        Column name → ``N`` values (e.g. a Points layer's features).
+    keep
+        Boolean mask of the ``N`` points to write (e.g. the reviewed ones shown).
+
+    Returns
+    -------
+    int
+        The number of points written.
+    """
+    keep = np.asarray(keep, bool)
+    columns = {name: np.asarray(values)[keep] for name, values in properties.items()}
+    write_points_csv(path, np.asarray(coords)[keep], voxel_size_um, columns)
+    return int(keep.sum())

@@ -141,6 +141,18 @@ def test_export_reads_back_with_statuses(detected, tmp_path):
     assert "rejected" in set(props["status"]) and len(coords) == len(props["score"])
 
 
+def test_export_where_no_file_can_be_written_is_one_clear_message(detected, tmp_path, monkeypatch):
+    from napari_spines._widgets import spine_detection
+
+    _, widget = detected
+    errors = []
+    monkeypatch.setattr(spine_detection, "show_error", errors.append)
+    (tmp_path / "a file").write_text("")
+    widget._export_path.value = str(tmp_path / "a file" / "reviewed.csv")  # not a folder
+    widget.export()
+    assert len(errors) == 1 and "a file" in errors[0]
+
+
 def annotate(folder, coords, voxel):
     """An annotated stack in ``folder`` whose spines, and traced dendrite, are ``coords``."""
     stack = folder / "s.tif"
