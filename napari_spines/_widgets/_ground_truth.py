@@ -103,7 +103,4 @@ class GroundTruthPanel(Container):
         return partial(score_or_message, truth.data, np.array(labels.data, copy=True))
 
     def _show(self, score: object) -> None:
-        try:
-            self._metrics.value = score if isinstance(score, str) else format_score(score)
-        except RuntimeError:  # the dock widget was closed while scoring
-            pass
+        self._metrics.value = score if isinstance(score, str) else format_score(score)

@@ -213,7 +213,8 @@ class LatestWorker:
     so ``on_result`` only ever sees the answer to the latest request. ``job`` is called on the
     main thread when the run starts (so it reads the slider's value then) and returns the
     callable for the worker, or None to run nothing. ``on_result`` and ``on_error`` run on the
-    main thread, where layers may be changed.
+    main thread, where layers may be changed; when the dock was closed meanwhile, their write
+    to a deleted Qt widget is dropped.
     """
 
     def __init__(
@@ -261,10 +262,14 @@ class LatestWorker:
         if self._dropped:
             self._dropped = False
             return
-        if outcome.error is not None:
-            if self._on_error is None:
-                show_error(first_line(outcome.error))
-            else:
-                self._on_error(outcome.error)
-        elif not outcome.cancelled:
-            self._on_result(outcome.result)
+        try:
+            if outcome.error is not None:
+                if self._on_error is None:
+                    show_error(first_line(outcome.error))
+                else:
+                    self._on_error(outcome.error)
+            elif not outcome.cancelled:
+                self._on_result(outcome.result)
+        except RuntimeError as exc:  # the dock widget was closed while the worker ran
+            if "has been deleted" not in str(exc):
+                raise

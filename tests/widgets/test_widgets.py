@@ -306,3 +306,17 @@ def test_latest_worker_shows_only_the_answer_to_the_latest_request(make_napari_v
     qtbot.waitUntil(lambda: not worker.busy, timeout=10_000)
     qtbot.wait(50)
     assert results == [3]
+
+
+def test_latest_worker_answer_for_a_closed_dock_is_dropped_quietly(make_napari_viewer, qtbot):
+    """The dock closed while the worker ran: its deleted label is not written, and no error."""
+    from napari_spines._widgets._task import LatestWorker, status_label
+
+    make_napari_viewer()
+    label = status_label("")
+    worker = LatestWorker(lambda: lambda: "done", lambda text: setattr(label, "value", text))
+    worker.request()
+    label.native.deleteLater()
+    qtbot.wait(10)  # deleteLater runs in the event loop, before the worker returns
+    qtbot.waitUntil(lambda: not worker.busy, timeout=10_000)
+    qtbot.wait(50)  # a RuntimeError in the Qt loop would fail the test at teardown
