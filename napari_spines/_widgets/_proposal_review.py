@@ -13,9 +13,14 @@ import numpy as np
 from magicgui.widgets import Container, PushButton
 from napari.layers import Points
 
-from napari_spines._widgets._review import bind_review_keys, show_statuses, show_under_review
+from napari_spines._widgets._review import (
+    bind_review_keys,
+    follow_hand_edits,
+    show_statuses,
+    show_under_review,
+)
 from napari_spines._widgets._task import status_label
-from napari_spines.spines.review import ReviewQueue, follow_edits
+from napari_spines.spines.review import ReviewQueue
 
 
 class ProposalReview(Container):
@@ -60,30 +65,22 @@ class ProposalReview(Container):
         A dragged spine is ``moved``; one placed by hand is ``added``, on a new track, without
         score or doubt (last in line).
         """
-        action = str(getattr(event, "action", "")).lower()
-        if self.layer is None or not action.endswith(("changed", "added", "removed")):
+        if self.layer is None:
             return
+        followed = follow_hand_edits(self.layer, event, self._positions, "track_id")
+        if followed is None:
+            return
+        self._positions, rows = followed
         features = self.layer.features
-        data = np.asarray(self.layer.data)
-        added = (getattr(event, "data_indices", ()) or ()) if action.endswith("added") else ()
-        statuses, ids, scores = follow_edits(
-            features["status"].to_numpy(dtype=object),
-            features["track_id"].to_numpy(),
-            features["score"].to_numpy(dtype=float),
-            self._positions if action.endswith("changed") else None,
-            data,
-            added,
-        )
-        self._positions = data.copy()
-        features["status"], features["track_id"], features["score"] = statuses, ids, scores
-        rows = np.asarray(added, int) % max(len(data), 1)
         for column, value in (("origin", "added"), ("doubt", np.nan)):
             values = features[column].to_numpy(dtype=object if column == "origin" else float).copy()
             values[rows] = value
             features[column] = values
         if self._ready():
             self.queue.grow(  # type: ignore[union-attr]
-                scores, features["status"].to_numpy(dtype=object), features["doubt"].to_numpy()
+                features["score"].to_numpy(dtype=float),
+                features["status"].to_numpy(dtype=object),
+                features["doubt"].to_numpy(),
             )
             self._refresh()
 

@@ -1,7 +1,8 @@
 """What the spine reviews share (Spine detection, and a proposed session in Sessions).
 
 The keys on the reviewed layer, the spine under review on screen (its plane, the camera zoomed
-to it, drawn larger, selected), and the queue's statuses pushed into the layer.
+to it, drawn larger, selected), the queue's statuses pushed into the layer, and hand edits of
+the layer followed into its features.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import napari
+import numpy as np
 from napari.layers import Points
 
 from napari_spines._widgets._layers import focus, highlight_point, layer_voxel_size
 from napari_spines.io.layers import spine_points_style
-from napari_spines.spines.review import ReviewQueue, status_colours
+from napari_spines.spines.review import ReviewQueue, follow_edits, status_colours
 
 #: Key → reviewer method, bound on the reviewed layer.
 KEYS = {"n": "next", "b": "previous", "a": "accept", "r": "reject", "u": "undo"}
@@ -43,3 +45,45 @@ def show_statuses(layer: Points, queue: ReviewQueue) -> str:
     layer.border_color = status_colours(statuses)
     layer.shown = queue.shown
     return queue.summary()
+
+
+def follow_hand_edits(
+    layer: Points, event: Any, positions: np.ndarray, id_column: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Put a hand edit of ``layer`` into its features (`follow_edits`).
+
+    A dragged spine becomes ``moved``; one placed by hand ``added``, with a new id in
+    ``id_column`` and no score; a deleted one leaves the features with its row.
+
+    Parameters
+    ----------
+    layer
+        The reviewed Points layer, with features ``status``, ``score`` and ``id_column``.
+    event
+        The layer's ``events.data`` event.
+    positions
+        The layer's points before the edit.
+    id_column
+        The feature that numbers the spines (``id``, or ``track_id`` for a session).
+
+    Returns
+    -------
+    tuple or None
+        ``(the points now, the rows added)``; None for the events before an edit.
+    """
+    action = str(getattr(event, "action", "")).lower()
+    if not action.endswith(("changed", "added", "removed")):
+        return None  # the "-ing" events before a change
+    features = layer.features
+    data = np.asarray(layer.data)
+    added = (getattr(event, "data_indices", ()) or ()) if action.endswith("added") else ()
+    statuses, ids, scores = follow_edits(
+        features["status"].to_numpy(dtype=object),
+        features[id_column].to_numpy(),
+        features["score"].to_numpy(dtype=float),
+        positions if action.endswith("changed") else None,
+        data,
+        added,
+    )
+    features["status"], features[id_column], features["score"] = statuses, ids, scores
+    return data.copy(), np.asarray(added, int) % max(len(data), 1)

@@ -17,6 +17,8 @@ from napari_spines.segmentation.stack_settings import StackSettings
 
 #: What the line adds when the mode was assumed.
 HOW_TO_CHANGE = "set it in Voxel size, or choose a mode"
+#: What the line, and Segment, say when no affinity model is installed.
+NO_MODEL = "no affinity model installed: choose a model package folder"
 
 
 class SettingsLine:
@@ -67,7 +69,7 @@ class SettingsLine:
             return
         if not model:
             self._worker.discard()
-            self.label.value = "no affinity model installed: choose a model package folder"
+            self.label.value = NO_MODEL
             return
         self._asked = (data, axes, model, voxel_size_um, mode)
         self._worker.request()

@@ -34,7 +34,7 @@ from napari_spines._widgets._layers import (
     put_layer,
 )
 from napari_spines._widgets._proofreading import ProofreadingPanel
-from napari_spines._widgets._settings_line import SettingsLine
+from napari_spines._widgets._settings_line import NO_MODEL, SettingsLine
 from napari_spines._widgets._task import LatestWorker, TaskPanel, status_label
 from napari_spines.errors import first_line
 from napari_spines.segmentation.pipeline import DEFAULT_MODEL, affinity_package, check_image
@@ -169,7 +169,7 @@ class SegmentationWidget(Container):
         """The package of "or package" when it exists, else the chosen model; ValueError if none."""
         name = chosen_model(self._model_path, self._model)
         if not name:
-            raise ValueError("no affinity model installed: choose a model package folder")
+            raise ValueError(NO_MODEL)
         return affinity_package(name)
 
     def _set_slider(self, value: float) -> None:
@@ -273,10 +273,7 @@ class SegmentationWidget(Container):
         if not in_viewer(self._viewer, self.labels_layer):
             return  # the layer was removed meanwhile
         assert self.labels_layer is not None
-        try:
-            self.labels_layer.data = result.proofreader.labels
-        except RuntimeError:  # the dock widget was closed while relabelling
-            return
+        self.labels_layer.data = result.proofreader.labels
         self._use_relabelled(result)
 
     def _use_relabelled(self, result: Relabelled) -> None:

@@ -29,6 +29,7 @@ from napari_spines._widgets._layers import (
 )
 from napari_spines._widgets._review import (
     bind_review_keys,
+    follow_hand_edits,
     show_statuses,
     show_under_review,
 )
@@ -38,7 +39,7 @@ from napari_spines.io.points_csv import write_kept_points
 from napari_spines.models import find_model
 from napari_spines.spines.detection import Detections, detect_spines, detections_table
 from napari_spines.spines.evaluate import score_reviewed, session_files
-from napari_spines.spines.review import ReviewQueue, follow_edits
+from napari_spines.spines.review import ReviewQueue
 from napari_spines.training.journal import Journal
 from napari_spines.training.store import model_record
 
@@ -230,23 +231,14 @@ class SpineDetectionWidget(Container):
         """Mark spines whose position changed ``moved``; number added ones; follow deletions."""
         if self.layer is None or self.queue is None:
             return
-        action = str(getattr(event, "action", "")).lower()
-        if not action.endswith(("changed", "added", "removed")):
-            return  # the "-ing" events before a change
+        followed = follow_hand_edits(self.layer, event, self._positions, "id")
+        if followed is None:
+            return
+        self._positions = followed[0]
         features = self.layer.features
-        data = np.asarray(self.layer.data)
-        added = (getattr(event, "data_indices", ()) or ()) if action.endswith("added") else ()
-        statuses, ids, scores = follow_edits(
-            features["status"].to_numpy(dtype=object),
-            features["id"].to_numpy(),
-            features["score"].to_numpy(dtype=float),
-            self._positions if action.endswith("changed") else None,
-            data,
-            added,
+        self.queue.grow(
+            features["score"].to_numpy(dtype=float), features["status"].to_numpy(dtype=object)
         )
-        self._positions = data.copy()
-        features["id"], features["status"], features["score"] = ids, statuses, scores
-        self.queue.grow(scores, statuses)
         self._refresh()
         self._journal_edit()
 
