@@ -140,12 +140,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """``--lr``, ``--device`` and ``--workers`` of the ``train`` commands."""
+    """``--lr``, ``--seed``, ``--device`` and ``--workers`` of the ``train`` commands."""
     parser.add_argument(
         "--lr",
         type=positive_float,
         default=2e-3,
         help="peak learning rate (cosine decay over --minutes)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seeds the weights and the crops: another seed is another run of the same recipe",
     )
     parser.add_argument(
         "--device", default="auto", help="auto (a CUDA GPU when torch sees one), cpu or cuda"
@@ -200,7 +206,7 @@ def train_affinities(args: argparse.Namespace) -> int:
 
 def shared_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options both ``train`` models take, as ``train_and_export`` keywords."""
-    names = ("minutes", "width", "synthetic", "start_from", "lr", "device", "workers")
+    names = ("minutes", "width", "synthetic", "start_from", "lr", "seed", "device", "workers")
     return {name: getattr(args, name) for name in names}
 
 

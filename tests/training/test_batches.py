@@ -53,6 +53,20 @@ def test_train_commands_refuse_negative_workers(model, tmp_path, capsys):
     assert "--workers: must be 0 or more" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("model", ["affinities", "spines"])
+def test_train_commands_pass_the_seed_to_the_training(model, tmp_path, monkeypatch):
+    from napari_spines.cli import main, training
+
+    asked = {}
+    monkeypatch.setattr(training, "run_training", lambda *args, **options: asked.update(options))
+    extra = ["--train", "a", "--validate", "b"] if model == "spines" else []
+    out = ["--out", str(tmp_path / "r")]
+    main(["train", model, "--data", str(tmp_path), *out, *extra, "--seed", "3"])
+    assert asked["seed"] == 3
+    main(["train", model, "--data", str(tmp_path), *out, *extra])
+    assert asked["seed"] == 0  # as before the option: the runs on record are reproduced
+
+
 def test_timed_steps_stop_at_the_budget_and_decay_the_learning_rate():
     from napari_spines.training.loop import timed_steps
 
