@@ -5,8 +5,9 @@
 A worker thread segments em-affinity's affinities of the 20 ISBI sections as the Segmentation
 widget's worker does (``mutex_watershed``, which then runs in a child process), while the main
 thread sleeps in 5 ms steps and records the longest gap between its wake-ups: the longest time
-the worker kept the GIL. The affinities are predicted first (a few minutes on 2 cores).
-``--pickle`` sends them to the child as a pickle, as before shared memory, for comparison.
+the worker kept the GIL. The affinities are predicted first (a few minutes on 2 cores), then
+sent to the child through shared memory (as the widget does) and, side by side, as a pickle
+(as before shared memory), two runs each.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from napari_spines import child_process
 from napari_spines.models import find_model
 from napari_spines.segmentation.mutex import mutex_watershed
 from napari_spines.segmentation.pipeline import predict_affinities
@@ -43,12 +45,7 @@ def main() -> None:
     """Print the longest gap and the time for one mutex watershed off the main thread."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the isbi2012 folder")
-    parser.add_argument("--pickle", action="store_true", help="no shared memory")
     args = parser.parse_args()
-    if args.pickle:
-        from napari_spines import child_process
-
-        child_process.SHARED_BYTES = 1 << 62
     image = tifffile.imread(args.data / "isbi2012_train_image.tif")
     package = find_model("em-affinity")
     affinities = predict_affinities(image, "ZYX", package, every_channel=True)
@@ -61,12 +58,15 @@ def main() -> None:
             mutex_watershed(affinities, offsets, settings["bias"], "2d", settings["min_size"])
         )
 
-    for run in range(2):  # the first also starts the child's imports cold
-        gap, seconds = longest_gap(segment)
-        print(
-            f"run {run}: {np.asarray(affinities).nbytes / 1e6:.0f} MB of affinities, "
-            f"{labels[-1].max()} segments: longest gap {gap * 1000:.0f} ms in {seconds:.1f} s"
-        )
+    shared_bytes = child_process.SHARED_BYTES
+    for way, threshold in (("shared memory", shared_bytes), ("pickle", 1 << 62)):
+        child_process.SHARED_BYTES = threshold  # arrays this large go through shared memory
+        for run in range(2):  # the first also starts the child's imports cold
+            gap, seconds = longest_gap(segment)
+            print(
+                f"{way}, run {run}: {np.asarray(affinities).nbytes / 1e6:.0f} MB of affinities, "
+                f"{labels[-1].max()} segments: longest gap {gap * 1000:.0f} ms in {seconds:.1f} s"
+            )
 
 
 if __name__ == "__main__":
