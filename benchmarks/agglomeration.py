@@ -124,7 +124,7 @@ def stacks(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, bool]]:
     truth, 2D).
     """
     from napari_spines.segmentation.pipeline import predict_affinities
-    from napari_spines.training.affinity import validation_stacks
+    from napari_spines.training.em_data import validation_stacks
 
     return {
         name: (predict_affinities(image, "ZYX", every_channel=True), labels, per_section)

@@ -99,7 +99,7 @@ def crappy_pairs(stacks, crappifier, voxel, seed):
 def em(args):
     from napari_spines.segmentation.metrics import mean_score, score_per_section
     from napari_spines.segmentation.pipeline import segment_image
-    from napari_spines.training.affinity import section_labels
+    from napari_spines.training.em_data import section_labels
 
     image = tifffile.imread(args.data / "isbi2012_train_image.tif")
     membranes = tifffile.imread(args.data / "isbi2012_train_membranes.tif")

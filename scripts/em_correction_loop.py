@@ -50,7 +50,7 @@ def main() -> None:
     """Run the loop; print the figures."""
     import tifffile
 
-    from napari_spines.training import affinity
+    from napari_spines.training import affinity, em_data
     from napari_spines.training.finetune import finetune
     from napari_spines.training.store import add_labels
 
@@ -65,12 +65,12 @@ def main() -> None:
     isbi = args.data / "isbi2012"
     image_path = isbi / "isbi2012_train_image.tif"
     image = tifffile.imread(image_path)
-    labels = affinity.section_labels(tifffile.imread(isbi / "isbi2012_train_membranes.tif"))
+    labels = em_data.section_labels(tifffile.imread(isbi / "isbi2012_train_membranes.tif"))
 
     base = args.base
     if base is None:
         # nested: 13-19 stay unseen by the base, its checkpoint and its threshold
-        split = affinity.Split(isbi_train=tuple(range(10)), isbi_validate=(10, 11, 12))
+        split = em_data.Split(isbi_train=tuple(range(10)), isbi_validate=(10, 11, 12))
         started = time.monotonic()
         trained = affinity.train_and_export(
             args.data,

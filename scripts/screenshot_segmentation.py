@@ -12,7 +12,7 @@ import napari
 import tifffile
 
 from napari_spines._widgets._app import save_window_screenshot, wait_while
-from napari_spines.training.affinity import section_labels
+from napari_spines.training.em_data import section_labels
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/em/isbi2012"
 VOXEL_UM = (0.05, 0.004, 0.004)  # 50 nm sections of 4 nm pixels

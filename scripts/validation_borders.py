@@ -17,15 +17,8 @@ import torch
 from napari_spines.models import open_package, run_model
 from napari_spines.segmentation.metrics import mean_score, score_per_section, score_segmentation
 from napari_spines.segmentation.pipeline import segment_affinities
-from napari_spines.training.affinity import (
-    ISBI_VALIDATE,
-    POOLS,
-    QUANTILE,
-    SHIPPED_SPLIT,
-    load_gala,
-    load_isbi,
-    model_spec,
-)
+from napari_spines.training.affinity import POOLS, QUANTILE, model_spec
+from napari_spines.training.em_data import ISBI_VALIDATE, SHIPPED_SPLIT, load_gala, load_isbi
 from napari_spines.training.network import engine_spec
 from napari_spines.training.unet import size_multiple
 

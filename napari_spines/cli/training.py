@@ -176,12 +176,8 @@ def train_spines(args: argparse.Namespace) -> int:
 def train_affinities(args: argparse.Namespace) -> int:
     """Train em-affinity, export the best checkpoint and score it on the held-out sections."""
     from napari_spines.io import read_volumes
-    from napari_spines.training.affinity import (
-        EVERY_SECTION,
-        SHIPPED_SPLIT,
-        train_and_export,
-        user_volume,
-    )
+    from napari_spines.training.affinity import train_and_export
+    from napari_spines.training.em_data import EVERY_SECTION, SHIPPED_SPLIT, user_volume
 
     extra = []
     for image_path, labels_path in args.add:

@@ -13,7 +13,7 @@ Outside the region nothing is known: masked out. The shaft channel learns the tr
 (`SHAFT_RADIUS_UM`), or, without a trace, keeps what the model itself predicted.
 
 Labels (`labels_sample`): the proofread ids of the reviewed box, 0 being boundary or unlabelled
-as everywhere in napari-spines (`napari_spines.training.affinity.user_volume`).
+as everywhere in napari-spines (`napari_spines.training.em_data.user_volume`).
 
 Each sample keeps a held-out part for validation: the last ``holdout`` of its heads along its
 longest axis (spines), or its last sections (labels). Nothing of that part enters the loss.
@@ -311,7 +311,7 @@ def labels_volumes(entry: Entry, holdout: float = 0.25) -> tuple:
         ``(train, held_out)``.
     """
     from napari_spines.io import read_volumes
-    from napari_spines.training.affinity import user_volume
+    from napari_spines.training.em_data import user_volume
 
     image = read_entry_image(entry)
     labels = np.asarray(read_volumes(entry.path("labels.tif"))[0].levels[0])

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_spines.training.affinity import GALA_SECTIONS, Split
+from napari_spines.training.em_data import GALA_SECTIONS, Split
 from napari_spines.training.mode_settings import (
     GALA_SCALES,
     MUTEX_BIASES,
@@ -124,7 +124,7 @@ def fold_stacks(data: Path, isbi: Sequence[int], gala: Sequence[int]) -> dict[st
     """
     import tifffile
 
-    from napari_spines.training.affinity import section_labels
+    from napari_spines.training.em_data import section_labels
 
     folder = data / "isbi2012"
     picked = list(isbi)
@@ -268,7 +268,8 @@ def cross_validate(
         ``folds`` (each fold's sections, training step chosen, thresholds and test errors) and
         ``summary``: per ISBI section and per gala block the test error, with means and spread.
     """
-    from napari_spines.training.affinity import DEFAULT_RECIPE, check_data, export, train
+    from napari_spines.training.affinity import DEFAULT_RECIPE, export, train
+    from napari_spines.training.em_data import check_data
 
     check_data(data)
     scoring = method

@@ -53,7 +53,7 @@ def training_job(
         spine-2p has one.
     every_section
         em-affinity: train on every ISBI and gala section and choose nothing
-        (`napari_spines.training.affinity.EVERY_SECTION`), as ``--every-section``.
+        (`napari_spines.training.em_data.EVERY_SECTION`), as ``--every-section``.
     defects
         em-affinity: augment with missing and misaligned sections, as ``--section-defects``.
     progress
@@ -77,8 +77,8 @@ def training_job(
             device=device,
             command=command,
         )
-    from napari_spines.training.affinity import EVERY_SECTION, SHIPPED_SPLIT, user_volume
     from napari_spines.training.affinity import train_and_export as train_affinities
+    from napari_spines.training.em_data import EVERY_SECTION, SHIPPED_SPLIT, user_volume
 
     extra = [] if own is None else [user_volume(*own)]
     return train_affinities(

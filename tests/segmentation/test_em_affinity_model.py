@@ -48,7 +48,7 @@ def test_em_affinity_segments_a_synthetic_em_stack() -> None:
 def test_em_affinity_reproduces_its_figure_on_isbi_15_to_19(real_data: Path) -> None:
     import tifffile
 
-    from napari_spines.training.affinity import section_labels
+    from napari_spines.training.em_data import section_labels
 
     folder = real_data / "em/isbi2012"
     image = tifffile.imread(folder / "isbi2012_train_image.tif")[15:20]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from napari_spines.segmentation.affinities import labels_to_affinities
-from napari_spines.training.affinity import LabelledVolume, flip_averaged, random_crop
+from napari_spines.training.affinity import flip_averaged, random_crop
+from napari_spines.training.em_data import LabelledVolume
 from tests.models.tiny import cells_stack
 
 
@@ -106,7 +107,7 @@ def test_elastic_deformation_moves_image_and_labels_together():
 
 
 def test_user_volumes_know_whether_their_ids_cross_sections() -> None:
-    from napari_spines.training.affinity import user_volume
+    from napari_spines.training.em_data import user_volume
 
     image = np.random.default_rng(0).random((3, 16, 16)).astype(np.float32)
     labels = np.ones((3, 16, 16), np.uint32)
@@ -267,7 +268,7 @@ def test_the_boundary_recipe_exports_an_affinity_package_segment_runs(tmp_path) 
 
 
 def test_gala_blocks_that_are_not_neighbours_stay_separate_volumes(tmp_path) -> None:
-    from napari_spines.training.affinity import contiguous_runs, load_gala
+    from napari_spines.training.em_data import contiguous_runs, load_gala
 
     write_em_folder(tmp_path / "em")
     volumes = load_gala(tmp_path / "em" / "gala", [0, 1, 2, 3, 20, 21, 22, 23, 24])

@@ -57,7 +57,8 @@ def test_defects_follow_their_chances() -> None:
 
 
 def test_training_crops_with_defects_mask_what_the_move_uncovered() -> None:
-    from napari_spines.training.affinity import random_crop, synthetic_volume
+    from napari_spines.training.affinity import random_crop
+    from napari_spines.training.em_data import synthetic_volume
 
     volume = synthetic_volume(0)
     uncovered = 0
