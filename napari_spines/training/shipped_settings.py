@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from statistics import median_low
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from napari_spines.training.em_data import Split
 
 #: volume of the cross-validation → the mode its choices are for
 MODE_OF = {"isbi": "2d", "gala": "3d"}
@@ -114,7 +117,7 @@ def shipped_settings(reports: dict[str, dict]) -> tuple[dict[str, Any], dict[str
     return {"threshold": threshold, "modes": modes}, figures
 
 
-def score_defaults(package_dir: Path, data: Path) -> dict[str, dict]:
+def score_defaults(package_dir: Path, data: Path, split: Split | None = None) -> dict[str, dict]:
     """Adapted Rand errors of a package at its default settings on the shipped validation data.
 
     Those sections (ISBI 15–19 per section in "2d", gala 35–49 in "3d") chose the shipped
@@ -126,6 +129,8 @@ def score_defaults(package_dir: Path, data: Path) -> dict[str, dict]:
         An affinity package folder.
     data
         Folder with ``isbi2012/`` and ``gala/``.
+    split
+        Scores its ``isbi_validate`` and ``gala_validate`` sections instead (`validation_stacks`).
 
     Returns
     -------
@@ -139,11 +144,12 @@ def score_defaults(package_dir: Path, data: Path) -> dict[str, dict]:
         score_segmentation,
     )
     from napari_spines.segmentation.pipeline import segment_image
-    from napari_spines.training.affinity import validation_stacks
+    from napari_spines.training.em_data import SHIPPED_SPLIT, validation_stacks
 
     package = open_package(package_dir)
     scores: dict[str, dict] = {}
-    for name, (image, labels, per_section, mode) in validation_stacks(data).items():
+    stacks = validation_stacks(data, split or SHIPPED_SPLIT)
+    for name, (image, labels, per_section, mode) in stacks.items():
         mode = mode or "2d"
         predicted = segment_image(image, "ZYX", package, mode=mode).labels()
         if per_section:

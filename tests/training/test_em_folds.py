@@ -170,3 +170,21 @@ def test_weights_trained_again_take_the_settings_of_their_recipes_package(tmp_pa
     assert written.metrics["cross_validation"] == settings[1]
     assert "validation" not in written.metrics
     assert "not its accuracy" in written.metrics["training_sections"]["through"]
+
+
+def test_default_scores_are_of_the_sections_asked_for(tmp_path):
+    """Packages trained on different sections are compared on sections chosen for both."""
+    from napari_spines.models import find_model
+    from napari_spines.training.em_data import Split
+    from napari_spines.training.shipped_settings import score_defaults
+
+    write_em_folder(tmp_path / "em")
+    package = find_model("em-affinity").root
+    split = Split(isbi_train=(), isbi_validate=(0, 1, 2), gala_train=(), gala_validate=(4, 5, 6))
+    scores = score_defaults(package, tmp_path / "em", split)
+    assert set(scores) == {"isbi2012 sections 0-2", "gala sections 4-6"}
+    assert len(scores["isbi2012 sections 0-2"]["per_section"]) == 3
+    assert set(score_defaults(package, tmp_path / "em")) == {
+        "isbi2012 sections 15-19",
+        "gala sections 35-39",  # the stand-in has 40 sections
+    }
