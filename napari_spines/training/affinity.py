@@ -57,6 +57,10 @@ POOLS = ((1, 2, 2), (1, 2, 2), (1, 2, 2))
 #: after 600 steps, against 0.18 after 1400), because sections 50 nm apart are barely aligned.
 KERNELS = ((1, 3, 3), (1, 3, 3), (1, 3, 3), (3, 3, 3))
 CROP = (4, 192, 192)
+#: The package's tile (halo included): with the long-range halo of 80 pixels, 384 in y and x
+#: predict ISBI's 20 sections 2.2 times as fast as 256, for 1.7 GB instead of 1.1 GB at peak,
+#: and the same affinities to the bit (benchmarks/affinity_tiles.py, docs/performance.md).
+TILE = (16, 384, 384)
 #: How the network makes affinities: itself (3D U-Net), from a 2D interior map, or itself
 #: with long-range affinities as well (the cross-validation segments those by mutex watershed).
 RECIPES = ("affinities", "boundary", "long-range")
@@ -676,7 +680,7 @@ def model_spec(
             },
         },
         "tiling": {
-            "tile": [16, 256, 256],
+            "tile": list(TILE),
             "multiple": list(size_multiple(POOLS)),
             "halo": halo,
         },
