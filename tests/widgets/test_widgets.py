@@ -314,9 +314,13 @@ def test_latest_worker_answer_for_a_closed_dock_is_dropped_quietly(make_napari_v
 
     make_napari_viewer()
     label = status_label("")
-    worker = LatestWorker(lambda: lambda: "done", lambda text: setattr(label, "value", text))
+
+    def job():
+        return lambda: (time.sleep(0.3), "done")[1]
+
+    worker = LatestWorker(job, lambda text: setattr(label, "value", text))
     worker.request()
     label.native.deleteLater()
-    qtbot.wait(10)  # deleteLater runs in the event loop, before the worker returns
+    qtbot.wait(50)  # the label is deleted by the event loop while the worker still sleeps
     qtbot.waitUntil(lambda: not worker.busy, timeout=10_000)
     qtbot.wait(50)  # a RuntimeError in the Qt loop would fail the test at teardown
