@@ -127,11 +127,28 @@ def run_in_child(
     ChildProcessError
         The child died without an answer.
     """
+    args = tuple(_shared(value) for value in args)
+    kwargs = {name: _shared(value) for name, value in kwargs.items()}
+    try:
+        return _talk_to_child(func, args, kwargs, progress, relay, grace_s)
+    finally:  # also when the child could not even start
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, SharedArray):
+                value.release()
+
+
+def _talk_to_child(
+    func: Callable[..., Any],
+    args: tuple,
+    kwargs: dict[str, Any],
+    progress: ProgressCallback | None,
+    relay: dict[str, Callable[[Any], None]] | None,
+    grace_s: float,
+) -> Any:
+    """Start the child, pass its messages on until its answer, and return that (`run_in_child`)."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    args = tuple(_shared(value) for value in args)
-    kwargs = {name: _shared(value) for name, value in kwargs.items()}
     messages = context.Queue()
     stop = context.Event()
     child = context.Process(
@@ -169,9 +186,6 @@ def run_in_child(
         if child.is_alive():
             child.terminate()
             child.join()
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, SharedArray):
-                value.release()
 
 
 def _check_cancel(

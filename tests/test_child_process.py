@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import warnings
 
@@ -121,3 +122,8 @@ def test_large_arrays_travel_through_shared_memory_and_are_freed(monkeypatch):
 
     with pytest.raises(FileNotFoundError):  # freed once the child was done
         shared_memory.SharedMemory(name=made[0].name)
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # a lambda cannot be spawned
+        run_in_child(lambda image, progress=None: 0, image)
+    assert len(made) == 2
+    with pytest.raises(FileNotFoundError):  # freed although no child ever started
+        shared_memory.SharedMemory(name=made[1].name)
