@@ -6,11 +6,13 @@ function, ``train_and_export`` of `napari_spines.training.spines` or
 by a worker: importing torch and exporting to ONNX hold the GIL for seconds, which from a thread
 would freeze the window. The bar follows the time budget and Cancel stops at the next step (the
 checkpoints saved so far stay in the run folder). For em-affinity, a stack and its proofread
-labels open in the viewer can join the training data (``--add``).
+labels open in the viewer can join the training data (``--add``). The model card records the
+command line that trains the same model (`training_command`).
 """
 
 from __future__ import annotations
 
+import shlex
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from magicgui.widgets import (
     FloatSpinBox,
     LineEdit,
     PushButton,
+    SpinBox,
 )
 from napari.layers import Image, Labels
 
@@ -36,10 +39,12 @@ from napari_spines.errors import first_line
 from napari_spines.training.export import TrainedModel
 from napari_spines.training.job import training_job
 
-#: Recorded as the training command in the model card of a package made here.
-WIDGET_COMMAND = "napari-spines Train model widget"
 #: Choice shown → what it trains.
 MODELS = {"spine-2p (two-photon spines)": "spines", "em-affinity (EM affinities)": "affinities"}
+#: ``--width`` of each model, as ``train spines|affinities`` defaults it.
+WIDTHS = {"spines": 8, "affinities": 12}
+#: ``--lr`` and ``--seed``, as the ``train`` commands default them.
+LEARNING_RATE, SEED = 2e-3, 0
 
 
 #: em-affinity's recipes (``train affinities --recipe``) and what each trains.
@@ -57,6 +62,41 @@ def sessions(text: str) -> list[str]:
     return [name for name in text.replace(",", " ").split() if name]
 
 
+def training_command(model: str, settings: dict[str, Any], own: tuple[str, str] | None) -> str:
+    """The ``napari-spines train`` command line that trains what the widget was set to.
+
+    Parameters
+    ----------
+    model
+        "spines" or "affinities".
+    settings
+        data, out, train_names, validate, minutes, device, width, lr, seed, recipe,
+        every_section and defects, as the widget holds them.
+    own
+        Names of the viewer's stack and labels layers added to em-affinity's data, or None:
+        they have no file, so the command says so after it.
+
+    Returns
+    -------
+    str
+        E.g. ``napari-spines train spines --data d --train a --validate b --out run ...``.
+    """
+    words = ["napari-spines", "train", model, "--data", str(settings["data"])]
+    if model == "spines":
+        words += ["--train", *settings["train_names"], "--validate", settings["validate"]]
+    words += ["--out", str(settings["out"])]
+    for name in ("minutes", "width", "lr", "seed", "device"):
+        words += [f"--{name}", str(settings[name])]
+    if model == "affinities":
+        words += ["--recipe", settings["recipe"]]
+        words += ["--every-section"] * settings["every_section"]
+        words += ["--section-defects"] * settings["defects"]
+    command = shlex.join(words)
+    if own is not None:
+        command += f" (and --add with the viewer's layers {own[0]!r} and {own[1]!r})"
+    return command
+
+
 def training_in_child(
     *args: Any, own: Any = None, progress: Any = None, **options: Any
 ) -> TrainedModel:
@@ -66,9 +106,7 @@ def training_in_child(
     """
     if own is not None:
         own = (np.asarray(own[0]), own[1], own[2])
-    return run_in_child(
-        training_job, *args, own=own, command=WIDGET_COMMAND, progress=progress, **options
-    )
+    return run_in_child(training_job, *args, own=own, progress=progress, **options)
 
 
 class TrainingWidget(Container):
@@ -87,6 +125,30 @@ class TrainingWidget(Container):
         self._out = FileEdit(label="run folder", mode="d", value="runs/spine-2p")
         self._minutes = FloatSpinBox(label="minutes", value=60.0, min=0.05, max=10_000.0, step=5.0)
         self._device = ComboBox(label="device", choices=("auto", "cpu", "cuda"))
+        self._width = SpinBox(
+            label="network width",
+            value=WIDTHS["spines"],
+            min=1,
+            max=256,
+            tooltip="channels of the U-Net's first level (as --width)",
+        )
+        self._lr = FloatSpinBox(
+            label="learning rate",
+            value=LEARNING_RATE,
+            min=1e-6,
+            max=1.0,
+            step=1e-4,
+            tooltip="peak learning rate, decayed over the budget (as --lr)",
+        )
+        self._lr.native.setDecimals(6)  # the step alone would show 4
+        self._seed = SpinBox(
+            label="seed",
+            value=SEED,
+            min=0,
+            max=2**31 - 1,
+            tooltip="seeds the weights and the crops: another seed is another run of the "
+            "same recipe (as --seed)",
+        )
         self._recipe = ComboBox(
             label="recipe", choices=tuple(RECIPE_TIPS), visible=False, tooltip=RECIPE_TIP
         )
@@ -128,6 +190,9 @@ class TrainingWidget(Container):
                 self._out,
                 self._minutes,
                 self._device,
+                self._width,
+                self._lr,
+                self._seed,
                 self._run,
                 self._status,
             ]
@@ -183,6 +248,7 @@ class TrainingWidget(Container):
         ):
             widget.visible = not spines
         self._out.value = "runs/spine-2p" if spines else "runs/em-affinity"
+        self._width.value = WIDTHS[MODELS[self._model.value]]
 
     def run(self) -> None:
         """Check the choices, then train in a worker."""
@@ -205,19 +271,40 @@ class TrainingWidget(Container):
             # the worker, not on napari's thread
             stack = image.data[0] if image.multiscale else image.data
             own = (stack, np.array(labels.data), labels.name)
+        settings = {
+            "data": data,
+            "out": Path(str(self._out.value)),
+            "train_names": train_names,
+            "validate": validate,
+            "minutes": float(self._minutes.value),
+            "device": self._device.value,
+            "width": int(self._width.value),
+            "lr": float(self._lr.value),
+            "seed": int(self._seed.value),
+            "recipe": self._recipe.value,
+            "every_section": self._every_section.value,
+            "defects": self._defects.value,
+        }
+        command = training_command(
+            model, settings, None if own is None else (image.name, labels.name)
+        )
         job = partial(
             training_in_child,
             model,
             data,
-            Path(str(self._out.value)),
+            settings["out"],
             train_names,
             validate,
-            float(self._minutes.value),
-            self._device.value,
+            settings["minutes"],
+            settings["device"],
             own=own,
-            recipe=self._recipe.value,
-            every_section=self._every_section.value,
-            defects=self._defects.value,
+            command=command,
+            recipe=settings["recipe"],
+            every_section=settings["every_section"],
+            defects=settings["defects"],
+            width=settings["width"],
+            lr=settings["lr"],
+            seed=settings["seed"],
         )
         if self.task.run(job, on_result=self._done) is not None:
             self._run.enabled = False

@@ -27,6 +27,7 @@ def training_job(
     every_section: bool = False,
     defects: bool = False,
     progress: ProgressCallback | None = None,
+    **options: Any,
 ) -> TrainedModel:
     """Train, export and score one model, as ``napari-spines train spines|affinities`` does.
 
@@ -58,6 +59,8 @@ def training_job(
         em-affinity: augment with missing and misaligned sections, as ``--section-defects``.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
+    **options
+        Further keywords of the model's ``train`` (``width``, ``lr``, ``seed``, ...).
 
     Returns
     -------
@@ -76,6 +79,7 @@ def training_job(
             minutes=minutes,
             device=device,
             command=command,
+            **options,
         )
     from napari_spines.training.affinity import train_and_export as train_affinities
     from napari_spines.training.em_data import EVERY_SECTION, SHIPPED_SPLIT, user_volume
@@ -92,6 +96,7 @@ def training_job(
         recipe=recipe,
         split=EVERY_SECTION if every_section else SHIPPED_SPLIT,
         defects=defects,
+        **options,
     )
 
 

@@ -79,6 +79,25 @@ def test_a_missing_session_is_one_clear_line(widget, qtbot):
     assert "\n" not in widget._status.value
 
 
+def test_the_defaults_are_those_of_the_train_commands(widget):
+    import inspect
+
+    from napari_spines.cli import build_parser
+    from napari_spines.training import affinity, spines
+
+    for model, train in (("spines", spines.train), ("affinities", affinity.train)):
+        cli = build_parser().parse_args(
+            ["train", model, "--data", "d", "--out", "o"]
+            + ["--train", "a", "--validate", "b"] * (model == "spines")
+        )
+        defaults = inspect.signature(train).parameters
+        assert cli.width == defaults["width"].default
+        assert cli.lr == defaults["lr"].default == widget._lr.value
+        assert cli.seed == defaults["seed"].default == widget._seed.value
+        assert widget._width.value == cli.width, model
+        widget._model.value = "em-affinity (EM affinities)"  # the next model
+
+
 def test_em_affinity_hides_the_session_names(widget):
     assert widget._recipe.native.isHidden()  # spine-2p has one recipe
     widget._model.value = "em-affinity (EM affinities)"
@@ -89,8 +108,10 @@ def test_em_affinity_hides_the_session_names(widget):
     assert str(widget._out.value).endswith("em-affinity")
 
 
+@pytest.mark.timed
 def test_training_makes_a_scored_package(widget, qtbot):
     widget._minutes.value = 0.4
+    widget._width.value, widget._lr.value, widget._seed.value = 4, 0.00035, 7
     reports = []
     widget.task.progressed.connect(lambda done, total: reports.append((done, total)))
     widget.run()
@@ -100,8 +121,20 @@ def test_training_makes_a_scored_package(widget, qtbot):
     assert reports[-1] == (0, 0)  # ... then moves without a count while exporting and scoring
     assert widget.result is not None and (widget.result.package / "model.onnx").exists()
     assert "b: F1" in widget._status.value and widget._run.enabled
+    # the model card's command line trains the same model: width, lr and seed included
+    import shlex
+
+    from napari_spines.cli import build_parser
+    from napari_spines.models import open_package
+
+    command = open_package(widget.result.package).spec.training["command"]
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert (args.what, args.train, args.validate) == ("spines", ["a"], "b")
+    assert (args.width, args.lr, args.seed, args.minutes) == (4, 0.00035, 7, 0.4)
+    assert args.out == widget._out.value and args.data == widget._data.value
 
 
+@pytest.mark.timed
 def test_cancel_stops_training(widget, qtbot):
     widget._minutes.value = 30.0
     widget.run()
@@ -111,6 +144,7 @@ def test_cancel_stops_training(widget, qtbot):
     assert widget.result is None and "cancelled" in widget._status.value
 
 
+@pytest.mark.timed
 def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
     widget, qtbot, tmp_path, monkeypatch
 ):
@@ -151,6 +185,9 @@ def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
     assert name == "mine proofread"
     # ... and the two checkboxes: every section trains, none chooses; defects augment
     assert options["every_section"] and options["defects"]
+    command = open_package(widget.result.package).spec.training["command"]
+    assert "--recipe boundary --every-section --section-defects" in command
+    assert command.endswith("(and --add with the viewer's layers 'mine' and 'mine proofread')")
     assert "em_shipped_settings" in widget.result.summary
 
 
