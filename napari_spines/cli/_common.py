@@ -164,6 +164,18 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tile_option(parser: argparse.ArgumentParser) -> None:
+    """``--tile`` of the commands that run a model: more memory for less halo per voxel."""
+    parser.add_argument(
+        "--tile",
+        nargs=3,
+        type=positive_int,
+        metavar=("Z", "Y", "X"),
+        help="tile size in model voxels (default: the model's); larger tiles take more "
+        "memory and less time, with the same output (docs/performance.md)",
+    )
+
+
 def model_voxel_size(
     volume: Any,
     override: Sequence[float] | None,

@@ -11,6 +11,7 @@ from pathlib import Path
 from napari_spines.cli._common import (
     TextProgress,
     add_runtime_options,
+    add_tile_option,
     add_voxel_size_option,
     fail,
     model_voxel_size,
@@ -38,13 +39,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         type=Path,
         help="output .tif (OME-TIFF) or .zarr (written tile by tile)",
     )
-    predict_.add_argument(
-        "--tile",
-        nargs=3,
-        type=positive_int,
-        metavar=("Z", "Y", "X"),
-        help="tile size in model voxels (default: the model's)",
-    )
+    add_tile_option(predict_)
     add_runtime_options(predict_)
     add_voxel_size_option(predict_)
     predict_.add_argument(

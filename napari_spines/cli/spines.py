@@ -13,6 +13,7 @@ import numpy as np
 from napari_spines.cli._common import (
     TextProgress,
     add_runtime_options,
+    add_tile_option,
     add_voxel_size_option,
     fail,
     fail_with,
@@ -53,6 +54,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="the previous session's corrected spines (z, y, x in its voxels; track_id kept "
         "when present; rejected rows left out)",
     )
+    add_tile_option(detect_)
     add_runtime_options(detect_)
     detect_.set_defaults(handler=detect)
 
@@ -117,6 +119,7 @@ def detect(args: argparse.Namespace) -> int:
             runtime=args.runtime,
             device=args.device,
             progress=TextProgress("detect"),
+            tile=args.tile,
         )
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")
@@ -171,6 +174,7 @@ def detect_from_previous(args: argparse.Namespace, volume: Any, voxel: Any) -> i
             runtime=args.runtime,
             device=args.device,
             progress=TextProgress("detect"),
+            tile=args.tile,
         )
     except (ValueError, ModelError) as exc:
         return fail(f"{args.image.name}: {exc}")

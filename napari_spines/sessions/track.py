@@ -264,6 +264,7 @@ def detect_from_previous(
     runtime: str = "auto",
     device: str = "auto",
     progress: ProgressCallback | None = None,
+    tile: Sequence[int] | None = None,
 ) -> CarriedSpines:
     """Propose ``stack``'s spines from the previous session's corrected spines.
 
@@ -283,6 +284,9 @@ def detect_from_previous(
         See `napari_spines.models.load_model`.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
+    tile
+        The model's tile size; None: its own (see `napari_spines.spines.detection.
+        detect_spines`).
 
     Returns
     -------
@@ -298,7 +302,7 @@ def detect_from_previous(
     voxel = np.asarray(voxel_size_um, dtype=float)
     package = find_model(model, task="spine-detection")
     maps = predict_heatmaps(
-        np.asarray(stack), "ZYX", package, tuple(voxel), runtime, device, progress
+        np.asarray(stack), "ZYX", package, tuple(voxel), runtime, device, progress, tile
     )
     raise_if_cancelled(progress)
     registration = register_sessions(

@@ -69,6 +69,7 @@ def detect_spines(
     runtime: str = "auto",
     device: str = "auto",
     progress: ProgressCallback | None = None,
+    tile: Sequence[int] | None = None,
 ) -> Detections:
     """Run a spine-detection model and return every peak of its heatmap above ``threshold``.
 
@@ -91,6 +92,9 @@ def detect_spines(
         See `napari_spines.models.load_model`.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
+    tile
+        Tile size in model voxels (z, y, x); None: the model's. The halo covers the
+        network's receptive field, so a tile changes time and memory, not the detections.
 
     Returns
     -------
@@ -106,7 +110,7 @@ def detect_spines(
 
     check_stack(data.shape, axes, voxel_size_um)
     package = find_model(model, task="spine-detection")
-    maps = predict_heatmaps(data, axes, package, voxel_size_um, runtime, device, progress)
+    maps = predict_heatmaps(data, axes, package, voxel_size_um, runtime, device, progress, tile)
     given = {
         "threshold": threshold,
         "min_distance_um": min_distance_um,
@@ -222,6 +226,7 @@ def predict_heatmaps(
     runtime: str = "auto",
     device: str = "auto",
     progress: ProgressCallback | None = None,
+    tile: Sequence[int] | None = None,
 ) -> Heatmaps:
     """Run a spine-detection model over a stack, keeping its maps on the model's grid.
 
@@ -237,6 +242,8 @@ def predict_heatmaps(
         See `napari_spines.models.load_model`.
     progress
         ``(done, total)`` callback; may raise `Cancelled`.
+    tile
+        Tile size in model voxels; None: the model's (see `detect_spines`).
 
     Returns
     -------
@@ -253,6 +260,7 @@ def predict_heatmaps(
         runtime=runtime,
         device=device,
         progress=progress,
+        tile=tile,
         on_model_grid=True,
     )
     voxel = tuple(float(v) for v in (voxel_size_um or run.spec.input.voxel_size_um))

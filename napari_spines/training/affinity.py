@@ -59,7 +59,7 @@ KERNELS = ((1, 3, 3), (1, 3, 3), (1, 3, 3), (3, 3, 3))
 CROP = (4, 192, 192)
 #: The package's tile (halo included): with the long-range halo of 80 pixels, 384 in y and x
 #: predict ISBI's 20 sections 2.2 times as fast as 256, for 1.7 GB instead of 1.1 GB at peak,
-#: and the same affinities to the bit (benchmarks/affinity_tiles.py, docs/performance.md).
+#: and the same affinities to the bit (benchmarks/tile_sizes.py, docs/performance.md).
 TILE = (16, 384, 384)
 #: How the network makes affinities: itself (3D U-Net), from a 2D interior map, or itself
 #: with long-range affinities as well (the cross-validation segments those by mutex watershed).

@@ -111,6 +111,32 @@ def test_detect_cli_writes_the_documented_columns(tmp_path):
     assert first[5] == pytest.approx(first[2] * 0.12, rel=1e-4)  # µm from voxels
 
 
+def test_detect_cli_tile_changes_the_tiling_not_the_spines(tmp_path, monkeypatch):
+    """``--tile`` reaches the engine (one large tile, not several) and the CSV stays the same."""
+    from napari_spines import inference
+
+    sample = synthetic_two_photon(shape=(16, 160, 160), seed=2)
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, sample.image, imagej=True, metadata={"axes": "ZYX"})
+    tiles: list[tuple] = []
+    read_tile = inference.TiledRun.read_tile
+
+    def counting(self, origin):
+        tiles.append(tuple(origin))
+        return read_tile(self, origin)
+
+    monkeypatch.setattr(inference.TiledRun, "read_tile", counting)
+    csvs = []
+    for tile in ([], ["80", "400", "400"]):
+        out = tmp_path / f"spines{len(tile)}.csv"
+        args = ["detect", str(path), "-m", "spine-dog", "-o", str(out), "--voxel-size"]
+        assert main([*args, "1", "0.24", "0.24", *(["--tile", *tile] if tile else [])]) == 0
+        csvs.append((out.read_text(), len(tiles)))
+        tiles.clear()
+    (default, n_default), (large, n_large) = csvs
+    assert n_default > n_large == 1 and large == default
+
+
 def test_detect_cli_4d_has_t_and_bad_input_exits_2(tmp_path, capsys):
     sample = synthetic_two_photon(shape=(12, 96, 96), n_timepoints=2, seed=4)
     path = tmp_path / "t.tif"
@@ -146,6 +172,8 @@ def test_builtin_model_reproduces_its_model_card_on_real_session(real_data):
     card = package.spec.metrics["validation"]
     session = load_session(real_data / "two_photon/rr30a/rr30a_tp2.tif")
     image = tifffile.imread(session.stack)
-    found = detect_spines(image, "ZYX", "spine-2p", session.voxel_size_um)
+    # larger tiles than the package's: the same spines (benchmarks/tile_sizes.py,
+    # docs/performance.md) in two thirds of the time, for 1.5 GB more memory
+    found = detect_spines(image, "ZYX", "spine-2p", session.voxel_size_um, tile=(112, 384, 384))
     score = score_on_session(found.coords, session)
     assert score.f1 == pytest.approx(card["f1"], abs=0.03), str(score)
