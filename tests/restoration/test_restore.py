@@ -327,6 +327,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.timed
 def test_a_short_training_beats_the_crappy_input(tmp_path, one_torch_thread):
     voxel = (1.0, 0.12, 0.12)
     recipe = dataclasses.replace(

@@ -67,6 +67,7 @@ def test_train_commands_pass_the_seed_to_the_training(model, tmp_path, monkeypat
     assert asked["seed"] == 0  # as before the option: the runs on record are reproduced
 
 
+@pytest.mark.timed
 def test_timed_steps_stop_at_the_budget_and_decay_the_learning_rate():
     from napari_spines.training.loop import timed_steps
 

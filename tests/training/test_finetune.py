@@ -96,6 +96,7 @@ def tuned(tmp_path_factory):
     return result, folder
 
 
+@pytest.mark.timed
 def test_finetuning_writes_a_package_with_its_lineage_that_the_registry_lists(tuned):
     from napari_spines.models import find_model, list_models
 
@@ -118,6 +119,7 @@ def test_finetuning_writes_a_package_with_its_lineage_that_the_registry_lists(tu
     assert find_model("spine-2p-finetuned").root == result.package.resolve()
 
 
+@pytest.mark.timed
 def test_the_finetuned_package_detects_spines(tuned):
     from napari_spines.spines.detection import detect_spines
     from napari_spines.synthetic import synthetic_two_photon
@@ -128,6 +130,7 @@ def test_the_finetuned_package_detects_spines(tuned):
     assert len(found) > 0
 
 
+@pytest.mark.timed
 def test_finetuning_refuses_what_it_cannot_learn_from(tmp_path):
     pytest.importorskip("torch")
     from napari_spines.training.finetune import finetune
@@ -138,6 +141,7 @@ def test_finetuning_refuses_what_it_cannot_learn_from(tmp_path):
         finetune(tmp_path, "spine-dog", tmp_path / "out", minutes=0.1)
 
 
+@pytest.mark.timed
 def test_the_builtin_affinity_model_fine_tunes_on_proofread_labels(tmp_path):
     """em-affinity (long-range) fine-tunes on a labels entry; the package keeps its channels,
     and the threshold chosen for a mode goes where that mode reads it.

@@ -76,6 +76,7 @@ def finetune_widget(viewer, qtbot, store):
     return widget
 
 
+@pytest.mark.timed
 def test_detect_review_save_finetune_and_detect_with_the_new_model(
     make_napari_viewer, qtbot, tmp_path, sample, notes, monkeypatch
 ):
@@ -158,6 +159,7 @@ def test_detect_review_save_finetune_and_detect_with_the_new_model(
     assert not errors(notes), errors(notes)
 
 
+@pytest.mark.timed
 def test_cancel_stops_at_the_next_step_and_writes_nothing(
     make_napari_viewer, qtbot, tmp_path, sample, notes
 ):
