@@ -250,7 +250,6 @@ def test_boundary_affinities_are_the_smaller_interior_of_two_neighbours() -> Non
     assert torch.equal(derived[0, 2, :, :, 0], interior[0, 0, :, :, 0])  # the first plane: itself
 
 
-@pytest.mark.timed
 def test_the_boundary_recipe_exports_an_affinity_package_segment_runs(tmp_path) -> None:
     """A 2D interior network trains, exports as an affinity package, and segments a stack."""
     from napari_spines.models import open_package
@@ -278,7 +277,6 @@ def test_gala_blocks_that_are_not_neighbours_stay_separate_volumes(tmp_path) -> 
     assert contiguous_runs([3, 1, 2]) == [[1, 2, 3]]
 
 
-@pytest.mark.timed
 def test_the_long_range_recipe_is_scored_by_the_mutex_watershed(tmp_path) -> None:
     """Long-range affinities train, export with their offsets, and are segmented by mutex."""
     from napari_spines.models import open_package
@@ -304,7 +302,6 @@ def test_the_long_range_recipe_is_scored_by_the_mutex_watershed(tmp_path) -> Non
     assert segment_image(image, "ZYX", package, mode="2d").affinities.shape == (3, *image.shape)
 
 
-@pytest.mark.timed
 def test_training_on_every_section_chooses_nothing_and_exports_the_last_step(
     tmp_path, monkeypatch
 ) -> None:

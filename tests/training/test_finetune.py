@@ -130,7 +130,6 @@ def test_the_finetuned_package_detects_spines(tuned):
     assert len(found) > 0
 
 
-@pytest.mark.timed
 def test_finetuning_refuses_what_it_cannot_learn_from(tmp_path):
     pytest.importorskip("torch")
     from napari_spines.training.finetune import finetune

@@ -122,7 +122,6 @@ def test_train_export_detect_end_to_end(tmp_path):
     assert open_package(tmp_path / "run2" / "pkg").spec.training["base_model"] == str(package)
 
 
-@pytest.mark.timed
 def test_a_budget_too_short_for_one_step_is_a_clear_error(tmp_path):
     for name, seed in (("a", 1), ("b", 2)):
         write_session(tmp_path, name, seed)

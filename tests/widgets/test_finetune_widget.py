@@ -159,7 +159,6 @@ def test_detect_review_save_finetune_and_detect_with_the_new_model(
     assert not errors(notes), errors(notes)
 
 
-@pytest.mark.timed
 def test_cancel_stops_at_the_next_step_and_writes_nothing(
     make_napari_viewer, qtbot, tmp_path, sample, notes
 ):

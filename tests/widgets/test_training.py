@@ -134,7 +134,6 @@ def test_training_makes_a_scored_package(widget, qtbot):
     assert args.out == widget._out.value and args.data == widget._data.value
 
 
-@pytest.mark.timed
 def test_cancel_stops_training(widget, qtbot):
     widget._minutes.value = 30.0
     widget.run()
@@ -144,7 +143,6 @@ def test_cancel_stops_training(widget, qtbot):
     assert widget.result is None and "cancelled" in widget._status.value
 
 
-@pytest.mark.timed
 def test_em_affinity_trains_on_the_stack_and_labels_open_in_the_viewer(
     widget, qtbot, tmp_path, monkeypatch
 ):
