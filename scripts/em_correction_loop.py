@@ -8,8 +8,10 @@ on 15–19, so no ISBI section is unseen by it. The loop therefore nests its own
 1. a base em-affinity is trained on ISBI 0–9 (and gala 0–34, as shipped), its checkpoint and
    threshold chosen on ISBI 10–12 (and gala 35–49) (``--base`` skips this with a package);
 2. ISBI 13–16, with their labels as a proofreader would leave them (the annotation), are saved
-   in a store (``add_labels``, the box naming the sections);
-3. ``finetune`` fine-tunes the base on the store, choosing on the store's own held-out section;
+   in a store (``add_labels``, the box naming the sections); ``--store-from 10`` saves 10–16,
+   as a proofreader who also corrected the sections the base was chosen on;
+3. ``finetune`` fine-tunes the base on the store, choosing on the store's own held-out part
+   (``--holdout``, ``--patience``, ``--validate-every``, ``--lr`` as ``napari-spines finetune``);
 4. both models segment ISBI 17–19, which neither training nor any choice saw, through
    ``segment_image`` at their own thresholds; the adapted Rand error per section is printed.
 """
@@ -60,6 +62,11 @@ def main() -> None:
     parser.add_argument("--base", type=Path, help="a base package trained on ISBI 0-9 only")
     parser.add_argument("--base-minutes", type=float, default=20.0)
     parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument("--store-from", type=int, default=13, choices=range(10, 17))
+    parser.add_argument("--holdout", type=float, default=0.25)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--validate-every", type=int)
+    parser.add_argument("--lr", type=float)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     isbi = args.data / "isbi2012"
@@ -88,13 +95,22 @@ def main() -> None:
         image,
         labels,
         affinity.VOXEL_SIZE_UM,
-        box=(13, 0, 0, 17, 512, 512),
+        box=(args.store_from, 0, 0, 17, 512, 512),
         source=image_path,
-        counts={"sections proofread": 4},
+        counts={"sections proofread": 17 - args.store_from},
     )
-    print(f"store entry {entry.id}: ISBI sections 13-16")
+    print(f"store entry {entry.id}: ISBI sections {args.store_from}-16")
     started = time.monotonic()
-    tuned = finetune(store, str(base), args.work / "finetuned", minutes=args.minutes)
+    tuned = finetune(
+        store,
+        str(base),
+        args.work / "finetuned",
+        minutes=args.minutes,
+        lr=args.lr,
+        holdout=args.holdout,
+        validate_every=args.validate_every,
+        patience=args.patience,
+    )
     print(f"fine-tuned in {(time.monotonic() - started) / 60:.1f} min: {tuned.summary}")
     unseen = slice(17, 20)
     figures = {
