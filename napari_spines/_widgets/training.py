@@ -7,12 +7,12 @@ by a worker: importing torch and exporting to ONNX hold the GIL for seconds, whi
 would freeze the window. The bar follows the time budget and Cancel stops at the next step (the
 checkpoints saved so far stay in the run folder). For em-affinity, a stack and its proofread
 labels open in the viewer can join the training data (``--add``). The model card records the
-command line that trains the same model (`training_command`).
+command line that trains the same model
+(`napari_spines.training.job.training_command`).
 """
 
 from __future__ import annotations
 
-import shlex
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,10 @@ from napari_spines._widgets._task import TaskPanel, status_label
 from napari_spines.child_process import run_in_child
 from napari_spines.errors import first_line
 from napari_spines.training.export import TrainedModel
-from napari_spines.training.job import training_job
+from napari_spines.training.job import LEARNING_RATE, SEED, WIDTHS, training_command, training_job
 
 #: Choice shown → what it trains.
 MODELS = {"spine-2p (two-photon spines)": "spines", "em-affinity (EM affinities)": "affinities"}
-#: ``--width`` of each model, as ``train spines|affinities`` defaults it.
-WIDTHS = {"spines": 8, "affinities": 12}
-#: ``--lr`` and ``--seed``, as the ``train`` commands default them.
-LEARNING_RATE, SEED = 2e-3, 0
 
 
 #: em-affinity's recipes (``train affinities --recipe``) and what each trains.
@@ -60,41 +56,6 @@ RECIPE_TIP = "; ".join(f"{name}: {tip}" for name, tip in RECIPE_TIPS.items())
 def sessions(text: str) -> list[str]:
     """``"tp0, tp1"`` or ``"tp0 tp1"`` → ``["tp0", "tp1"]``."""
     return [name for name in text.replace(",", " ").split() if name]
-
-
-def training_command(model: str, settings: dict[str, Any], own: tuple[str, str] | None) -> str:
-    """The ``napari-spines train`` command line that trains what the widget was set to.
-
-    Parameters
-    ----------
-    model
-        "spines" or "affinities".
-    settings
-        data, out, train_names, validate, minutes, device, width, lr, seed, recipe,
-        every_section and defects, as the widget holds them.
-    own
-        Names of the viewer's stack and labels layers added to em-affinity's data, or None:
-        they have no file, so the command says so after it.
-
-    Returns
-    -------
-    str
-        E.g. ``napari-spines train spines --data d --train a --validate b --out run ...``.
-    """
-    words = ["napari-spines", "train", model, "--data", str(settings["data"])]
-    if model == "spines":
-        words += ["--train", *settings["train_names"], "--validate", settings["validate"]]
-    words += ["--out", str(settings["out"])]
-    for name in ("minutes", "width", "lr", "seed", "device"):
-        words += [f"--{name}", str(settings[name])]
-    if model == "affinities":
-        words += ["--recipe", settings["recipe"]]
-        words += ["--every-section"] * settings["every_section"]
-        words += ["--section-defects"] * settings["defects"]
-    command = shlex.join(words)
-    if own is not None:
-        command += f" (and --add with the viewer's layers {own[0]!r} and {own[1]!r})"
-    return command
 
 
 def training_in_child(

@@ -1,7 +1,11 @@
-"""One training or fine-tuning run, as the Train and Fine-tune widgets start them (in a child)."""
+"""One training or fine-tuning run, as the Train and Fine-tune widgets start them (in a child).
+
+Also the ``napari-spines train`` line that stands for a Train widget run (`training_command`).
+"""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,46 @@ import numpy as np
 from napari_spines.progress import ProgressCallback, raise_if_cancelled
 from napari_spines.training.export import TrainedModel
 from napari_spines.training.finetune import FineTuned
+
+#: ``--width`` of each model, as ``train spines|affinities`` defaults it.
+WIDTHS = {"spines": 8, "affinities": 12}
+#: ``--lr`` and ``--seed``, as the ``train`` commands default them.
+LEARNING_RATE, SEED = 2e-3, 0
+
+
+def training_command(model: str, settings: dict[str, Any], own: tuple[str, str] | None) -> str:
+    """The ``napari-spines train`` command line that trains what the widget was set to.
+
+    Parameters
+    ----------
+    model
+        "spines" or "affinities".
+    settings
+        data, out, train_names, validate, minutes, device, width, lr, seed, recipe,
+        every_section and defects, as the widget holds them.
+    own
+        Names of the viewer's stack and labels layers added to em-affinity's data, or None:
+        they have no file, so the command says so after it.
+
+    Returns
+    -------
+    str
+        E.g. ``napari-spines train spines --data d --train a --validate b --out run ...``.
+    """
+    words = ["napari-spines", "train", model, "--data", str(settings["data"])]
+    if model == "spines":
+        words += ["--train", *settings["train_names"], "--validate", settings["validate"]]
+    words += ["--out", str(settings["out"])]
+    for name in ("minutes", "width", "lr", "seed", "device"):
+        words += [f"--{name}", str(settings[name])]
+    if model == "affinities":
+        words += ["--recipe", settings["recipe"]]
+        words += ["--every-section"] * settings["every_section"]
+        words += ["--section-defects"] * settings["defects"]
+    command = shlex.join(words)
+    if own is not None:
+        command += f" (and --add with the viewer's layers {own[0]!r} and {own[1]!r})"
+    return command
 
 
 def training_job(
