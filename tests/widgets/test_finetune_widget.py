@@ -76,7 +76,6 @@ def finetune_widget(viewer, qtbot, store):
     return widget
 
 
-@pytest.mark.timed
 def test_detect_review_save_finetune_and_detect_with_the_new_model(
     make_napari_viewer, qtbot, tmp_path, sample, notes, monkeypatch
 ):
