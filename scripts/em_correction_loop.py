@@ -11,7 +11,8 @@ on 15–19, so no ISBI section is unseen by it. The loop therefore nests its own
    in a store (``add_labels``, the box naming the sections); ``--store-from 10`` saves 10–16,
    as a proofreader who also corrected the sections the base was chosen on;
 3. ``finetune`` fine-tunes the base on the store, choosing on the store's own held-out part
-   (``--holdout``, ``--patience``, ``--validate-every``, ``--lr`` as ``napari-spines finetune``);
+   (``--holdout``, ``--patience``, ``--validate-every``, ``--lr`` as ``napari-spines finetune``;
+   ``--replay`` mixes the base's own ISBI 0–9 into the crops, as ``finetune --replay``);
 4. both models segment ISBI 17–19, which neither training nor any choice saw, through
    ``segment_image`` at their own thresholds; the adapted Rand error per section is printed.
 """
@@ -67,6 +68,12 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--validate-every", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="mix the base's own ISBI 0-9 (a replay store) into the fine-tuning crops",
+    )
+    parser.add_argument("--replay-share", type=float, default=0.5)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     isbi = args.data / "isbi2012"
@@ -100,6 +107,19 @@ def main() -> None:
         counts={"sections proofread": 17 - args.store_from},
     )
     print(f"store entry {entry.id}: ISBI sections {args.store_from}-16")
+    replay = None
+    if args.replay:  # what the base trained on, saved as a store of its own
+        replay = args.work / "replay-store"
+        old = add_labels(
+            replay,
+            image,
+            labels,
+            affinity.VOXEL_SIZE_UM,
+            box=(0, 0, 0, 10, 512, 512),
+            source=image_path,
+            counts={"sections the base trained on": 10},
+        )
+        print(f"replay store entry {old.id}: ISBI sections 0-9")
     started = time.monotonic()
     tuned = finetune(
         store,
@@ -110,6 +130,8 @@ def main() -> None:
         holdout=args.holdout,
         validate_every=args.validate_every,
         patience=args.patience,
+        replay=replay,
+        replay_share=args.replay_share,
     )
     print(f"fine-tuned in {(time.monotonic() - started) / 60:.1f} min: {tuned.summary}")
     unseen = slice(17, 20)

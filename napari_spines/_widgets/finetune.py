@@ -64,13 +64,20 @@ class FineTuneWidget(Container):
             label="output", mode="d", value="", tooltip="the new model package's folder"
         )
         self._minutes = FloatSpinBox(label="minutes", value=10.0, min=0.5, max=600.0, step=1.0)
+        self._replay = FileEdit(
+            label="replay store",
+            mode="d",
+            value="",
+            tooltip="optional: a store of what the model learnt from before, mixed into half "
+            "of the training crops against forgetting",
+        )
         self._device = ComboBox(label="device", choices=DEVICES)
         self._run = PushButton(text="Fine-tune")
         self._status = status_label("")
         super().__init__(
             widgets=[
                 *(self._store, self._contents, self._model, self._out, self._minutes),
-                *(self._device, self._run, self._status),
+                *(self._replay, self._device, self._run, self._status),
             ]
         )
         self.task = TaskPanel()
@@ -147,6 +154,10 @@ class FineTuneWidget(Container):
         if not path:
             return self._say("No model that can be fine-tuned is installed.", error=True)
         out = Path(str(self._out.value or "")).expanduser()
+        replay = str(self._replay.value or "")
+        replay = None if replay in ("", ".") else str(Path(replay).expanduser())
+        if replay is not None and not Path(replay).is_dir():
+            return self._say(f"{replay}: no such replay store folder", error=True)
         try:
             package = find_model(path)
             task = check_request(self.store, package, out)
@@ -163,6 +174,7 @@ class FineTuneWidget(Container):
             float(self._minutes.value),
             self._device.value,
             WIDGET_COMMAND,
+            replay,
             relay={"on_record": self.plot.recorded.emit},
         )
         worker = self.task.run(job, on_result=self._done)

@@ -97,6 +97,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=4,
         help="stop after this many validations without improvement",
     )
+    tune.add_argument(
+        "--replay",
+        type=Path,
+        metavar="STORE",
+        help="a store of data the model learnt from before, mixed into the training crops "
+        "against forgetting (nothing of it is held out)",
+    )
+    tune.add_argument(
+        "--replay-share",
+        type=unit_interval,
+        default=0.5,
+        help="share of the training crops cut from the replay store",
+    )
     tune.add_argument("--name", help="the new model's name (default: BASE-finetuned)")
     tune.set_defaults(handler=finetune)
 
@@ -222,8 +235,9 @@ def finetune(args: argparse.Namespace) -> int:
     from napari_spines.models import ModelError
     from napari_spines.training.finetune import finetune as run
 
-    if not args.store.is_dir():
-        return fail(f"{args.store}: no such store folder")
+    for store in (args.store, args.replay):
+        if store is not None and not store.is_dir():
+            return fail(f"{store}: no such store folder")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("napari_spines").setLevel(logging.INFO)  # not the exporters' chatter
     try:
@@ -237,6 +251,8 @@ def finetune(args: argparse.Namespace) -> int:
             holdout=args.holdout,
             validate_every=args.validate_every,
             patience=args.patience,
+            replay=args.replay,
+            replay_share=args.replay_share,
             name=args.name,
             command=" ".join(["napari-spines", *sys.argv[1:]]),
             progress=TextProgress("fine-tuning", "s"),

@@ -60,6 +60,8 @@ def finetune(
     patience: int = 4,
     name: str | None = None,
     seed: int = 0,
+    replay: str | Path | None = None,
+    replay_share: float = 0.5,
     command: str = "",
     register: bool = True,
     progress: ProgressCallback | None = None,
@@ -93,6 +95,12 @@ def finetune(
         The new model's name; None: the base name with ``-finetuned``.
     seed
         Seed of torch and of the crops.
+    replay
+        Another store, of data the model learnt from before (its training stacks saved with
+        ``training add``, or earlier corrections): its entries of the task are mixed into the
+        training crops against forgetting. Nothing of it is held out or chooses.
+    replay_share
+        The share of the training crops cut from ``replay``.
     command
         The command line, recorded in model.yaml.
     register
@@ -145,9 +153,11 @@ def finetune(
             f"{store}: the store holds no {task} entries (save corrections with the Training "
             f"data widget or `napari-spines training add`)"
         )
+    replayed = _replay_entries(replay, task, replay_share)
     run = _SpineRun if task == "spines" else _LabelsRun
     options = {"lr": lr, "validate_every": validate_every}
     job = run(package, entries, device, holdout, seed, **{k: v for k, v in options.items() if v})
+    job.add_replay(replayed, replay_share)
     started = time.monotonic()
     out = Path(out)
     records: list[dict] = []
@@ -171,6 +181,12 @@ def finetune(
         ],
         "command": command,
     }
+    if replayed:
+        lineage["replay_data"] = {
+            "store": str(Path(replay).resolve()),
+            "share": replay_share,
+            "entries": [{"id": e.id, "sha256": e.digest} for e in replayed],
+        }
     job.export(state, out, name or f"{package.spec.name}-finetuned", lineage, before, after)
     if after is before:  # no weights beat the base's on the held-out parts: keep its threshold
         chosen = {
@@ -195,6 +211,36 @@ def finetune(
         else job.summary(before, after, chosen)
     )
     return FineTuned(out, before, after, summary)
+
+
+def _replay_entries(replay: str | Path | None, task: str, share: float) -> list:
+    """The replay store's newest entries of ``task``; [] without a store.
+
+    Raises
+    ------
+    ValueError
+        A share outside (0, 1), or a replay store with no entry of the task.
+    """
+    if replay is None:
+        return []
+    if not 0 < share < 1:
+        raise ValueError(f"the replay share must lie between 0 and 1, got {share}")
+    contents = load_store(replay)
+    for problem in contents.problems:
+        logger.warning("%s", problem)
+    entries = contents.latest(task)
+    if not entries:
+        raise ValueError(f"{replay}: the replay store holds no {task} entries")
+    return entries
+
+
+def _mixed(chances: np.ndarray, replayed: np.ndarray, share: float) -> np.ndarray:
+    """Draw chances of the store's items then the replay's: ``share`` of them replayed."""
+    if not len(replayed):
+        return chances / chances.sum()
+    return np.concatenate(
+        [(1 - share) * chances / chances.sum(), share * replayed / replayed.sum()]
+    )
 
 
 def _version(base: str) -> str:
@@ -238,9 +284,19 @@ class _SpineRun:
         def predict_shaft(image: np.ndarray) -> np.ndarray:
             return run_model(network, image, "ZYX").outputs[1]
 
+        self.predict_shaft = predict_shaft
         self.samples = [spine_sample(e, predict_shaft, holdout) for e in entries]
         self.validations = [s.held_out for s in self.samples if s.held_out is not None]
+        self.replayed: list = []
+        self.share = 0.0
         self.net.to(self.device)
+
+    def add_replay(self, entries: Sequence[Any], share: float) -> None:
+        """Mix these entries (whole, nothing held out) into ``share`` of the crops."""
+        from napari_spines.training.corrections import spine_sample
+
+        self.replayed = [spine_sample(e, self.predict_shaft, 0) for e in entries]
+        self.share = share
 
     def score(self) -> dict:
         """Pooled F1 (best threshold) of the network's peaks on every held-out part."""
@@ -287,11 +343,15 @@ class _SpineRun:
                 "no entry has enough heads (8) to hold some out for validation: save more "
                 "corrections first"
             )
-        sizes = np.array([s.train_heads for s in self.samples], float) + 1
+        samples = self.samples + self.replayed
+        chances = _mixed(
+            np.array([s.train_heads for s in self.samples], float) + 1,
+            np.array([s.train_heads for s in self.replayed], float) + 1,
+            self.share,
+        )
 
         def example(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-            sample = self.samples[rng.choice(len(self.samples), p=sizes / sizes.sum())]
-            return random_crop(sample.train, rng)
+            return random_crop(samples[rng.choice(len(samples), p=chances)].train, rng)
 
         better = lambda new, old: new["f1"] > old["f1"]  # noqa: E731
         return _keep_best(
@@ -406,7 +466,16 @@ class _LabelsRun:
         pairs = [labels_volumes(e, holdout) for e in entries]
         self.volumes = [train for train, _ in pairs]
         self.validations = [held for _, held in pairs if held is not None]
+        self.replayed: list = []
+        self.share = 0.0
         self.net.to(self.device)
+
+    def add_replay(self, entries: Sequence[Any], share: float) -> None:
+        """Mix these entries (whole, nothing held out) into ``share`` of the crops."""
+        from napari_spines.training.corrections import labels_volumes
+
+        self.replayed = [labels_volumes(e, 0)[0] for e in entries]
+        self.share = share
 
     def score(self) -> dict:
         """Validation loss and adapted Rand error on the held-out parts (lower is better)."""
@@ -436,8 +505,13 @@ class _LabelsRun:
                 "no entry is large enough to hold part of it out (4 sections, or 64 columns): "
                 "save a larger region"
             )
-        sizes = np.array([v.labels.size for v in self.volumes], float)
-        example = AffinityExamples(self.volumes, sizes / sizes.sum(), recipe_offsets(self.recipe))
+        chances = _mixed(
+            np.array([v.labels.size for v in self.volumes], float),
+            np.array([v.labels.size for v in self.replayed], float),
+            self.share,
+        )
+        volumes = self.volumes + self.replayed
+        example = AffinityExamples(volumes, chances, recipe_offsets(self.recipe))
         better = lambda new, old: new["adapted_rand_error"] < old["adapted_rand_error"]  # noqa: E731
         return _keep_best(
             self, example, 2, loss_fn, better, minutes, started, patience, progress, report

@@ -151,6 +151,7 @@ def finetune_job(
     minutes: float,
     device: str,
     command: str = "",
+    replay: str | None = None,
     on_record: Callable[[dict], None] | None = None,
     progress: ProgressCallback | None = None,
 ) -> FineTuned:
@@ -164,6 +165,9 @@ def finetune_job(
         Time budget; "auto", "cpu" or "cuda".
     command
         Recorded as the fine-tuning command in the model card.
+    replay
+        A store mixed into half of the training crops against forgetting (``--replay``);
+        None: none.
     on_record
         Gets each validation record (the Fine-tune widget's plot); None: none.
     progress
@@ -188,6 +192,7 @@ def finetune_job(
         minutes=minutes,
         device=device,
         name=Path(out).name,
+        replay=replay,
         command=command,
         progress=progress,
         on_validation=on_validation,

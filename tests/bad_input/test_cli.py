@@ -193,6 +193,11 @@ CASES: list[tuple[str, str, str]] = [
     ),
     ("finetune-no-model", "finetune --store {outdir} -m nobody -o {out}", "no model named"),
     (
+        "finetune-no-replay-store",
+        "finetune --store {outdir} -m spine-2p -o {out} --replay {missing}",
+        "no such store",
+    ),
+    (
         "finetune-minutes-zero",
         "finetune --store {outdir} -m spine-2p -o {out} --minutes 0",
         "minutes",

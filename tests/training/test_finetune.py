@@ -140,6 +140,53 @@ def test_finetuning_refuses_what_it_cannot_learn_from(tmp_path):
         finetune(tmp_path, "spine-dog", tmp_path / "out", minutes=0.1)
 
 
+def test_a_replay_store_is_mixed_into_the_crops_and_recorded(tmp_path, monkeypatch):
+    """``replay``: its entries are drawn for their share of the crops, none is held out, and
+    the package names them; a replay store without entries of the task is refused.
+    """
+    pytest.importorskip("torch")
+    from napari_spines.synthetic import synthetic_em
+    from napari_spines.training import finetune as module
+    from napari_spines.training.store import add_labels
+
+    for name, seed in (("store", 2), ("replay", 3)):
+        sample = synthetic_em(shape=(8, 64, 64), n_cells=6, seed=seed)
+        per_section = np.stack([sample.labels[z] + 1000 * z for z in range(8)])
+        add_labels(tmp_path / name, sample.image, per_section, (0.05, 0.004, 0.004))
+    seen = {}
+
+    def no_training(job, example, *args):  # what training would draw from, without steps
+        seen["example"], seen["validations"] = example, job.validations
+        before = {"adapted_rand_error": 0.5, "validation_loss": 1.0}
+        return before, before, job.net.state_dict()
+
+    monkeypatch.setattr(module, "_keep_best", no_training)
+    result = module.finetune(
+        tmp_path / "store",
+        "em-affinity",
+        tmp_path / "tuned",
+        replay=tmp_path / "replay",
+        replay_share=0.3,
+        register=False,
+    )
+    example = seen["example"]
+    assert len(example.volumes) == 2 and example.chances == pytest.approx([0.7, 0.3])
+    assert example.volumes[1].labels.shape == (8, 64, 64)  # the replayed entry, whole
+    assert len(seen["validations"]) == 1  # held out of the store only
+    replayed = load_store(tmp_path / "replay").entries[0]
+    spec = yaml.safe_load((result.package / "model.yaml").read_text())
+    assert spec["training"]["replay_data"]["share"] == 0.3
+    assert spec["training"]["replay_data"]["entries"] == [
+        {"id": replayed.id, "sha256": replayed.digest}
+    ]
+    with pytest.raises(ValueError, match="replay store holds no labels entries"):
+        module.finetune(tmp_path / "store", "em-affinity", tmp_path / "t", replay=tmp_path / "e")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        module.finetune(
+            tmp_path / "store", "em-affinity", tmp_path / "t", replay=tmp_path, replay_share=1
+        )
+
+
 @pytest.mark.timed
 def test_the_builtin_affinity_model_fine_tunes_on_proofread_labels(tmp_path):
     """em-affinity (long-range) fine-tunes on a labels entry; the package keeps its channels,

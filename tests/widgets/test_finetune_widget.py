@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 import pytest
+import yaml
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
 from napari_spines._widgets._app import PLUGIN
@@ -125,6 +126,7 @@ def test_detect_review_save_finetune_and_detect_with_the_new_model(
     out = tmp_path / "models"
     assert str(widget._out.value).startswith(str(out / "spine-2p-finetuned-"))
     widget._minutes.value = 0.5
+    widget._replay.value = str(store)  # the store itself stands in for older training data
     progress = []
     widget.task.progressed.connect(lambda done, total: progress.append((done, total)))
     assert widget.run() is not None
@@ -134,6 +136,8 @@ def test_detect_review_save_finetune_and_detect_with_the_new_model(
     assert tuned is not None and (tuned.package / "model.yaml").is_file()
     name = tuned.package.name
     assert name.startswith("spine-2p-finetuned-")
+    card = yaml.safe_load((tuned.package / "model.yaml").read_text())
+    assert card["training"]["replay_data"]["entries"][0]["id"] == entry.id
     assert any(total == 30 for _, total in progress)  # seconds of the budget
     # the live plot: the model as it was (step 0, no loss), then validations while training
     records = widget.plot.records
@@ -197,6 +201,10 @@ def test_bad_input_is_one_clear_notification(make_napari_viewer, qtbot, tmp_path
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     widget._model.value = str(find_model("em-affinity").root)
     assert widget.run() is None and "holds no labels entries" in errors(notes)[-1]
+    widget._model.value = str(find_model("spine-2p").root)
+    widget._replay.value = str(tmp_path / "no-replay")
+    assert widget.run() is None and "no such replay store folder" in errors(notes)[-1]
+    widget._replay.value = ""
 
     widget._model.value = str(find_model("spine-2p").root)
     crowded = tmp_path / "crowded"
