@@ -156,8 +156,8 @@ def finetune(
     replayed = _replay_entries(replay, task, replay_share)
     run = _SpineRun if task == "spines" else _LabelsRun
     options = {"lr": lr, "validate_every": validate_every}
-    job = run(package, entries, device, holdout, seed, **{k: v for k, v in options.items() if v})
-    job.add_replay(replayed, replay_share)
+    options = {k: v for k, v in options.items() if v}
+    job = run(package, entries, device, holdout, seed, replayed, replay_share, **options)
     started = time.monotonic()
     out = Path(out)
     records: list[dict] = []
@@ -258,6 +258,8 @@ class _SpineRun:
         device: str,
         holdout: float,
         seed: int,
+        replay: Sequence[Any] = (),
+        share: float = 0.0,
         lr: float = 5e-4,
         validate_every: int = 80,
     ) -> None:
@@ -284,19 +286,11 @@ class _SpineRun:
         def predict_shaft(image: np.ndarray) -> np.ndarray:
             return run_model(network, image, "ZYX").outputs[1]
 
-        self.predict_shaft = predict_shaft
         self.samples = [spine_sample(e, predict_shaft, holdout) for e in entries]
         self.validations = [s.held_out for s in self.samples if s.held_out is not None]
-        self.replayed: list = []
-        self.share = 0.0
-        self.net.to(self.device)
-
-    def add_replay(self, entries: Sequence[Any], share: float) -> None:
-        """Mix these entries (whole, nothing held out) into ``share`` of the crops."""
-        from napari_spines.training.corrections import spine_sample
-
-        self.replayed = [spine_sample(e, self.predict_shaft, 0) for e in entries]
+        self.replayed = [spine_sample(e, predict_shaft, 0) for e in replay]  # nothing held out
         self.share = share
+        self.net.to(self.device)
 
     def score(self) -> dict:
         """Pooled F1 (best threshold) of the network's peaks on every held-out part."""
@@ -440,6 +434,8 @@ class _LabelsRun:
         device: str,
         holdout: float,
         seed: int,
+        replay: Sequence[Any] = (),
+        share: float = 0.0,
         lr: float = 2e-4,
         validate_every: int = 25,
     ) -> None:
@@ -466,16 +462,9 @@ class _LabelsRun:
         pairs = [labels_volumes(e, holdout) for e in entries]
         self.volumes = [train for train, _ in pairs]
         self.validations = [held for _, held in pairs if held is not None]
-        self.replayed: list = []
-        self.share = 0.0
-        self.net.to(self.device)
-
-    def add_replay(self, entries: Sequence[Any], share: float) -> None:
-        """Mix these entries (whole, nothing held out) into ``share`` of the crops."""
-        from napari_spines.training.corrections import labels_volumes
-
-        self.replayed = [labels_volumes(e, 0)[0] for e in entries]
+        self.replayed = [labels_volumes(e, 0)[0] for e in replay]  # nothing held out
         self.share = share
+        self.net.to(self.device)
 
     def score(self) -> dict:
         """Validation loss and adapted Rand error on the held-out parts (lower is better)."""
